@@ -1,0 +1,206 @@
+"""Composition root and lifecycle: start-up in the architecture's order, signals, and shutdown.
+
+Start-up: database (embedded if no DSN) -> instance lock -> schema migrations -> recover running
+jobs -> one-time migrations -> control socket -> dispatchers -> cron -> READY=1 -> watchdog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from daemon import __version__, logs
+from daemon.db import AnotherInstanceRunning, Database, DatabaseError, apply_migrations
+from daemon.jobs.runner import Engine, EngineConfig
+from daemon.jobs.spec import Registry, default_registry
+from daemon.jobs.supervisor import Supervisor
+from daemon.settings import ConfigError, Settings, load_settings
+from daemon.systemd import Notifier, watchdog_interval, watchdog_loop
+
+log = structlog.get_logger("daemon")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EX_CONFIG = 78
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        concurrency={name: q.concurrency for name, q in settings.queues.items()},
+        default_concurrency=settings.queue_concurrency("default"),
+        max_interruptions=settings.engine.max_interruptions,
+        fallback_poll_s=settings.engine.fallback_poll_s,
+        flush_interval_s=settings.engine.flush_interval_ms / 1000,
+        retention_days=settings.engine.retention_days,
+    )
+
+
+class App:
+    def __init__(
+        self, settings: Settings, config_path: Path | None = None, registry: Registry | None = None
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.registry = registry or default_registry()
+        self.notifier = Notifier()
+        self.supervisor = Supervisor(on_critical_failure=self._critical_failure)
+        self.started_at = time.monotonic()
+        self.db: Database | None = None
+        self.engine: Engine | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._exit_code = EXIT_OK
+
+    # ---- signals ------------------------------------------------------------------------------
+
+    def _on_stop_signal(self, signame: str) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("stopping", signal=signame, grace_s=self.settings.shutdown.grace_seconds)
+            self._stop.set()
+        else:
+            log.warning("second signal: skipping the rest of the grace period", signal=signame)
+            if self.engine is not None:
+                self.engine.hurry()
+
+    def _on_reload_signal(self) -> None:
+        self.supervisor.spawn(self.reload(), "reload")
+
+    def _critical_failure(self, name: str, exc: BaseException) -> None:
+        log.critical(
+            "a vital task died; shutting down so systemd restarts us", task=name, error=str(exc)
+        )
+        self._exit_code = EXIT_FAILURE
+        self._stop.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def reload(self) -> bool:
+        """Re-read the config and apply what can change at run time; keep the old one if invalid."""
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "reload refused: the new configuration is invalid; keeping the old one",
+                error=str(exc),
+            )
+            return False
+        logs.set_level(new.log.level)
+        if self.engine is not None:
+            for queue in self.engine.dispatchers:
+                self.engine.set_concurrency(queue, new.queue_concurrency(queue))
+        self.settings = new
+        log.info("configuration reloaded", level=new.log.level)
+        return True
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def status(self, text: str) -> None:
+        self.notifier.status(text)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        try:
+            await self._start()
+        except (DatabaseError, AnotherInstanceRunning) as exc:
+            log.error("start-up failed", error=str(exc))
+            await self._shutdown()
+            return EXIT_FAILURE
+        except ConfigError as exc:
+            log.error("start-up failed: bad configuration", error=str(exc))
+            await self._shutdown()
+            return EX_CONFIG
+        await self._stop.wait()
+        await self._shutdown()
+        return self._exit_code
+
+    async def _start(self) -> None:
+        settings = self.settings
+        settings.state.dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "starting",
+            version=__version__,
+            pid=os.getpid(),
+            state_dir=str(settings.state.dir),
+            socket=str(settings.socket_path),
+            config=str(self.config_path) if self.config_path else None,
+        )
+        self.status("connecting to the database")
+        self.db = Database(
+            settings.database.dsn,
+            settings.state.dir,
+            pool_min=settings.database.pool_min,
+            pool_max=settings.database.pool_max,
+            connect_timeout=settings.database.connect_timeout_s,
+        )
+        await self.db.start()
+        await self.db.take_instance_lock()
+        assert self.db.pool is not None
+        self.status("applying schema migrations")
+        async with self.db.pool.acquire() as conn:
+            await apply_migrations(conn)
+        self.engine = Engine(
+            self.db.pool,
+            self.registry,
+            engine_config(settings),
+            connect=self.db.connect,
+            supervisor=self.supervisor,
+        )
+        self.engine.on_db_state = self._db_state
+        await self.engine.recover()
+        await self.engine.start()
+        queues = ", ".join(f"{q}={d.concurrency}" for q, d in self.engine.dispatchers.items())
+        log.info(
+            "ready",
+            queues=queues,
+            socket=str(settings.socket_path),
+            state_dir=str(settings.state.dir),
+        )
+        self.notifier.ready(f"ready: {len(self.engine.dispatchers)} queues")
+        interval = watchdog_interval()
+        if interval is not None:
+            self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
+
+    def _db_state(self, healthy: bool, error: str) -> None:
+        if healthy:
+            self.status("ready")
+        else:
+            self.status(f"database unavailable: {error[:200]}")
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping("stopping")
+        if self.engine is not None and self.engine.started:
+            try:
+                await self.engine.stop(self.settings.shutdown.grace_seconds)
+            except Exception as exc:  # the jobs stay 'running' and are recovered at the next start
+                log.error(
+                    "could not record the last job outcomes", error=f"{type(exc).__name__}: {exc}"
+                )
+        await self.supervisor.cancel_all()
+        if self.db is not None:
+            await self.db.close()
+        log.info("stopped", uptime_s=round(time.monotonic() - self.started_at, 1))
+        self.notifier.close()
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_at
+
+
+def run_daemon(settings: Settings, config_path: Path | None) -> int:
+    logs.configure(settings.log.level, settings.log.format)
+    app = App(settings, config_path)
+    return asyncio.run(app.run())
+
+
+def describe(app: App) -> dict[str, Any]:
+    return {"version": __version__, "uptime_s": round(app.uptime(), 3), "pid": os.getpid()}

@@ -1,0 +1,259 @@
+"""The asyncpg pool, the embedded PostgreSQL when no DSN is set, the instance lock, and the
+schema migration runner (numbered plain SQL files, one transaction each, checksummed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+import structlog
+
+from daemon.embedded_pg import EmbeddedPostgres
+
+log = structlog.get_logger(__name__)
+
+MIGRATION_FILE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+# Arbitrary but fixed keys for pg advisory locks (two int4 halves keep them readable in pg_locks).
+LOCK_NAMESPACE = 0x41_4A  # "AJ"
+MIGRATION_LOCK = 1
+INSTANCE_LOCK = 2
+
+
+class DatabaseError(RuntimeError):
+    """A database problem the operator must act on; the message says what and where."""
+
+
+class AnotherInstanceRunning(DatabaseError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations_dir() -> Path:
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_migrations", package.parent / "migrations"):
+        if candidate.is_dir():
+            return candidate
+    raise DatabaseError(f"no migrations directory next to {package}")
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    directory = directory or migrations_dir()
+    found: list[Migration] = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix != ".sql":
+            continue
+        match = MIGRATION_FILE.match(path.name)
+        if not match:
+            raise DatabaseError(f"{path}: migration files are named NNN_snake_name.sql")
+        found.append(Migration(int(match[1]), match[2], path, path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise DatabaseError(f"{directory}: two migration files share a number")
+    return sorted(found, key=lambda m: m.version)
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    version: int
+    name: str
+    checksum: str
+    applied_at: Any
+    duration_ms: float
+
+
+async def apply_migrations(
+    conn: asyncpg.Connection | PoolConnectionProxy, migrations: list[Migration] | None = None
+) -> list[Migration]:
+    """Apply pending migrations in order under an advisory lock; refuse a changed applied file."""
+    migrations = load_migrations() if migrations is None else migrations
+    await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(), duration_ms double precision NOT NULL)"""
+        )
+        rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        applied = {r["version"]: r for r in rows}
+        done: list[Migration] = []
+        for migration in migrations:
+            row = applied.get(migration.version)
+            if row is not None:
+                if row["checksum"] != migration.checksum:
+                    raise DatabaseError(
+                        f"{migration.path}: schema migration {migration.version} was changed after it "
+                        f"was applied (recorded checksum {row['checksum'][:12]}, file {migration.checksum[:12]}); "
+                        "restore the file and add a new migration instead"
+                    )
+                continue
+            started = time.monotonic()
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                        (time.monotonic() - started) * 1000,
+                    )
+            except asyncpg.PostgresError as exc:
+                raise DatabaseError(f"{migration.path}: schema migration failed: {exc}") from exc
+            log.info(
+                "schema migration applied",
+                version=migration.version,
+                name=migration.name,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            done.append(migration)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_NAMESPACE, MIGRATION_LOCK)
+
+
+async def applied_migrations(conn: asyncpg.Connection | PoolConnectionProxy) -> list[AppliedMigration]:
+    rows = await conn.fetch(
+        "SELECT version, name, checksum, applied_at, duration_ms FROM schema_migrations ORDER BY version"
+    )
+    return [AppliedMigration(**dict(r)) for r in rows]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+    )
+    await conn.set_type_codec("json", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog")
+
+
+def _json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _json_loads(value: str) -> Any:
+    import json
+
+    return json.loads(value)
+
+
+class Database:
+    """Owns the pool, the embedded server (if any) and the instance lock connection."""
+
+    def __init__(
+        self,
+        dsn: str,
+        state_dir: Path,
+        *,
+        pool_min: int = 2,
+        pool_max: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._configured_dsn = dsn
+        self._state_dir = state_dir
+        self._pool_min, self._pool_max = pool_min, pool_max
+        self._timeout = connect_timeout
+        self.embedded: EmbeddedPostgres | None = None
+        self.dsn = dsn
+        self.pool: asyncpg.Pool | None = None
+        self._lock_conn: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        if not self._configured_dsn:
+            self.embedded = EmbeddedPostgres(self._state_dir)
+            self.dsn = await asyncio.to_thread(self.embedded.start)
+            log.info(
+                "embedded database started",
+                data=str(self.embedded.data),
+                socket=str(self.embedded.socket_dir),
+            )
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._pool_min,
+                max_size=self._pool_max,
+                timeout=self._timeout,
+                init=_init_connection,
+                command_timeout=None,
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseError(
+                f"cannot connect to the database ({redact(self.dsn)}): {exc}"
+            ) from exc
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection outside the pool, for LISTEN and long-held advisory locks."""
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn, timeout=self._timeout)
+        await _init_connection(conn)
+        return conn
+
+    async def take_instance_lock(self) -> None:
+        """Hold a session advisory lock so a second daemon on this database refuses to start."""
+        conn = await self.connect()
+        got = await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, INSTANCE_LOCK
+        )
+        if not got:
+            holder = await conn.fetchrow(
+                """SELECT a.pid, a.client_addr, a.backend_start FROM pg_locks l
+                   JOIN pg_stat_activity a ON a.pid = l.pid
+                   WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.granted""",
+                LOCK_NAMESPACE,
+                INSTANCE_LOCK,
+            )
+            await conn.close()
+            since = f" since {holder['backend_start']:%Y-%m-%d %H:%M:%S}" if holder else ""
+            raise AnotherInstanceRunning(
+                f"another addicted-jobs daemon already runs on this database ({redact(self.dsn)}){since}; "
+                "stop it first, or point this one at another database"
+            )
+        self._lock_conn = conn
+
+    async def instance_lock_alive(self) -> bool:
+        conn = self._lock_conn
+        if conn is None or conn.is_closed():
+            return False
+        try:
+            await conn.fetchval("SELECT 1")
+            return True
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+
+    async def retake_instance_lock(self) -> None:
+        if self._lock_conn is not None and not self._lock_conn.is_closed():
+            self._lock_conn.terminate()
+        self._lock_conn = None
+        await self.take_instance_lock()
+
+    async def close(self) -> None:
+        if self._lock_conn is not None and not self._lock_conn.is_closed():
+            await self._lock_conn.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+            log.info("embedded database stopped")
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for logs and error messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)

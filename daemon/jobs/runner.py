@@ -1,0 +1,502 @@
+"""The engine at run time: one dispatcher per queue (bounded concurrency, LISTEN/NOTIFY and due-time
+wake-ups, per-type caps), job execution (locks, timeouts, retries), the batched status flusher,
+crash recovery, pruning and the two-stage shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from functools import partial
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from daemon.jobs import store
+from daemon.jobs.context import JobContext
+from daemon.jobs.locks import KeyedLocks
+from daemon.jobs.spec import JobSpec, Registry
+from daemon.jobs.store import Claimed, EnqueueResult, NewJob, Outcome
+from daemon.jobs.supervisor import Supervisor
+
+log = structlog.get_logger("daemon.jobs")
+CHANNEL = "addicted_jobs"
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+ERROR_TEXT_LIMIT = 4000
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    concurrency: dict[str, int]
+    default_concurrency: int = 10
+    max_interruptions: int = 5
+    fallback_poll_s: float = 5.0
+    flush_interval_s: float = 0.002
+    retention_days: float = 7.0
+    prune_every_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    name: str
+    args: dict[str, Any] | BaseModel
+    after: int | None = None
+    delay: float | None = None
+
+
+def _error_text(exc: BaseException) -> str:
+    summary = f"{type(exc).__name__}: {exc}"
+    detail = "".join(traceback.format_exception(exc))
+    return (summary + "\n" + detail)[:ERROR_TEXT_LIMIT]
+
+
+class Dispatcher:
+    """Claims work for one queue whenever it has free slots and something may be due."""
+
+    def __init__(self, engine: Engine, queue: str, concurrency: int) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.concurrency = concurrency
+        self.paused = False
+        self.wake = asyncio.Event()
+        self.active: dict[int, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        outage = 0
+        while not self.engine.stopping:
+            free = self.concurrency - len(self.active)
+            if self.paused or free <= 0:
+                await self._wait(None)
+                continue
+            capped, rooms = self.engine.cap_state(self.queue)
+            self.wake.clear()
+            try:
+                claimed = await store.claim(self.engine.pool, self.queue, free, capped, rooms)
+                due = (
+                    None
+                    if len(claimed) == free
+                    else await store.next_due(self.engine.pool, self.queue)
+                )
+            except DB_ERRORS as exc:
+                outage += 1
+                self.engine.report_db_error(exc)
+                await self._wait(min(0.25 * 2**outage, 5.0))
+                continue
+            if outage:
+                outage = 0
+                self.engine.report_db_ok()
+            for job in claimed:
+                self._start(job)
+            if len(claimed) == free:
+                continue
+            timeout = self.engine.config.fallback_poll_s
+            if due is not None and not rooms_exhausted(capped, rooms):
+                timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.005))
+            elif due is not None:
+                timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.05))
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+        except TimeoutError:
+            pass
+        self.wake.clear()
+
+    def _start(self, job: Claimed) -> None:
+        self.engine.running_by_name[job.name] += 1
+        task = asyncio.create_task(self.engine.execute(self.queue, job), name=f"job-{job.id}")
+        self.active[job.id] = task
+        task.add_done_callback(partial(self._finished, job))
+
+    def _finished(self, job: Claimed, _task: asyncio.Task[None]) -> None:
+        self.active.pop(job.id, None)
+        self.engine.running_by_name[job.name] -= 1
+        self.engine.wake_capped(job.name)
+        self.wake.set()
+
+
+def rooms_exhausted(capped: Sequence[str], rooms: dict[str, int]) -> bool:
+    return bool(capped) and not any(rooms.values())
+
+
+class Engine:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        registry: Registry,
+        config: EngineConfig,
+        connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+        supervisor: Supervisor | None = None,
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.config = config
+        self.locks = KeyedLocks()
+        self.supervisor = supervisor or Supervisor()
+        self.running_by_name: Counter[str] = Counter()
+        self.dispatchers: dict[str, Dispatcher] = {}
+        self.stopping = False
+        self.started = False
+        self.db_healthy = True
+        self.on_db_state: Callable[[bool, str], None] | None = None
+        self._connect = connect
+        self._listener: asyncpg.Connection | None = None
+        self._outcomes: list[Outcome] = []
+        self._flush_wanted = asyncio.Event()
+        self._flush_idle = asyncio.Event()
+        self._flush_idle.set()
+        self._loops: list[asyncio.Task[Any]] = []
+        self._hurry = asyncio.Event()
+        self._cancel_reasons: dict[int, str] = {}
+        self._caps: dict[str, int] = {s.name: s.cap for s in registry.specs.values() if s.cap}
+
+    # ---- enqueue ------------------------------------------------------------------------------
+
+    def _new_job(self, request: JobRequest) -> tuple[JobSpec[Any], NewJob]:
+        spec = self.registry.get(request.name)
+        model = spec.parse(request.args)
+        if request.delay is not None and request.delay < 0:
+            raise ValueError(f"delay must be zero or positive seconds, got {request.delay}")
+        return spec, NewJob(
+            name=spec.name,
+            queue=spec.queue,
+            args=model.model_dump(mode="json"),
+            max_attempts=spec.retry.max_attempts,
+            delay=request.delay,
+            after=request.after,
+            unique_key=spec.key_for(model),
+            unique_ttl=spec.unique_ttl,
+        )
+
+    async def enqueue(
+        self,
+        name: str,
+        args: dict[str, Any] | BaseModel | None = None,
+        *,
+        after: int | None = None,
+        delay: float | None = None,
+    ) -> EnqueueResult:
+        """Validate and store one job (UnknownJob, ValidationError, ParentNotFound on bad input)."""
+        [result] = await self.enqueue_many([JobRequest(name, args or {}, after, delay)])
+        return result
+
+    async def enqueue_many(self, requests: Sequence[JobRequest]) -> list[EnqueueResult]:
+        """All requests are validated before anything is written; one statement stores them all."""
+        prepared = [self._new_job(r) for r in requests]
+        results = await store.enqueue(self.pool, [job for _, job in prepared])
+        for (_, job), result in zip(prepared, results, strict=True):
+            if result.created and result.state == "ready":
+                self.wake(job.queue)
+        return results
+
+    def wake(self, queue: str) -> None:
+        dispatcher = self.dispatchers.get(queue)
+        if dispatcher is not None:
+            dispatcher.wake.set()
+
+    def wake_capped(self, name: str) -> None:
+        if name in self._caps:
+            self.wake(self.registry.get(name).queue)
+
+    def cap_state(self, queue: str) -> tuple[list[str], dict[str, int]]:
+        capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
+        return capped, {n: self._caps[n] - self.running_by_name[n] for n in capped}
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def queues(self) -> list[str]:
+        return sorted(self.registry.queues() | set(self.config.concurrency))
+
+    async def recover(self) -> store.Recovered:
+        recovered = await store.recover(self.pool, self.config.max_interruptions)
+        if recovered.requeued or recovered.poisoned:
+            log.warning(
+                "recovered jobs left running by a previous daemon",
+                requeued=len(recovered.requeued),
+                poisoned=recovered.poisoned,
+            )
+        return recovered
+
+    async def start(self) -> None:
+        paused = await store.paused_queues(self.pool)
+        for queue in self.queues():
+            conc = self.config.concurrency.get(queue, self.config.default_concurrency)
+            dispatcher = self.dispatchers[queue] = Dispatcher(self, queue, conc)
+            dispatcher.paused = queue in paused
+        if self._connect is not None:
+            await self._listen()
+            self._loops.append(
+                self.supervisor.spawn(self._keep_listening(), "engine-listener", critical=True)
+            )
+        for queue, dispatcher in self.dispatchers.items():
+            self._loops.append(
+                self.supervisor.spawn(dispatcher.run(), f"dispatch-{queue}", critical=True)
+            )
+        self._loops.append(
+            self.supervisor.spawn(self._flush_loop(), "engine-flusher", critical=True)
+        )
+        self._loops.append(self.supervisor.spawn(self._prune_loop(), "engine-pruner"))
+        self.started = True
+
+    async def _listen(self) -> None:
+        assert self._connect is not None
+        conn = await self._connect()
+        await conn.add_listener(CHANNEL, self._on_notify)
+        self._listener = conn
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self.wake(str(payload))
+
+    async def _keep_listening(self) -> None:
+        """Reconnect LISTEN after a database outage; wake everyone since notifications were lost."""
+        while not self.stopping:
+            await asyncio.sleep(1.0)
+            conn = self._listener
+            if conn is not None and not conn.is_closed():
+                continue
+            try:
+                await self._listen()
+                for dispatcher in self.dispatchers.values():
+                    dispatcher.wake.set()
+                log.info("listening for job notifications again")
+            except DB_ERRORS as exc:
+                self.report_db_error(exc)
+
+    def report_db_error(self, exc: BaseException) -> None:
+        if self.db_healthy:
+            self.db_healthy = False
+            log.error(
+                "database unavailable; jobs wait until it is back",
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            if self.on_db_state:
+                self.on_db_state(False, str(exc))
+
+    def report_db_ok(self) -> None:
+        if not self.db_healthy:
+            self.db_healthy = True
+            log.info("database reachable again")
+            if self.on_db_state:
+                self.on_db_state(True, "")
+
+    def set_concurrency(self, queue: str, concurrency: int) -> None:
+        dispatcher = self.dispatchers.get(queue)
+        if dispatcher is not None and dispatcher.concurrency != concurrency:
+            log.info(
+                "queue concurrency changed",
+                queue=queue,
+                old=dispatcher.concurrency,
+                new=concurrency,
+            )
+            dispatcher.concurrency = concurrency
+            dispatcher.wake.set()
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        await store.set_paused(self.pool, queue, paused)
+        dispatcher = self.dispatchers.get(queue)
+        if dispatcher is not None:
+            dispatcher.paused = paused
+            dispatcher.wake.set()
+
+    def hurry(self) -> None:
+        """A second signal: skip what is left of the grace period."""
+        self._hurry.set()
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming, let running jobs finish within `grace`, then put the rest back to ready."""
+        self.stopping = True
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake.set()
+        active = [t for d in self.dispatchers.values() for t in d.active.values()]
+        if active:
+            log.info("waiting for running jobs", running=len(active), grace_s=grace)
+            all_done = asyncio.ensure_future(asyncio.wait(active))
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            await asyncio.wait(
+                [all_done, hurry], timeout=grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            all_done.cancel()
+            hurry.cancel()
+            left = [t for t in active if not t.done()]
+            if left:
+                log.warning("grace period over; putting running jobs back", jobs=len(left))
+                for task in left:
+                    task.cancel()
+                await asyncio.wait(left, timeout=5.0)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.wait(self._loops, timeout=5.0) if self._loops else None
+        await asyncio.shield(self.flush())
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+
+    # ---- running a job ------------------------------------------------------------------------
+
+    async def execute(self, queue: str, job: Claimed) -> None:
+        started = time.monotonic()
+        structlog.contextvars.bind_contextvars(
+            job_id=job.id, job=job.name, queue=queue, attempt=job.attempt
+        )
+        outcome, result, error = "succeeded", Outcome(job.id, "succeeded"), None
+        try:
+            try:
+                spec = self.registry.get(job.name)
+                args = spec.parse(job.args)
+            except (LookupError, ValidationError) as exc:
+                # No handler, or stored arguments that can never fit: retrying cannot help.
+                raise _Unrunnable(exc) from exc
+            ctx = JobContext(job.id, job.name, queue, job.attempt, job.max_attempts, self, log)
+            if spec.lock_key is None:
+                await self._call(spec, ctx, args)
+            elif spec.lock_mode == "try":
+                async with self.locks.try_lock(f"{spec.name}:{spec.lock_key(args)}") as got:
+                    if got:
+                        await self._call(spec, ctx, args)
+                    else:
+                        outcome = "skipped"
+            else:
+                async with self.locks.lock(f"{spec.name}:{spec.lock_key(args)}"):
+                    await self._call(spec, ctx, args)
+        except asyncio.CancelledError:
+            if self._cancel_reasons.pop(job.id, None) == "operator":
+                outcome, result = (
+                    "cancelled",
+                    Outcome(job.id, "deleted", error="cancelled by an operator"),
+                )
+            else:
+                outcome, result = (
+                    "interrupted",
+                    Outcome(job.id, "ready", datetime.now(UTC), refund=1),
+                )
+        except _Unrunnable as exc:
+            error = f"{type(exc.cause).__name__}: {exc.cause}"[:500]
+            outcome, result = "failed", Outcome(job.id, "failed", error=_error_text(exc.cause))
+        except Exception as exc:
+            outcome, result, error = self._failure(job, exc)
+        finally:
+            self._record(result)
+            fields: dict[str, Any] = {
+                "id": job.id,
+                "name": job.name,
+                "queue": queue,
+                "attempt": job.attempt,
+                "duration_ms": round((time.monotonic() - started) * 1000, 2),
+                "outcome": outcome,
+            }
+            if error:
+                fields["error"] = error
+            if result.state == "scheduled" and result.run_at is not None:
+                fields["retry_in_s"] = round((result.run_at - datetime.now(UTC)).total_seconds(), 1)
+            structlog.contextvars.clear_contextvars()
+            if outcome in ("succeeded", "skipped", "interrupted", "cancelled"):
+                log.info("job finished", **fields)
+            else:
+                log.warning("job finished", **fields)
+
+    async def _call(self, spec: JobSpec[Any], ctx: JobContext, args: BaseModel) -> None:
+        if spec.timeout is None:
+            await spec.handler(ctx, args)
+            return
+        try:
+            async with asyncio.timeout(spec.timeout):
+                await spec.handler(ctx, args)
+        except TimeoutError as exc:
+            raise JobTimeout(f"timed out after {spec.timeout:g} s") from exc
+
+    def _failure(self, job: Claimed, exc: BaseException) -> tuple[str, Outcome, str]:
+        summary = f"{type(exc).__name__}: {exc}"[:500]
+        spec = self.registry.specs.get(job.name)
+        policy = spec.retry if spec else None
+        if policy is not None and job.attempt < job.max_attempts:
+            delay = policy.delay(job.attempt)
+            state = "scheduled" if delay > 0 else "ready"
+            run_at = datetime.now(UTC) + timedelta(seconds=delay)
+            return "retry", Outcome(job.id, state, run_at, _error_text(exc)), summary
+        final = "deleted" if policy is not None and policy.on_exhausted == "delete" else "failed"
+        return final, Outcome(job.id, final, error=_error_text(exc)), summary
+
+    def cancel_running(self, job_id: int) -> bool:
+        for dispatcher in self.dispatchers.values():
+            task = dispatcher.active.get(job_id)
+            if task is not None:
+                self._cancel_reasons[job_id] = "operator"
+                task.cancel()
+                return True
+        return False
+
+    # ---- status writes ------------------------------------------------------------------------
+
+    def _record(self, outcome: Outcome) -> None:
+        # Synchronous on purpose: no await between the job's end and its outcome being queued, so
+        # a cancellation cannot lose it. The flusher writes it within a few milliseconds.
+        self._outcomes.append(outcome)
+        self._flush_idle.clear()
+        self._flush_wanted.set()
+
+    async def flush(self) -> None:
+        """Write every recorded outcome; keeps them for the next try when the database is away."""
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await store.finish(self.pool, batch)
+            except DB_ERRORS:
+                self._outcomes = batch + self._outcomes
+                raise
+            if any(o.state == "ready" for o in batch) and not self.stopping:
+                for dispatcher in self.dispatchers.values():
+                    dispatcher.wake.set()
+        self._flush_idle.set()
+
+    async def wait_flushed(self) -> None:
+        await self._flush_idle.wait()
+
+    async def _flush_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            if self.config.flush_interval_s:
+                await asyncio.sleep(self.config.flush_interval_s)  # gather a batch, not a sync wait
+            try:
+                await asyncio.shield(self.flush())
+                if failures:
+                    failures = 0
+                    self.report_db_ok()
+            except DB_ERRORS as exc:
+                failures += 1
+                self.report_db_error(exc)
+                await asyncio.sleep(min(0.25 * 2**failures, 5.0))
+                self._flush_wanted.set()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                removed = await store.prune(self.pool, self.config.retention_days)
+                if removed:
+                    log.info(
+                        "pruned finished jobs",
+                        removed=removed,
+                        retention_days=self.config.retention_days,
+                    )
+            except DB_ERRORS as exc:
+                log.warning("pruning skipped", error=str(exc))
+            await asyncio.sleep(self.config.prune_every_s)
+
+
+class JobTimeout(Exception):
+    pass
+
+
+class _Unrunnable(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause

@@ -1,0 +1,426 @@
+"""All SQL of the engine: enqueue (unique, delayed, continuation), claim, finish, recover, prune,
+and the read side the control socket shows. Nothing else in the project writes to schema `jobs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+Conn = asyncpg.Connection | PoolConnectionProxy
+TERMINAL = ("succeeded", "failed", "deleted")
+STATES = ("awaiting", "scheduled", "ready", "running", "succeeded", "failed", "deleted")
+
+
+class ParentNotFound(LookupError):
+    def __init__(self, parent_id: int) -> None:
+        self.parent_id = parent_id
+        super().__init__(f"no job {parent_id} to continue after")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    name: str
+    queue: str
+    args: dict[str, Any]
+    max_attempts: int
+    delay: float | None = None
+    after: int | None = None
+    unique_key: str | None = None
+    unique_ttl: float | None = None
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    id: int
+    created: bool
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    name: str
+    args: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one run; `refund` gives the attempt back (shutdown, not the job's fault)."""
+
+    id: int
+    state: str
+    run_at: datetime | None = None
+    error: str | None = None
+    refund: int = 0
+
+
+_ENQUEUE = """
+WITH input AS (
+    SELECT t.*, nextval(pg_get_serial_sequence('jobs.jobs', 'id')) AS new_id
+    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::float8[], $6::bigint[], $7::text[], $8::float8[])
+         WITH ORDINALITY AS t(name, queue, args, max_attempts, delay_s, after_id, unique_key, ttl_s, ord)
+), parents AS (
+    SELECT id, state FROM jobs.jobs
+    WHERE id IN (SELECT after_id FROM input WHERE after_id IS NOT NULL)
+    FOR SHARE
+), rows AS (
+    SELECT i.*, p.id AS parent_found,
+           CASE WHEN i.after_id IS NULL THEN
+                     CASE WHEN coalesce(i.delay_s, 0) > 0 THEN 'scheduled' ELSE 'ready' END
+                WHEN p.state = 'succeeded' THEN 'ready'
+                WHEN p.state = 'deleted' THEN 'deleted'
+                ELSE 'awaiting' END AS new_state
+    FROM input i LEFT JOIN parents p ON p.id = i.after_id
+), ins AS (
+    INSERT INTO jobs.jobs (id, name, queue, args, state, max_attempts, run_at, parent_id,
+                           unique_key, unique_until, finished_at)
+    SELECT r.new_id, r.name, r.queue, r.args, r.new_state, r.max_attempts,
+           now() + make_interval(secs => coalesce(r.delay_s, 0)), r.after_id,
+           CASE WHEN r.new_state <> 'deleted' THEN r.unique_key END,
+           CASE WHEN r.new_state <> 'deleted' AND r.unique_key IS NOT NULL
+                THEN now() + make_interval(secs => r.ttl_s) END,
+           CASE WHEN r.new_state = 'deleted' THEN now() END
+    FROM rows r
+    WHERE r.after_id IS NULL OR r.parent_found IS NOT NULL
+    ORDER BY r.ord
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+    RETURNING id, state
+)
+SELECT r.ord, r.new_id, ins.id IS NOT NULL AS created, ins.state,
+       (r.after_id IS NOT NULL AND r.parent_found IS NULL) AS missing_parent,
+       e.id AS existing_id, e.state AS existing_state, e.unique_until <= now() AS existing_expired
+FROM rows r
+LEFT JOIN ins ON ins.id = r.new_id
+LEFT JOIN jobs.jobs e ON ins.id IS NULL AND r.unique_key IS NOT NULL AND e.unique_key = r.unique_key
+ORDER BY r.ord
+"""
+
+_EXPIRE_KEYS = """
+UPDATE jobs.jobs SET unique_key = NULL, unique_until = NULL
+WHERE unique_key = ANY ($1::text[]) AND unique_until <= now()
+"""
+
+
+async def _enqueue_pass(conn: Executor, jobs: Sequence[NewJob]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        _ENQUEUE,
+        [j.name for j in jobs],
+        [j.queue for j in jobs],
+        [j.args for j in jobs],
+        [j.max_attempts for j in jobs],
+        [j.delay for j in jobs],
+        [j.after for j in jobs],
+        [j.unique_key for j in jobs],
+        [j.unique_ttl for j in jobs],
+    )
+
+
+async def enqueue(db: asyncpg.Pool, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+    """Insert jobs in one statement; a live duplicate returns the existing id with created=False.
+
+    Missing parents raise ParentNotFound and insert nothing. An expired unique key is cleared and
+    the insert tried again, so only a live key ever blocks.
+    """
+    if not jobs:
+        return []
+    needs_tx = any(j.after is not None for j in jobs)
+    async with db.acquire() as conn:
+        if needs_tx:
+            async with conn.transaction():
+                return await _enqueue_loop(conn, jobs)
+        return await _enqueue_loop(conn, jobs)
+
+
+async def _enqueue_loop(conn: Conn, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+    results: list[EnqueueResult | None] = [None] * len(jobs)
+    pending = list(range(len(jobs)))
+    for _ in range(6):
+        rows = await _enqueue_pass(conn, [jobs[i] for i in pending])
+        retry: list[int] = []
+        expired: list[str] = []
+        first_by_key: dict[str, int] = {}
+        for row in rows:
+            index = pending[row["ord"] - 1]
+            job = jobs[index]
+            if row["missing_parent"]:
+                raise ParentNotFound(job.after or 0)
+            if row["created"]:
+                results[index] = EnqueueResult(row["new_id"], True, row["state"])
+                if job.unique_key:
+                    first_by_key.setdefault(job.unique_key, index)
+            elif row["existing_id"] is not None and not row["existing_expired"]:
+                results[index] = EnqueueResult(row["existing_id"], False, row["existing_state"])
+            elif row["existing_expired"]:
+                expired.append(job.unique_key or "")
+                retry.append(index)
+            else:
+                retry.append(index)
+        # A duplicate of a key created earlier in this same batch points at that job.
+        still: list[int] = []
+        for index in retry:
+            key = jobs[index].unique_key
+            first = first_by_key.get(key) if key else None
+            if first is not None and key not in expired:
+                created = results[first]
+                assert created is not None
+                results[index] = EnqueueResult(created.id, False, created.state)
+            else:
+                still.append(index)
+        if expired:
+            await conn.execute(_EXPIRE_KEYS, expired)
+        if not still:
+            break
+        pending = still
+    else:
+        raise RuntimeError("unique key contention did not settle after 6 passes")
+    return [r for r in results if r is not None]
+
+
+_CLAIM = """
+WITH free AS (
+    SELECT id, run_at FROM jobs.jobs
+    WHERE queue = $1 AND state IN ('ready', 'scheduled') AND run_at <= now() AND name <> ALL ($2::text[])
+    ORDER BY run_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), capped AS (
+    SELECT j.id, j.run_at FROM unnest($4::text[], $5::int[]) AS c(name, room)
+    CROSS JOIN LATERAL (
+        SELECT id, run_at FROM jobs.jobs
+        WHERE queue = $1 AND name = c.name AND state IN ('ready', 'scheduled') AND run_at <= now()
+        ORDER BY run_at, id
+        LIMIT c.room
+        FOR UPDATE SKIP LOCKED
+    ) j
+), picked AS (
+    SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM capped) u ORDER BY run_at, id LIMIT $3
+)
+UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, started_at = now()
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts
+"""
+
+
+async def claim(
+    db: Executor,
+    queue: str,
+    limit: int,
+    capped: Sequence[str] = (),
+    rooms: dict[str, int] | None = None,
+) -> list[Claimed]:
+    """Take up to `limit` due jobs of `queue`; a capped type takes at most its room."""
+    rooms = {k: v for k, v in (rooms or {}).items() if v > 0}
+    rows = await db.fetch(_CLAIM, queue, list(capped), limit, list(rooms), list(rooms.values()))
+    return [Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"]) for r in rows]
+
+
+async def next_due(db: Executor, queue: str) -> datetime | None:
+    value: datetime | None = await db.fetchval(
+        "SELECT min(run_at) FROM jobs.jobs WHERE queue = $1 AND state IN ('ready', 'scheduled')",
+        queue,
+    )
+    return value
+
+
+async def finish(db: Executor, outcomes: Sequence[Outcome]) -> None:
+    if not outcomes:
+        return
+    await db.execute(
+        "SELECT jobs.finish($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::int[])",
+        [o.id for o in outcomes],
+        [o.state for o in outcomes],
+        [o.run_at for o in outcomes],
+        [o.error for o in outcomes],
+        [o.refund for o in outcomes],
+    )
+
+
+_RECOVER = """
+UPDATE jobs.jobs SET
+    interruptions = interruptions + 1,
+    attempt = greatest(attempt - 1, 0),
+    state = CASE WHEN interruptions + 1 > $1 THEN 'failed' ELSE 'ready' END,
+    run_at = now(),
+    finished_at = CASE WHEN interruptions + 1 > $1 THEN now() END,
+    last_error = CASE WHEN interruptions + 1 > $1
+        THEN format('failed as poison: interrupted %s times by a daemon crash', interruptions + 1)
+        ELSE last_error END,
+    unique_key = CASE WHEN interruptions + 1 > $1 THEN NULL ELSE unique_key END,
+    unique_until = CASE WHEN interruptions + 1 > $1 THEN NULL ELSE unique_until END
+WHERE state = 'running'
+RETURNING id, name, state, interruptions
+"""
+
+
+@dataclass(frozen=True)
+class Recovered:
+    requeued: list[int] = field(default_factory=list)
+    poisoned: list[int] = field(default_factory=list)
+
+
+async def recover(db: Executor, max_interruptions: int) -> Recovered:
+    """Put jobs a dead daemon left running back to ready, without spending their attempt."""
+    rows = await db.fetch(_RECOVER, max_interruptions)
+    return Recovered(
+        [r["id"] for r in rows if r["state"] == "ready"],
+        [r["id"] for r in rows if r["state"] == "failed"],
+    )
+
+
+async def prune(db: Executor, older_than_days: float, batch: int = 5000) -> int:
+    """Delete finished jobs past the retention, a batch at a time so no lock is held for long."""
+    total = 0
+    while True:
+        status = await db.execute(
+            """DELETE FROM jobs.jobs WHERE id IN (
+                   SELECT id FROM jobs.jobs
+                   WHERE state IN ('succeeded', 'failed', 'deleted')
+                     AND finished_at < now() - make_interval(secs => $1 * 86400)
+                   LIMIT $2)""",
+            older_than_days,
+            batch,
+        )
+        count = int(status.split()[-1])
+        total += count
+        if count < batch:
+            return total
+
+
+# ---- read side and operator actions ------------------------------------------------------------
+
+_JOB_COLUMNS = """id, name, queue, args, state, attempt, max_attempts, interruptions, run_at, parent_id,
+                  unique_key, unique_until, last_error, created_at, started_at, finished_at"""
+
+
+async def get_job(db: Executor, job_id: int) -> dict[str, Any] | None:
+    row = await db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs.jobs WHERE id = $1", job_id)
+    return dict(row) if row else None
+
+
+async def list_jobs(
+    db: Executor,
+    *,
+    state: str | None = None,
+    queue: str | None = None,
+    name: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        f"""SELECT {_JOB_COLUMNS} FROM jobs.jobs
+            WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)
+              AND ($3::text IS NULL OR name = $3) AND ($5::bigint IS NULL OR id < $5)
+            ORDER BY id DESC LIMIT $4""",
+        state,
+        queue,
+        name,
+        limit,
+        before_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def queue_counts(db: Executor) -> dict[str, dict[str, Any]]:
+    """Per queue: counts by state, the age of the oldest due ready job, and the paused flag."""
+    rows = await db.fetch(
+        """SELECT queue, state, count(*) AS n,
+                  extract(epoch FROM now() - min(run_at) FILTER (
+                      WHERE state IN ('ready', 'scheduled') AND run_at <= now())) AS oldest
+           FROM jobs.jobs GROUP BY queue, state"""
+    )
+    paused = {
+        r["name"]: r["paused"] for r in await db.fetch("SELECT name, paused FROM jobs.queues")
+    }
+    result: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = result.setdefault(
+            row["queue"],
+            {"counts": dict.fromkeys(STATES, 0), "oldest_ready_age_s": None, "paused": False},
+        )
+        entry["counts"][row["state"]] = row["n"]
+        if row["oldest"] is not None:
+            age = float(row["oldest"])
+            previous = entry["oldest_ready_age_s"]
+            entry["oldest_ready_age_s"] = age if previous is None else max(previous, age)
+    for name, flag in paused.items():
+        result.setdefault(
+            name, {"counts": dict.fromkeys(STATES, 0), "oldest_ready_age_s": None, "paused": False}
+        )
+        result[name]["paused"] = flag
+    return result
+
+
+async def recent_failures(db: Executor, limit: int = 10) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        """SELECT id, name, queue, state, attempt, last_error, coalesce(finished_at, run_at) AS at
+           FROM jobs.jobs WHERE last_error IS NOT NULL AND state IN ('failed', 'scheduled', 'deleted')
+           ORDER BY coalesce(finished_at, run_at) DESC LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def finished_since(db: Executor, seconds: float) -> dict[str, int]:
+    rows = await db.fetch(
+        """SELECT queue, count(*) AS n FROM jobs.jobs
+           WHERE state IN ('succeeded', 'failed', 'deleted') AND finished_at > now() - make_interval(secs => $1)
+           GROUP BY queue""",
+        seconds,
+    )
+    return {r["queue"]: r["n"] for r in rows}
+
+
+async def retry(db: Executor, job_id: int) -> str | None:
+    """Give a finished or waiting job a fresh run now; returns the state it was in (None: missing).
+
+    Running, ready and awaiting jobs are left alone (the caller reports a conflict).
+    """
+    row = await db.fetchrow(
+        """WITH old AS (SELECT id, state FROM jobs.jobs WHERE id = $1 FOR UPDATE)
+           UPDATE jobs.jobs j SET state = 'ready', run_at = now(), attempt = 0, interruptions = 0,
+                  finished_at = NULL
+           FROM old WHERE j.id = old.id AND old.state IN ('failed', 'deleted', 'succeeded', 'scheduled')
+           RETURNING old.state""",
+        job_id,
+    )
+    if row is not None:
+        return str(row["state"])
+    state: str | None = await db.fetchval("SELECT state FROM jobs.jobs WHERE id = $1", job_id)
+    return f"unchanged:{state}" if state else None
+
+
+async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:
+    """Delete a job that has not started (and its continuations); returns the state it was in."""
+    async with db.acquire() as conn, conn.transaction():
+        state: str | None = await conn.fetchval(
+            "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if state in ("ready", "scheduled", "awaiting"):
+            await conn.execute(
+                """UPDATE jobs.jobs SET state = 'deleted', finished_at = now(), unique_key = NULL,
+                          unique_until = NULL, last_error = 'cancelled by an operator' WHERE id = $1""",
+                job_id,
+            )
+            await conn.execute("SELECT jobs.delete_continuations(ARRAY[$1::bigint])", job_id)
+        return state
+
+
+async def set_paused(db: Executor, queue: str, paused: bool) -> None:
+    await db.execute(
+        "INSERT INTO jobs.queues (name, paused) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET paused = $2",
+        queue,
+        paused,
+    )
+
+
+async def paused_queues(db: Executor) -> set[str]:
+    return {r["name"] for r in await db.fetch("SELECT name FROM jobs.queues WHERE paused")}

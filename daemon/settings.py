@@ -1,0 +1,315 @@
+"""Configuration: a TOML file, then ADDICTED_JOBS_<SECTION>__<KEY> environment overrides.
+
+Secrets may also come from files in $CREDENTIALS_DIRECTORY (systemd LoadCredential=), named by
+their dotted key, e.g. `tmdb.api_key`. Every error names the source, the key, the value and what
+was expected, and the process exits with EX_CONFIG (78).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+EX_CONFIG = 78
+DEFAULT_CONFIG_PATH = Path("/etc/addicted-jobs/config.toml")
+ENV_PREFIX = "ADDICTED_JOBS_"
+SECRET_KEYS = (
+    "database.dsn",
+    "tmdb.api_key",
+    "storage.s3.access_key_id",
+    "storage.s3.secret_access_key",
+)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message is meant for the operator."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _default_state_dir() -> Path:
+    # systemd's StateDirectory= sets STATE_DIRECTORY; a developer run keeps state in the checkout.
+    env = os.environ.get("STATE_DIRECTORY")
+    return Path(env.split(":")[0]) if env else Path(".state").absolute()
+
+
+class StateSettings(Section):
+    dir: Path = Field(default_factory=_default_state_dir)
+
+
+class DatabaseSettings(Section):
+    dsn: str = ""
+    pool_min: int = Field(default=2, ge=1)
+    pool_max: int = Field(default=10, ge=2)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ControlSettings(Section):
+    socket: Path | None = (
+        None  # default: $RUNTIME_DIRECTORY/control.sock, else <state dir>/control.sock
+    )
+    max_request_bytes: int = Field(default=16 * 1024 * 1024 + 4096, ge=1024)
+    idle_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json", "journal"] = "auto"
+
+
+class ShutdownSettings(Section):
+    grace_seconds: float = Field(default=30.0, ge=0)
+
+
+class QueueSettings(Section):
+    concurrency: int = Field(default=10, ge=1, le=1000)
+
+
+class EngineSettings(Section):
+    retention_days: float = Field(default=7.0, gt=0)
+    max_interruptions: int = Field(default=5, ge=1)
+    fallback_poll_s: float = Field(default=5.0, gt=0)
+    flush_interval_ms: float = Field(default=2.0, ge=0)
+    claim_batch: int = Field(default=50, ge=1)
+
+
+class RecurringSettings(Section):
+    cron: str
+    enabled: bool = True
+    args: dict[str, Any] = Field(default_factory=dict)
+    job: str | None = None
+
+
+class RefreshSettings(Section):
+    season_refresh: timedelta = timedelta(hours=12)
+    episode_refresh_latest_season: timedelta = timedelta(hours=3)
+    episode_refresh_default: timedelta = timedelta(hours=24)
+    completed_show_refresh: timedelta = timedelta(days=90)
+
+
+class Addic7edSettings(Section):
+    base_url: str = "https://www.addic7ed.com"
+    proxy: str | None = None
+    requests_per_second: float = Field(default=2.0, ge=0)
+
+
+class TmdbSettings(Section):
+    base_url: str = "https://api.themoviedb.org/3/"
+    api_key: str = ""
+
+
+class LocalStorageSettings(Section):
+    dir: Path | None = None
+
+
+class S3Settings(Section):
+    endpoint_url: str = ""
+    bucket: str = ""
+    region: str = "auto"
+    access_key_id: str = ""
+    secret_access_key: str = ""
+
+
+class StorageSettings(Section):
+    backend: Literal["local", "s3"] = "local"
+    local: LocalStorageSettings = LocalStorageSettings()
+    s3: S3Settings = S3Settings()
+    original_dictionary: Path | None = None
+    max_object_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+
+def _default_queues() -> dict[str, QueueSettings]:
+    return {
+        "default": QueueSettings(concurrency=10),
+        "fetch-subtitles": QueueSettings(concurrency=10),
+        "refresh-one-show": QueueSettings(concurrency=6),
+        "store-subtitle": QueueSettings(concurrency=5),
+        "download-creds-checker": QueueSettings(concurrency=3),
+    }
+
+
+def _default_recurring() -> dict[str, RecurringSettings]:
+    # The original schedule (UTC), one entry per Hangfire recurring id.
+    return {
+        "refresh_available_shows": RecurringSettings(cron="0 2 * * *"),
+        "check_completed_tmdb_not_completed": RecurringSettings(
+            cron="50 2 * * *", job="check_completed_tmdb", args={"completed": False}
+        ),
+        "check_completed_tmdb_completed": RecurringSettings(
+            cron="10 2 * * */2", job="check_completed_tmdb", args={"completed": True}
+        ),
+        "redeem_download_credentials": RecurringSettings(cron="11 * * * *"),
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state: StateSettings = StateSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    control: ControlSettings = ControlSettings()
+    log: LogSettings = LogSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+    engine: EngineSettings = EngineSettings()
+    queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
+    recurring: dict[str, RecurringSettings] = Field(default_factory=_default_recurring)
+    refresh: RefreshSettings = RefreshSettings()
+    addic7ed: Addic7edSettings = Addic7edSettings()
+    tmdb: TmdbSettings = TmdbSettings()
+    storage: StorageSettings = StorageSettings()
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _merge_queues(cls, value: Any) -> Any:
+        # A file that tunes one queue keeps the defaults of the others.
+        if isinstance(value, dict):
+            merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_queues().items()}
+            for name, conf in value.items():
+                merged[name] = {**merged.get(name, {}), **(conf if isinstance(conf, dict) else {})}
+                if not isinstance(conf, dict):
+                    merged[name] = conf
+            return merged
+        return value
+
+    @field_validator("recurring", mode="before")
+    @classmethod
+    def _merge_recurring(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_recurring().items()}
+            for name, conf in value.items():
+                base = merged.get(name, {})
+                merged[name] = {**base, **conf} if isinstance(conf, dict) else conf
+            return merged
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init carries the TOML file and credentials (merged by load_settings); env wins over both.
+        return (env_settings, init_settings)
+
+    def queue_concurrency(self, queue: str) -> int:
+        conf = self.queues.get(queue)
+        return conf.concurrency if conf else self.queues["default"].concurrency
+
+    @property
+    def socket_path(self) -> Path:
+        if self.control.socket is not None:
+            return self.control.socket
+        runtime = os.environ.get("RUNTIME_DIRECTORY")
+        if runtime:
+            return Path(runtime.split(":")[0]) / "control.sock"
+        return self.state.dir / "control.sock"
+
+    @property
+    def local_storage_dir(self) -> Path:
+        return self.storage.local.dir or self.state.dir / "subtitles"
+
+
+def resolve_config_path(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text at byte {exc.start}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _read_credentials(data: dict[str, Any]) -> list[str]:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    found: list[str] = []
+    if not directory:
+        return found
+    for dotted in SECRET_KEYS:
+        path = Path(directory) / dotted
+        if not path.is_file():
+            continue
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read credential {dotted}: {exc}") from exc
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        found.append(dotted)
+    return found
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+
+
+def _lookup(data: dict[str, Any], loc: tuple[int | str, ...]) -> tuple[bool, Any]:
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def _describe(
+    exc: ValidationError, path: Path | None, data: dict[str, Any], secrets: list[str]
+) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        env = _env_name(loc)
+        if env in os.environ or env.upper() in {k.upper() for k in os.environ}:
+            source = f"environment variable {env}"
+            value: Any = os.environ.get(env, "?")
+        elif key in secrets:
+            source, value = f"credential file {key}", "<secret>"
+        else:
+            present, value = _lookup(data, loc)
+            source = str(path) if path else "built-in defaults"
+            if not present:
+                value = "<missing>"
+        if err["type"] == "extra_forbidden":
+            expected = "no such setting (see config.example.toml for the known keys)"
+        else:
+            expected = err["msg"]
+        shown = "<secret>" if any(key.startswith(s) for s in secrets) else repr(value)
+        lines.append(f"{source}: key '{key}' = {shown}: {expected}")
+    return "; ".join(lines)
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Build the settings; raise ConfigError with an operator-facing message when they are bad."""
+    path = resolve_config_path(config)
+    data: dict[str, Any] = _read_toml(path) if path else {}
+    secrets = _read_credentials(data)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, data, secrets)) from exc

@@ -1,0 +1,40 @@
+"""Engine fixtures: an Engine on the per-test database, stopped at the end of the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from daemon.db import _init_connection
+from daemon.jobs.runner import Engine, EngineConfig
+from daemon.jobs.spec import Registry
+
+EngineFactory = Callable[..., Awaitable[Engine]]
+
+
+@pytest.fixture
+async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[EngineFactory]:
+    engines: list[Engine] = []
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(db_dsn)
+        await _init_connection(conn)
+        return conn
+
+    async def factory(registry: Registry, *, start: bool = True, **config: Any) -> Engine:
+        config.setdefault("concurrency", {"default": 10})
+        config.setdefault("fallback_poll_s", 1.0)
+        engine = Engine(db_pool, registry, EngineConfig(**config), connect=connect)
+        engines.append(engine)
+        if start:
+            await engine.recover()
+            await engine.start()
+        return engine
+
+    yield factory
+    for engine in engines:
+        if engine.started and not engine.stopping:
+            await engine.stop(grace=2.0)
