@@ -179,6 +179,7 @@ class App:
 
     async def _shutdown(self) -> None:
         self.notifier.stopping("stopping")
+        self.supervisor.stopping = True
         if self.engine is not None and self.engine.started:
             try:
                 await self.engine.stop(self.settings.shutdown.grace_seconds)
@@ -199,7 +200,12 @@ class App:
 def run_daemon(settings: Settings, config_path: Path | None) -> int:
     logs.configure(settings.log.level, settings.log.format)
     app = App(settings, config_path)
-    return asyncio.run(app.run())
+    try:
+        return asyncio.run(app.run())
+    finally:
+        # A signal arriving after the loop closed must not turn a clean stop into a traceback.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def describe(app: App) -> dict[str, Any]:

@@ -299,7 +299,8 @@ def _describe(
             expected = "no such setting (see config.example.toml for the known keys)"
         else:
             expected = err["msg"]
-        shown = "<secret>" if any(key.startswith(s) for s in secrets) else repr(value)
+        # A secret's value never reaches a log or a terminal, even when it is the wrong type.
+        shown = "<secret>" if key in SECRET_KEYS or key in secrets else repr(value)
         lines.append(f"{source}: key '{key}' = {shown}: {expected}")
     return "; ".join(lines)
 

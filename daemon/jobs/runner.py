@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from functools import partial
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -92,6 +92,11 @@ class Dispatcher:
             if outage:
                 outage = 0
                 self.engine.report_db_ok()
+            if self.engine.stopping:
+                # The stop began while this claim was in flight: hand the jobs straight back.
+                for job in claimed:
+                    self.engine.record(Outcome(job.id, "ready", datetime.now(UTC), refund=1))
+                return
             for job in claimed:
                 self._start(job)
             if len(claimed) == free:
@@ -155,6 +160,7 @@ class Engine:
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
         self._loops: list[asyncio.Task[Any]] = []
+        self._dispatch_loops: list[asyncio.Task[Any]] = []
         self._hurry = asyncio.Event()
         self._cancel_reasons: dict[int, str] = {}
         self._caps: dict[str, int] = {s.name: s.cap for s in registry.specs.values() if s.cap}
@@ -316,6 +322,11 @@ class Engine:
         self.stopping = True
         for dispatcher in self.dispatchers.values():
             dispatcher.wake.set()
+        # Let each dispatcher finish a claim in flight, so no claimed job is left behind as running.
+        if self._dispatch_loops:
+            await asyncio.wait(self._dispatch_loops, timeout=10.0)
+            for task in self._dispatch_loops:
+                task.cancel()
         active = [t for d in self.dispatchers.values() for t in d.active.values()]
         if active:
             log.info("waiting for running jobs", running=len(active), grace_s=grace)
@@ -383,7 +394,7 @@ class Engine:
         except Exception as exc:
             outcome, result, error = self._failure(job, exc)
         finally:
-            self._record(result)
+            self.record(result)
             fields: dict[str, Any] = {
                 "id": job.id,
                 "name": job.name,
@@ -435,7 +446,7 @@ class Engine:
 
     # ---- status writes ------------------------------------------------------------------------
 
-    def _record(self, outcome: Outcome) -> None:
+    def record(self, outcome: Outcome) -> None:
         # Synchronous on purpose: no await between the job's end and its outcome being queued, so
         # a cancellation cannot lose it. The flusher writes it within a few milliseconds.
         self._outcomes.append(outcome)

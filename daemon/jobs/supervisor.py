@@ -21,6 +21,7 @@ class Supervisor:
         self._critical: set[str] = set()
         self._on_critical = on_critical_failure
         self.failures: list[tuple[str, str]] = []
+        self.stopping = False  # set at shutdown: vital loops then end on purpose
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], name: str, *, critical: bool = False
@@ -39,7 +40,7 @@ class Supervisor:
             return
         exc = task.exception()
         if exc is None:
-            if name in self._critical:
+            if name in self._critical and not self.stopping:
                 log.error("background task ended unexpectedly", task=name)
             return
         self.failures.append((name, f"{type(exc).__name__}: {exc}"))
@@ -52,6 +53,7 @@ class Supervisor:
         return len(self._tasks)
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
+        self.stopping = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

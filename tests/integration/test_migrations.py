@@ -1,0 +1,54 @@
+"""Schema migrations: applied once, in order, recorded with a checksum; a changed file stops start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from daemon.db import DatabaseError, apply_migrations, load_migrations
+
+
+async def test_applied_once_in_order_and_a_tampered_file_is_detected(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    (tmp_path / "001_first.sql").write_text("CREATE TABLE t_first (id int);")
+    (tmp_path / "002_second.sql").write_text("ALTER TABLE t_first ADD COLUMN name text;")
+    async with db_pool.acquire() as conn:
+        await conn.execute(
+            "DELETE FROM schema_migrations"
+        )  # the template's own history is not ours here
+        applied = await apply_migrations(conn, load_migrations(tmp_path))
+        assert [m.version for m in applied] == [1, 2]
+        assert await apply_migrations(conn, load_migrations(tmp_path)) == []
+        await conn.execute("INSERT INTO t_first (id, name) VALUES (1, 'x')")
+
+        (tmp_path / "001_first.sql").write_text("CREATE TABLE t_first (id bigint);")
+        with pytest.raises(
+            DatabaseError,
+            match="001_first.sql: schema migration 1 was changed after it was applied",
+        ):
+            await apply_migrations(conn, load_migrations(tmp_path))
+
+
+async def test_a_failing_migration_rolls_back_alone_and_names_the_file(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    (tmp_path / "001_ok.sql").write_text("CREATE TABLE t_ok (id int);")
+    (tmp_path / "002_broken.sql").write_text(
+        "CREATE TABLE t_broken (id int); SELECT no_such_column FROM t_ok;"
+    )
+    async with db_pool.acquire() as conn:
+        await conn.execute("DELETE FROM schema_migrations")
+        with pytest.raises(DatabaseError, match="002_broken.sql: schema migration failed"):
+            await apply_migrations(conn, load_migrations(tmp_path))
+        versions = await conn.fetch("SELECT version FROM schema_migrations")
+        assert [r["version"] for r in versions] == [1]
+        assert await conn.fetchval("SELECT to_regclass('t_broken')") is None
+
+
+def test_badly_named_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "1-first.sql").write_text("SELECT 1;")
+    with pytest.raises(DatabaseError, match="NNN_snake_name.sql"):
+        load_migrations(tmp_path)

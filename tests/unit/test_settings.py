@@ -1,0 +1,88 @@
+"""Configuration precedence (defaults < file < environment) and secrets from credential files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("ADDICTED_JOBS_") or key in (
+            "CREDENTIALS_DIRECTORY",
+            "STATE_DIRECTORY",
+            "RUNTIME_DIRECTORY",
+        ):
+            monkeypatch.delenv(key)
+
+
+def test_file_overrides_defaults_and_environment_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[log]\nlevel = 'debug'\nformat = 'journal'\n[queues.default]\nconcurrency = 4\n[refresh]\nseason_refresh = 'PT1H'\n"
+    )
+    settings = load_settings(config)
+    assert settings.log.level == "debug" and settings.queue_concurrency("default") == 4
+    assert (
+        settings.queue_concurrency("fetch-subtitles") == 10
+    )  # untouched queues keep their defaults
+    assert settings.refresh.season_refresh == timedelta(hours=1)
+
+    monkeypatch.setenv("ADDICTED_JOBS_LOG__LEVEL", "warning")
+    monkeypatch.setenv("ADDICTED_JOBS_QUEUES__DEFAULT__CONCURRENCY", "7")
+    settings = load_settings(config)
+    assert settings.log.level == "warning" and settings.log.format == "journal"
+    assert settings.queue_concurrency("default") == 7
+
+
+def test_defaults_need_no_file_and_keep_the_original_schedule(tmp_path: Path) -> None:
+    settings = load_settings(None) if not Path("/etc/addicted-jobs/config.toml").exists() else None
+    if settings is None:
+        pytest.skip("a system config exists on this machine")
+    assert settings.database.dsn == ""
+    assert settings.recurring["refresh_available_shows"].cron == "0 2 * * *"
+    assert settings.recurring["check_completed_tmdb_completed"].args == {"completed": True}
+
+
+def test_secrets_come_from_credential_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "tmdb.api_key").write_text("sekrit\n")
+    (creds / "storage.s3.secret_access_key").write_text("s3-secret")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    settings = load_settings(None) if not Path("/etc/addicted-jobs/config.toml").exists() else None
+    assert settings is not None
+    assert (
+        settings.tmdb.api_key == "sekrit" and settings.storage.s3.secret_access_key == "s3-secret"
+    )
+
+
+def test_secret_values_are_not_echoed_in_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[tmdb]\napi_key = 42\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert "tmdb.api_key" in str(err.value) and "42" not in str(err.value).replace("tmdb", "")
+
+
+def test_socket_defaults_to_the_runtime_directory_then_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[state]\ndir = '{tmp_path / 'state'}'\n")
+    assert load_settings(config).socket_path == tmp_path / "state" / "control.sock"
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))
+    assert load_settings(config).socket_path == tmp_path / "run" / "control.sock"
