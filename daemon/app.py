@@ -7,16 +7,23 @@ jobs -> one-time migrations -> control socket -> dispatchers -> cron -> READY=1 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
+import uvloop
 
 from daemon import __version__, logs
+from daemon.control.ops import READ_ONLY, EngineOps
+from daemon.control.server import ControlServer, OpHandler
+from daemon.control.socketfile import ControlSocketError
 from daemon.db import AnotherInstanceRunning, Database, DatabaseError, apply_migrations
+from daemon.jobs.recurring import RecurringScheduler, build_plan
 from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
@@ -38,6 +45,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         fallback_poll_s=settings.engine.fallback_poll_s,
         flush_interval_s=settings.engine.flush_interval_ms / 1000,
         retention_days=settings.engine.retention_days,
+        claim_batch=settings.engine.claim_batch,
     )
 
 
@@ -48,11 +56,18 @@ class App:
         self.settings = settings
         self.config_path = config_path
         self.registry = registry or default_registry()
+        load_job_modules(self.registry, settings.engine.job_modules)
         self.notifier = Notifier()
         self.supervisor = Supervisor(on_critical_failure=self._critical_failure)
         self.started_at = time.monotonic()
         self.db: Database | None = None
         self.engine: Engine | None = None
+        self.control: ControlServer | None = None
+        self.scheduler: RecurringScheduler | None = None
+        # The domain's socket operations (request-subtitles, credentials, storage get), added by
+        # its wiring before run(); names listed in extra_read_only are not audit-logged.
+        self.extra_ops: dict[str, OpHandler] = {}
+        self.extra_read_only: set[str] = set()
         self._stop = asyncio.Event()
         self._signals = 0
         self._exit_code = EXIT_OK
@@ -84,21 +99,29 @@ class App:
 
     async def reload(self) -> bool:
         """Re-read the config and apply what can change at run time; keep the old one if invalid."""
+        return await self.reload_problem() is None
+
+    async def reload_problem(self) -> str | None:
+        """Like reload(); returns why the new configuration was refused, None when applied."""
         try:
             new = load_settings(self.config_path)
+            plan = build_plan(new.recurring, self.registry)
         except ConfigError as exc:
             log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
                 error=str(exc),
             )
-            return False
+            return str(exc)
         logs.set_level(new.log.level)
         if self.engine is not None:
             for queue in self.engine.dispatchers:
                 self.engine.set_concurrency(queue, new.queue_concurrency(queue))
+        if self.scheduler is not None:
+            self.scheduler.grace = timedelta(seconds=new.scheduler.misfire_grace_s)
+            self.scheduler.apply(plan)
         self.settings = new
         log.info("configuration reloaded", level=new.log.level)
-        return True
+        return None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -112,7 +135,7 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
             await self._start()
-        except (DatabaseError, AnotherInstanceRunning) as exc:
+        except (DatabaseError, AnotherInstanceRunning, ControlSocketError) as exc:
             log.error("start-up failed", error=str(exc))
             await self._shutdown()
             return EXIT_FAILURE
@@ -126,6 +149,8 @@ class App:
 
     async def _start(self) -> None:
         settings = self.settings
+        # Checked before anything starts: a bad cron expression is a config error (78).
+        plan = build_plan(settings.recurring, self.registry)
         settings.state.dir.mkdir(parents=True, exist_ok=True)
         log.info(
             "starting",
@@ -158,7 +183,29 @@ class App:
         )
         self.engine.on_db_state = self._db_state
         await self.engine.recover()
+        # ---- one-time data migrations run here: after recovery, before the socket and any job ----
+        self.scheduler = RecurringScheduler(self.engine, plan, settings.scheduler.misfire_grace_s)
+        ops = EngineOps(
+            self.engine,
+            version=__version__,
+            uptime=self.uptime,
+            state=lambda: "stopping" if self._stop.is_set() else "running",
+            scheduler=self.scheduler,
+            reload=self.reload_problem,
+        )
+        self.control = ControlServer(
+            settings.socket_path,
+            ops.handlers(),
+            extra=self.extra_ops,
+            read_only=READ_ONLY | self.extra_read_only,
+            max_request_bytes=settings.control.max_request_bytes,
+            idle_timeout_s=settings.control.idle_timeout_s,
+            request_timeout_s=settings.control.request_timeout_s,
+            max_connections=settings.control.max_connections,
+        )
+        await self.control.start()
         await self.engine.start()
+        await self.scheduler.start()
         queues = ", ".join(f"{q}={d.concurrency}" for q, d in self.engine.dispatchers.items())
         log.info(
             "ready",
@@ -180,6 +227,8 @@ class App:
     async def _shutdown(self) -> None:
         self.notifier.stopping("stopping")
         self.supervisor.stopping = True
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.engine is not None and self.engine.started:
             try:
                 await self.engine.stop(self.settings.shutdown.grace_seconds)
@@ -187,6 +236,8 @@ class App:
                 log.error(
                     "could not record the last job outcomes", error=f"{type(exc).__name__}: {exc}"
                 )
+        if self.control is not None:
+            await self.control.stop()
         await self.supervisor.cancel_all()
         if self.db is not None:
             await self.db.close()
@@ -197,11 +248,27 @@ class App:
         return time.monotonic() - self.started_at
 
 
+def load_job_modules(registry: Registry, modules: list[str]) -> None:
+    """Import each configured module and let it register its job types."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+            module.register(registry)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"[engine] job_modules: cannot load {name!r}: {exc}") from exc
+
+
 def run_daemon(settings: Settings, config_path: Path | None) -> int:
     logs.configure(settings.log.level, settings.log.format)
-    app = App(settings, config_path)
     try:
-        return asyncio.run(app.run())
+        app = App(settings, config_path)
+    except ConfigError as exc:
+        log.error("bad configuration", error=str(exc))
+        return EX_CONFIG
+    try:
+        # uvloop: the engine's per-job overhead is mostly event-loop work (tasks, sockets).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(app.run())
     finally:
         # A signal arriving after the loop closed must not turn a clean stop into a traceback.
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

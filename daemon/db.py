@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from daemon.embedded_pg import EmbeddedPostgres
 
@@ -130,7 +130,9 @@ async def apply_migrations(
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_NAMESPACE, MIGRATION_LOCK)
 
 
-async def applied_migrations(conn: asyncpg.Connection | PoolConnectionProxy) -> list[AppliedMigration]:
+async def applied_migrations(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+) -> list[AppliedMigration]:
     rows = await conn.fetch(
         "SELECT version, name, checksum, applied_at, duration_ms FROM schema_migrations ORDER BY version"
     )

@@ -58,6 +58,8 @@ class ControlSettings(Section):
     )
     max_request_bytes: int = Field(default=16 * 1024 * 1024 + 4096, ge=1024)
     idle_timeout_s: float = Field(default=30.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=256, ge=1)
 
 
 class LogSettings(Section):
@@ -79,6 +81,8 @@ class EngineSettings(Section):
     fallback_poll_s: float = Field(default=5.0, gt=0)
     flush_interval_ms: float = Field(default=2.0, ge=0)
     claim_batch: int = Field(default=50, ge=1)
+    # Modules whose `register(registry)` adds job types: diagnostics, site-specific jobs, tests.
+    job_modules: list[str] = Field(default_factory=list)
 
 
 class RecurringSettings(Section):
@@ -86,6 +90,10 @@ class RecurringSettings(Section):
     enabled: bool = True
     args: dict[str, Any] = Field(default_factory=dict)
     job: str | None = None
+
+
+class SchedulerSettings(Section):
+    misfire_grace_s: float = Field(default=21_600.0, ge=0)
 
 
 class RefreshSettings(Section):
@@ -163,6 +171,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
     recurring: dict[str, RecurringSettings] = Field(default_factory=_default_recurring)
+    scheduler: SchedulerSettings = SchedulerSettings()
     refresh: RefreshSettings = RefreshSettings()
     addic7ed: Addic7edSettings = Addic7edSettings()
     tmdb: TmdbSettings = TmdbSettings()

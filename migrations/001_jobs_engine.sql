@@ -30,16 +30,18 @@ CREATE INDEX jobs_claim_by_name ON jobs.jobs (queue, name, run_at, id) WHERE sta
 CREATE INDEX jobs_children ON jobs.jobs (parent_id) WHERE state = 'awaiting';
 CREATE INDEX jobs_running ON jobs.jobs (queue) WHERE state = 'running';
 CREATE INDEX jobs_finished ON jobs.jobs (finished_at) WHERE state IN ('succeeded', 'failed', 'deleted');
-CREATE INDEX jobs_by_name ON jobs.jobs (name, id);
-CREATE INDEX jobs_by_state ON jobs.jobs (state, id);
+-- No index on name or state alone: every state change would pay for it, and listings walk the
+-- primary key backwards (newest first) with a filter, which is fast for the states people ask for.
 
 CREATE TABLE jobs.queues (
     name    text PRIMARY KEY,
     paused  boolean NOT NULL DEFAULT false
 );
 
--- Wake the dispatchers of queues that got ready work, once per statement.
-CREATE FUNCTION jobs.notify_ready() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Wake the dispatchers of queues that got ready work. Inserts notify once per statement (a bulk
+-- enqueue is one call); updates only for rows that become ready, so the hot claim and finish
+-- updates (ready -> running -> succeeded) never run a trigger function at all.
+CREATE FUNCTION jobs.notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('addicted_jobs', q.queue)
     FROM (SELECT DISTINCT queue FROM new_rows WHERE state = 'ready') AS q;
@@ -47,10 +49,18 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION jobs.notify_became_ready() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('addicted_jobs', NEW.queue);  -- identical notifications fold into one per commit
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs.jobs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.notify_ready();
-CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs.jobs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.notify_ready();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.notify_inserted();
+CREATE TRIGGER jobs_notify_ready AFTER UPDATE OF state ON jobs.jobs
+    FOR EACH ROW WHEN (NEW.state = 'ready' AND OLD.state IS DISTINCT FROM 'ready')
+    EXECUTE FUNCTION jobs.notify_became_ready();
 
 -- Record the outcomes of a batch of finished runs and release or delete their continuations.
 -- The release runs as a second statement on purpose: in READ COMMITTED it takes a fresh snapshot,

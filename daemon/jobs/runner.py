@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ class EngineConfig:
     max_interruptions: int = 5
     fallback_poll_s: float = 5.0
     flush_interval_s: float = 0.002
+    claim_batch: int = 50
     retention_days: float = 7.0
     prune_every_s: float = 3600.0
 
@@ -58,7 +59,14 @@ def _error_text(exc: BaseException) -> str:
 
 
 class Dispatcher:
-    """Claims work for one queue whenever it has free slots and something may be due."""
+    """Claims work for one queue whenever it has room and something may be due.
+
+    At most `concurrency` jobs run at once. When a queue's jobs are short (a few milliseconds), the
+    round trip to claim them costs more than running them, so the dispatcher claims a batch ahead
+    into a local buffer; long jobs are claimed only as slots free up, so none sits claimed but idle.
+    """
+
+    SHORT_JOB_MS = 20.0
 
     def __init__(self, engine: Engine, queue: str, concurrency: int) -> None:
         self.engine = engine
@@ -67,46 +75,70 @@ class Dispatcher:
         self.paused = False
         self.wake = asyncio.Event()
         self.active: dict[int, asyncio.Task[None]] = {}
+        self.buffer: deque[Claimed] = deque()
+        self.avg_ms: float | None = None  # moving average of job durations in this queue
+
+    def _claim_limit(self) -> int:
+        prefetch = (
+            self.engine.config.claim_batch
+            if self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
+            else 0
+        )
+        return self.concurrency + prefetch - len(self.active) - len(self.buffer)
 
     async def run(self) -> None:
         outage = 0
         while not self.engine.stopping:
-            free = self.concurrency - len(self.active)
-            if self.paused or free <= 0:
+            if self.paused:
+                self._hand_back(self.buffer)
                 await self._wait(None)
+                continue
+            while self.buffer and len(self.active) < self.concurrency:
+                self._start(self.buffer.popleft())
+            limit = self._claim_limit()
+            if limit <= 0 or len(self.buffer) >= self.concurrency:
+                await self._wait(None)  # a finishing job wakes us
                 continue
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
             try:
-                claimed = await store.claim(self.engine.pool, self.queue, free, capped, rooms)
-                due = (
-                    None
-                    if len(claimed) == free
-                    else await store.next_due(self.engine.pool, self.queue)
-                )
+                claimed = await store.claim(self.engine.pool, self.queue, limit, capped, rooms)
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
                 await self._wait(min(0.25 * 2**outage, 5.0))
                 continue
+            for job in claimed:
+                self.engine.running_by_name[job.name] += 1
+            self.buffer.extend(claimed)
+            if self.engine.stopping:
+                break
+            while self.buffer and len(self.active) < self.concurrency:
+                self._start(self.buffer.popleft())
             if outage:
                 outage = 0
                 self.engine.report_db_ok()
-            if self.engine.stopping:
-                # The stop began while this claim was in flight: hand the jobs straight back.
-                for job in claimed:
-                    self.engine.record(Outcome(job.id, "ready", datetime.now(UTC), refund=1))
-                return
-            for job in claimed:
-                self._start(job)
-            if len(claimed) == free:
+            if len(claimed) == limit:
                 continue
+            # Drained: sleep until woken, or until the next delayed job falls due.
+            blocked = [n for n in capped if self.engine.room(n) <= 0]
+            try:
+                due = await store.next_due(self.engine.pool, self.queue, blocked)
+            except DB_ERRORS as exc:
+                self.engine.report_db_error(exc)
+                due = None
             timeout = self.engine.config.fallback_poll_s
-            if due is not None and not rooms_exhausted(capped, rooms):
+            if due is not None:
                 timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.005))
-            elif due is not None:
-                timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.05))
             await self._wait(timeout)
+        # Stopping: jobs claimed but not started go straight back, without spending an attempt.
+        self._hand_back(self.buffer)
+
+    def _hand_back(self, jobs: deque[Claimed]) -> None:
+        while jobs:
+            job = jobs.popleft()
+            self.engine.running_by_name[job.name] -= 1
+            self.engine.record(Outcome(job.id, "ready", datetime.now(UTC), refund=1))
 
     async def _wait(self, timeout: float | None) -> None:
         try:
@@ -117,20 +149,25 @@ class Dispatcher:
         self.wake.clear()
 
     def _start(self, job: Claimed) -> None:
-        self.engine.running_by_name[job.name] += 1
         task = asyncio.create_task(self.engine.execute(self.queue, job), name=f"job-{job.id}")
         self.active[job.id] = task
-        task.add_done_callback(partial(self._finished, job))
+        task.add_done_callback(partial(self._finished, job, time.monotonic()))
 
-    def _finished(self, job: Claimed, _task: asyncio.Task[None]) -> None:
+    def _finished(self, job: Claimed, started: float, _task: asyncio.Task[None]) -> None:
         self.active.pop(job.id, None)
         self.engine.running_by_name[job.name] -= 1
+        elapsed = (time.monotonic() - started) * 1000
+        self.avg_ms = elapsed if self.avg_ms is None else 0.8 * self.avg_ms + 0.2 * elapsed
         self.engine.wake_capped(job.name)
         self.wake.set()
 
-
-def rooms_exhausted(capped: Sequence[str], rooms: dict[str, int]) -> bool:
-    return bool(capped) and not any(rooms.values())
+    def take_buffered(self, job_id: int) -> Claimed | None:
+        for job in self.buffer:
+            if job.id == job_id:
+                self.buffer.remove(job)
+                self.engine.running_by_name[job.name] -= 1
+                return job
+        return None
 
 
 class Engine:
@@ -215,7 +252,11 @@ class Engine:
 
     def cap_state(self, queue: str) -> tuple[list[str], dict[str, int]]:
         capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
-        return capped, {n: self._caps[n] - self.running_by_name[n] for n in capped}
+        return capped, {n: self.room(n) for n in capped}
+
+    def room(self, name: str) -> int:
+        """How many more jobs of a capped type may be claimed now (claimed ones count)."""
+        return self._caps[name] - self.running_by_name[name]
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -437,6 +478,9 @@ class Engine:
 
     def cancel_running(self, job_id: int) -> bool:
         for dispatcher in self.dispatchers.values():
+            if dispatcher.take_buffered(job_id) is not None:
+                self.record(Outcome(job_id, "deleted", error="cancelled by an operator"))
+                return True
             task = dispatcher.active.get(job_id)
             if task is not None:
                 self._cancel_reasons[job_id] = "operator"

@@ -124,7 +124,7 @@ async def _enqueue_pass(conn: Executor, jobs: Sequence[NewJob]) -> list[asyncpg.
     )
 
 
-async def enqueue(db: asyncpg.Pool, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
     """Insert jobs in one statement; a live duplicate returns the existing id with created=False.
 
     Missing parents raise ParentNotFound and insert nothing. An expired unique key is cleared and
@@ -133,11 +133,17 @@ async def enqueue(db: asyncpg.Pool, jobs: Sequence[NewJob]) -> list[EnqueueResul
     if not jobs:
         return []
     needs_tx = any(j.after is not None for j in jobs)
-    async with db.acquire() as conn:
-        if needs_tx:
-            async with conn.transaction():
-                return await _enqueue_loop(conn, jobs)
-        return await _enqueue_loop(conn, jobs)
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await _enqueue_in(conn, jobs, needs_tx)
+    return await _enqueue_in(db, jobs, needs_tx)
+
+
+async def _enqueue_in(conn: Conn, jobs: Sequence[NewJob], needs_tx: bool) -> list[EnqueueResult]:
+    if needs_tx and not conn.is_in_transaction():
+        async with conn.transaction():
+            return await _enqueue_loop(conn, jobs)
+    return await _enqueue_loop(conn, jobs)
 
 
 async def _enqueue_loop(conn: Conn, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
@@ -223,10 +229,13 @@ async def claim(
     return [Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"]) for r in rows]
 
 
-async def next_due(db: Executor, queue: str) -> datetime | None:
+async def next_due(db: Executor, queue: str, blocked: Sequence[str] = ()) -> datetime | None:
+    """When the next job of `queue` falls due, ignoring types that are at their cap."""
     value: datetime | None = await db.fetchval(
-        "SELECT min(run_at) FROM jobs.jobs WHERE queue = $1 AND state IN ('ready', 'scheduled')",
+        """SELECT min(run_at) FROM jobs.jobs
+           WHERE queue = $1 AND state IN ('ready', 'scheduled') AND name <> ALL ($2::text[])""",
         queue,
+        list(blocked),
     )
     return value
 

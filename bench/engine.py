@@ -1,0 +1,195 @@
+"""Engine benchmark: addicted-jobs and the peers (pgqueuer, procrastinate) through the same shared
+harness, in one run, plus the daemon's peak RSS over 200,000 ready jobs. Prints JSON lines; the
+last line compares medians as ratios (absolute figures drift with this shared machine's load).
+
+    python -P bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000]
+
+The peers run in their own virtualenv (.venv-peers, created on first use from PyPI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS = ROOT.parent / "shared" / "bench" / "peers"
+PEERS_VENV = ROOT / ".venv-peers"
+PEER_PACKAGES = ["pgqueuer[asyncpg]", "procrastinate", "psycopg[binary,pool]", "tqdm", "asyncpg"]
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def peers_python() -> str:
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True)
+    return str(python)
+
+
+def run_peer(python: str, script: Path, args: list[str]) -> dict[str, Any]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [python, "-P", str(script), *args], cwd=PEERS, capture_output=True, text=True, timeout=900
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": f"{script.name} exited {done.returncode}", "stderr": done.stderr[-2000:]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["bench_wall_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    drain = result.get("drain", {})
+    latency = result.get("latency", {})
+    return {
+        "peer": result.get("peer"),
+        "variant": result.get("variant"),
+        "bulk_jobs_per_s": result.get("bulk_enqueue", {}).get("jobs_per_s"),
+        "drain_jobs_per_s": drain.get("jobs_per_s"),
+        "drain_steady_jobs_per_s": drain.get("jobs_per_s_db_span"),
+        "worker_cpu_ms_per_job": drain.get("worker_cpu_ms_per_job"),
+        "pg_cpu_ms_per_job": drain.get("pg_cpu_ms_per_job"),
+        "xacts_per_job": drain.get("xacts_per_job"),
+        "drain_peak_rss_mib": drain.get("worker", {}).get("peak_rss_mib"),
+        "latency_p50_ms": latency.get("p50_ms"),
+        "latency_p95_ms": latency.get("p95_ms"),
+        "latency_p99_ms": latency.get("p99_ms"),
+        "error": result.get("error"),
+    }
+
+
+async def rss_over_ready_jobs(jobs: int) -> dict[str, Any]:
+    """Peak RSS of the daemon started on `jobs` ready noop jobs and left to drain them all."""
+    sys.path[:0] = [str(PEERS), str(ROOT)]
+    import asyncpg
+    import common
+
+    from daemon.db import _init_connection, apply_migrations
+    from daemon.jobs import store
+    from daemon.jobs.store import NewJob
+
+    db = await common.create_db("ajrss")
+    try:
+        conn = await asyncpg.connect(common.dsn(db))
+        await _init_connection(conn)
+        await apply_migrations(conn)
+        for start in range(0, jobs, 20_000):
+            await store.enqueue(
+                conn, [NewJob("noop", "default", {}, 1)] * min(20_000, jobs - start)
+            )
+        await conn.execute("ANALYZE jobs.jobs")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")}
+        env.update(
+            {
+                "ADDICTED_JOBS_DATABASE__DSN": common.dsn(db),
+                "ADDICTED_JOBS_STATE__DIR": f"/tmp/aj-rss-{os.getpid()}",
+                "ADDICTED_JOBS_LOG__FORMAT": "json",
+            }
+        )
+        started = time.monotonic()
+        with open(os.devnull, "w") as devnull:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "daemon", "run"], env=env, stdout=devnull, stderr=devnull
+            )
+        while await conn.fetchval("SELECT count(*) FROM jobs.jobs WHERE state <> 'succeeded'"):
+            await asyncio.sleep(0.5)
+        drained = time.monotonic() - started
+        proc.terminate()
+        _, status, usage = os.wait4(proc.pid, 0)
+        await conn.close()
+        return {
+            "phase": "rss_ready_jobs",
+            "ready_jobs_at_start": jobs,
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "drain_s": round(drained, 1),
+            "jobs_per_s": round(jobs / drained, 1),
+            "exit_status": os.waitstatus_to_exitcode(status),
+        }
+    finally:
+        await common.drop_db(db)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="interleaved rounds (medians are reported)"
+    )
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--rss-jobs", type=int, default=200_000, help="0 skips the RSS phase")
+    parser.add_argument("--phases", default="bulk,drain,latency")
+    args = parser.parse_args()
+    if not PEERS.is_dir():
+        emit({"error": f"{PEERS} is absent: the shared harness is needed for comparable figures"})
+        sys.exit(2)
+
+    contenders: list[tuple[str, str, Path, list[str]]] = [
+        ("addicted-jobs c10", sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
+    ]
+    if not args.no_peers:
+        python = peers_python()
+        contenders += [
+            (
+                "pgqueuer c10",
+                python,
+                PEERS / "pgq_bench.py",
+                ["--variant", "c10", "--phases", args.phases],
+            ),
+            (
+                "pgqueuer defaults",
+                python,
+                PEERS / "pgq_bench.py",
+                ["--variant", "defaults", "--phases", args.phases],
+            ),
+            (
+                "procrastinate c10",
+                python,
+                PEERS / "procr_bench.py",
+                ["--variant", "c10", "--phases", args.phases],
+            ),
+        ]
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in contenders}
+    for round_no in range(args.runs):
+        for name, python, script, extra in contenders:
+            result = run_peer(python, script, extra)
+            line = {"round": round_no + 1, "contender": name, **headline(result)}
+            emit(line)
+            results[name].append(line)
+    if args.rss_jobs:
+        emit(asyncio.run(rss_over_ready_jobs(args.rss_jobs)))
+
+    def median(name: str, key: str) -> float | None:
+        values = [r[key] for r in results.get(name, []) if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    ours = "addicted-jobs c10"
+    summary: dict[str, Any] = {
+        "summary": True,
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": args.runs,
+    }
+    for key in ("drain_jobs_per_s", "bulk_jobs_per_s", "latency_p50_ms", "latency_p99_ms"):
+        summary[key] = {name: median(name, key) for name in results}
+    for peer in results:
+        if peer == ours:
+            continue
+        a, b = median(ours, "drain_jobs_per_s"), median(peer, "drain_jobs_per_s")
+        summary[f"drain_ratio_vs_{peer.replace(' ', '_')}"] = round(a / b, 2) if a and b else None
+    emit(summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Bench job types, loaded by the daemon through `[engine] job_modules`: `bench_stamp` records the
+monotonic time its handler starts and writes the records to $BENCH_LAT_OUT when the daemon exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import time
+
+from pydantic import BaseModel
+
+from daemon.jobs.context import JobContext
+from daemon.jobs.spec import JobSpec, Registry
+
+_records: list[tuple[float, int]] = []
+
+
+class StampArgs(BaseModel):
+    i: int
+
+
+async def stamp(ctx: JobContext, args: StampArgs) -> None:
+    _records.append((time.monotonic(), args.i))
+
+
+def _write() -> None:
+    out = os.environ.get("BENCH_LAT_OUT")
+    if out:
+        with open(out, "w") as f:
+            json.dump(_records, f)
+
+
+def register(registry: Registry) -> None:
+    atexit.register(_write)
+    registry.register(JobSpec("bench_stamp", "default", StampArgs, stamp))
