@@ -1,0 +1,119 @@
+"""Map language labels (Addic7ed names such as "Portuguese (Brazilian)", or codes) to cultures.
+
+Culture names follow .NET's style ("en", "pt-BR", "es-419", "sr-Latn", "zh-Hant"), because they
+are stored as Subtitles.LanguageIsoCode and must match what the original system wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+import langcodes
+from langcodes.tag_parser import LanguageTagError
+from language_data import names as language_names  # type: ignore[import-untyped]
+
+
+@dataclass(frozen=True, slots=True)
+class Culture:
+    english_name: str
+    two_letter: str
+    name: str
+
+
+# The original's explicit table (section 9.6), keyed by the lower-cased label. Written out in
+# full because langcodes would rename some of them ("tl" becomes Filipino). Names such as "cat"
+# and "eus" are kept: they are what the original stored for these labels.
+_OVERRIDES: Final[dict[str, Culture]] = {
+    "portuguese (brazilian)": Culture("Portuguese (Brazil)", "pt", "pt-BR"),
+    "norwegian": Culture("Norwegian", "no", "no"),
+    "french (canadian)": Culture("French (Canada)", "fr", "fr-CA"),
+    "galego": Culture("Galician", "gl", "gl"),
+    "tagalog": Culture("Tagalog", "tl", "tl"),
+    "cantonese": Culture("Cantonese", "yue", "yue"),
+    "euskera": Culture("Basque", "eu", "eus"),
+    "bengali": Culture("Bangla", "bn", "bn"),
+    "català": Culture("Catalan", "ca", "cat"),
+    "klingon": Culture("Klingon", "tlh", "tlh"),
+}
+
+# "Base (Qualifier)": the qualifier is a region ("Spain", "Latin America") or a script ("Latin").
+_QUALIFIED: Final = re.compile(r"^(?P<base>[^()]+?)\s*\((?P<qualifier>[^()]+)\)$")
+_TAG_LIKE: Final = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
+_CACHE_LIMIT: Final = 10_000
+_cache: dict[str, Culture] = {}
+
+
+def _culture(tag: str) -> Culture | None:
+    """Build a Culture from a BCP 47 tag, or None when langcodes does not know the language."""
+    try:
+        language = langcodes.Language.get(tag)
+    except (LanguageTagError, ValueError):
+        return None
+    if not language.language or language.language == "und" or not language.is_valid():
+        return None
+    english = language.display_name("en")
+    if english.startswith("Unknown language"):
+        return None
+    return Culture(english_name=english, two_letter=language.language, name=language.to_tag())
+
+
+def _find_language(label: str) -> str | None:
+    try:
+        found: str = langcodes.find(label).to_tag()
+    except LookupError:
+        return None
+    return found
+
+
+def _qualifier_subtag(qualifier: str) -> str | None:
+    # Regions first: "Latin America" must not be read as the Latin script.
+    for category in ("territory", "script"):
+        code: str | None = language_names.name_to_code(category, qualifier, "en")
+        if code:
+            return code
+    return None
+
+
+def _resolve(label: str) -> Culture | None:
+    override = _OVERRIDES.get(label)
+    if override is not None:
+        return override
+    if _TAG_LIKE.match(label):
+        # Codes: "en", "pt-br", "eng", "fre", "sr-latn". Normalised the way .NET prints them.
+        from_tag = _culture(label.replace("_", "-"))
+        if from_tag is not None:
+            return from_tag
+    qualified = _QUALIFIED.match(label)
+    if qualified is not None:
+        base = _find_language(qualified["base"])
+        subtag = _qualifier_subtag(qualified["qualifier"])
+        if base is not None and subtag is not None and "-" not in base:
+            composed = _culture(f"{base}-{subtag}")
+            if composed is not None:
+                return composed
+    found = _find_language(label)
+    return _culture(found) if found is not None else None
+
+
+def culture_for(label: str) -> Culture | None:
+    """Return the culture a language label or code stands for, or None when it is unknown."""
+    key = label.strip().lower()
+    if not key:
+        return None
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    culture = _resolve(key)
+    # Only successes are cached, as in the original: an unknown label costs a lookup each time,
+    # and a bounded dict keeps arbitrary input from growing memory forever.
+    if culture is not None and len(_cache) < _CACHE_LIMIT:
+        _cache[key] = culture
+    return culture
+
+
+def culture_name(label: str) -> str | None:
+    """The culture name alone ("pt-BR"), as stored in Subtitles.LanguageIsoCode."""
+    culture = culture_for(label)
+    return culture.name if culture is not None else None

@@ -1,0 +1,210 @@
+"""TMDB v3 client: show and movie details, external ids, searches (paged) and IMDB lookups.
+
+A non-2xx answer (after retries) or an unreadable body gives None and a warning, as in the
+original. The name mapper built on it lives in tmdb_mapper and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
+
+import httpx
+import pydantic
+import structlog
+
+from daemon import __version__
+from daemon.upstream.models import (
+    TmdbExternalIds,
+    TmdbFindResult,
+    TmdbMovieDetails,
+    TmdbMoviePage,
+    TmdbMovieResult,
+    TmdbShowDetails,
+    TmdbTvPage,
+    TmdbTvResult,
+)
+from daemon.upstream.resilience import (
+    BreakerSettings,
+    CircuitBreaker,
+    RateLimiter,
+    ResilientSender,
+    RetrySettings,
+    Timeouts,
+)
+from daemon.upstream.tmdb_mapper import (
+    clean_name,
+    is_ended_status,
+    movie_matches,
+    show_matches,
+    try_resolve_movie,
+    try_resolve_show,
+)
+
+__all__ = [
+    "TmdbClient",
+    "clean_name",
+    "is_ended_status",
+    "movie_matches",
+    "show_matches",
+    "try_resolve_movie",
+    "try_resolve_show",
+]
+
+log = structlog.get_logger(__name__)
+
+UPSTREAM = "tmdb"
+DEFAULT_BASE_URL = "https://api.themoviedb.org/3/"
+# Searches read at most this many pages, like the original.
+MAX_PAGES = 3
+# The original retried 5xx, 401, 402 and 403; 408 and 429 are TMDB's "slow down" answers.
+RETRY_STATUSES = frozenset({401, 402, 403, 408, 429})
+BREAKER_STATUSES = frozenset({401, 402, 403})
+DEFAULT_RETRY = RetrySettings(max_retries=3, base_delay=1.0, max_delay=30.0)
+DEFAULT_BREAKER = BreakerSettings(
+    failure_ratio=0.5, window_seconds=60.0, min_calls=10, open_seconds=120.0
+)
+DEFAULT_TIMEOUTS = Timeouts(attempt=60.0, total=300.0, connect=30.0)
+
+Params = dict[str, str | int]
+T = TypeVar("T")
+
+
+class _Page(Protocol):
+    @property
+    def total_pages(self) -> int: ...
+
+
+P = TypeVar("P", bound=_Page)
+
+_SHOW = pydantic.TypeAdapter(TmdbShowDetails)
+_MOVIE = pydantic.TypeAdapter(TmdbMovieDetails)
+_EXTERNAL_IDS = pydantic.TypeAdapter(TmdbExternalIds)
+_TV_PAGE = pydantic.TypeAdapter(TmdbTvPage)
+_MOVIE_PAGE = pydantic.TypeAdapter(TmdbMoviePage)
+_FIND = pydantic.TypeAdapter(TmdbFindResult)
+
+
+class TmdbClient:
+    """One httpx.AsyncClient for the client's lifetime; every request carries the API key."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str = "",
+        *,
+        requests_per_second: float = 0.0,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetrySettings = DEFAULT_RETRY,
+        breaker: BreakerSettings = DEFAULT_BREAKER,
+        max_connections: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._api_key = api_key
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            follow_redirects=False,
+            headers={"User-Agent": f"addicted-jobs/{__version__}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+        self.breaker = CircuitBreaker(UPSTREAM, breaker, clock)
+        self._sender = ResilientSender(
+            UPSTREAM,
+            retry=retry,
+            breaker=self.breaker,
+            limiter=RateLimiter(requests_per_second, clock),
+            timeouts=timeouts,
+            retry_statuses=RETRY_STATUSES,
+            failure_statuses=BREAKER_STATUSES,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(self, path: str, adapter: pydantic.TypeAdapter[T], params: Params) -> T | None:
+        query: Params = {**params, "api_key": self._api_key}
+
+        async def attempt() -> httpx.Response:
+            return await self._http.get(path, params=query)
+
+        # The request description leaves the query out: it holds the API key.
+        response = await self._sender.send(attempt, f"GET {path}")
+        if not response.is_success:
+            log.warning("tmdb request failed", path=path, status=response.status_code)
+            return None
+        try:
+            body: Any = response.json()
+            return adapter.validate_python(body)
+        except (ValueError, pydantic.ValidationError) as exc:
+            log.warning("tmdb answer unreadable", path=path, error=str(exc)[:200])
+            return None
+
+    async def get_show(self, tmdb_id: int) -> TmdbShowDetails | None:
+        return await self._get(f"tv/{tmdb_id}", _SHOW, {})
+
+    async def get_show_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
+        return await self._get(f"tv/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+
+    async def get_movie(self, tmdb_id: int) -> TmdbMovieDetails | None:
+        return await self._get(f"movie/{tmdb_id}", _MOVIE, {})
+
+    async def get_movie_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
+        return await self._get(f"movie/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+
+    async def find_by_imdb(self, imdb_id: str) -> TmdbFindResult | None:
+        return await self._get(f"find/{imdb_id}", _FIND, {"external_source": "imdb_id"})
+
+    async def _pages(
+        self, path: str, params: Params, adapter: pydantic.TypeAdapter[P]
+    ) -> AsyncGenerator[P, None]:
+        page = 1
+        while True:
+            body = await self._get(path, adapter, {**params, "page": page})
+            if body is None:
+                return
+            yield body
+            # The original tested the already-incremented page number against total_pages, so
+            # with exactly two pages it never read page 2. Every page up to the limit is read.
+            if page >= min(body.total_pages, MAX_PAGES):
+                return
+            page += 1
+
+    async def search_tv(
+        self, query: str, *, language: str = "en-US"
+    ) -> AsyncGenerator[TmdbTvResult, None]:
+        """TV results in TMDB's order, across up to MAX_PAGES pages, fetched as consumed."""
+        if not query.strip():
+            return  # TMDB rejects an empty query
+        params: Params = {"query": query, "language": language}
+        # aclosing: a caller that stops early must not leave the page generator dangling.
+        async with aclosing(self._pages("search/tv", params, _TV_PAGE)) as pages:
+            async for page in pages:
+                for result in page.results:
+                    yield result
+
+    async def search_movie(
+        self, query: str, *, language: str = "en-US"
+    ) -> AsyncGenerator[TmdbMovieResult, None]:
+        if not query.strip():
+            return
+        params: Params = {"query": query, "language": language}
+        async with aclosing(self._pages("search/movie", params, _MOVIE_PAGE)) as pages:
+            async for page in pages:
+                for result in page.results:
+                    yield result

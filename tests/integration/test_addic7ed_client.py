@@ -1,0 +1,285 @@
+"""Addic7edClient against the sandbox over loopback, plus the breaker and limiter on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from daemon.catalog.languages import culture_name
+from daemon.upstream.addic7ed import Addic7edClient, user_agent_for
+from daemon.upstream.errors import (
+    DownloadFailed,
+    DownloadLimitExceeded,
+    NothingToParse,
+    SubtitleFileDeleted,
+    UpstreamUnavailable,
+)
+from daemon.upstream.resilience import (
+    BreakerSettings,
+    CircuitBreaker,
+    CircuitState,
+    RateLimiter,
+    RetrySettings,
+    Timeouts,
+)
+from daemon.upstream.sandbox import FaultConfig, Sandbox
+from daemon.upstream.sandbox_data import Catalogue
+
+FAST = RetrySettings(max_retries=3, base_delay=0.001, max_delay=0.005)
+NEVER_OPENS = BreakerSettings(min_calls=1_000_000)
+SEASONS = "/ajax_getSeasons.php"
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for a condition, failing after a deadline instead of sleeping a guessed time."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
+
+
+def make_client(sandbox: Sandbox, **settings: Any) -> Addic7edClient:
+    options: dict[str, Any] = {"retry": FAST, "breaker": NEVER_OPENS, "rng": random.Random(0)}
+    return Addic7edClient(sandbox.base_url, **(options | settings))
+
+
+def find_href(catalogue: Catalogue, *, deleted: bool) -> str:
+    for show_id in catalogue.show_ids():
+        for season in catalogue.seasons(show_id):
+            for episode in catalogue.episodes(show_id, season) or ():
+                for subtitle in episode.subtitles:
+                    if subtitle.deleted == deleted:
+                        return subtitle.href
+    raise LookupError("no such subtitle in the sandbox catalogue")
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(shows=40, seed=6, quota_per_cookie=2, anonymous_quota=1) as box:
+        yield box
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[Addic7edClient]:
+    async with make_client(sandbox, language_code=culture_name) as addic7ed:
+        yield addic7ed
+
+
+async def test_catalogue_calls(sandbox: Sandbox, client: Addic7edClient) -> None:
+    shows = await client.get_shows("session=1")
+    assert len(shows) == 40 and shows[0].name == "Shameless (US)"
+    seasons = await client.get_seasons("session=1", 3)
+    assert seasons == sandbox.catalogue.seasons(3)
+    episodes = await client.get_season_episodes("session=1", 3, seasons[0])
+    assert episodes and all(s.language_code for e in episodes for s in e.subtitles)
+    query = sandbox.seen("/ajax_loadShow.php")[0].query
+    assert query == {
+        "show": "3",
+        "season": str(seasons[0]),
+        "langs": "",
+        "hd": "undefined",
+        "hi": "undefined",
+    }
+
+
+async def test_headers_cookie_and_no_cookie_jar(sandbox: Sandbox, client: Addic7edClient) -> None:
+    # The sandbox answers every page with Set-Cookie: nothing of it may ride along later.
+    await client.get_seasons("cred-one=a; pass=x", 1)
+    await client.get_seasons("cred-two=b", 1)
+    await client.download(None, find_href(sandbox.catalogue, deleted=False))
+    assert [r.cookie for r in sandbox.history] == ["cred-one=a; pass=x", "cred-two=b", None]
+    every_agent = {user_agent_for(draw) for draw in range(100)}
+    for request in sandbox.history:
+        assert request.referer == sandbox.base_url
+        assert request.user_agent in every_agent
+
+
+def test_user_agent_rule() -> None:
+    families = {"Chrome": range(0, 71), "Edg/": range(71, 77), "Version/15.4": range(77, 91)}
+    families["Firefox/"] = range(91, 100)
+    for marker, draws in families.items():
+        for draw in draws:
+            agent = user_agent_for(draw)
+            assert marker in agent and ("Edg/" not in agent or marker == "Edg/"), draw
+    assert len({user_agent_for(d) for d in range(100)}) == 7 + 3 + 3 + 6
+
+
+async def test_transient_errors_are_retried(sandbox: Sandbox, client: Addic7edClient) -> None:
+    sandbox.faults = FaultConfig(fail_next=2, error_status=502)
+    assert await client.get_seasons("c", 3)
+    sandbox.faults = FaultConfig(fail_next=1, error_status=404)  # Addic7ed's transient 404s
+    assert await client.get_seasons("c", 3)
+    sandbox.faults = FaultConfig(reset_next=2)
+    assert await client.get_seasons("c", 3)
+    assert sandbox.requests[SEASONS] == 3 + 2 + 3
+
+
+async def test_retries_run_out(sandbox: Sandbox, client: Addic7edClient) -> None:
+    sandbox.faults = FaultConfig(fail_next=100)
+    with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
+        await client.get_season_episodes("c", 3, 1)
+    sandbox.faults = FaultConfig(reset_next=100)
+    with pytest.raises(UpstreamUnavailable, match="failed 4 time"):
+        await client.get_shows("c")
+    assert sandbox.requests["/ajax_loadShow.php"] == sandbox.requests["/ajax_getShows.php"] == 4
+
+
+async def test_attempt_and_overall_timeouts(sandbox: Sandbox) -> None:
+    sandbox.faults = FaultConfig(latency=0.4, paths=(SEASONS,))
+    quick = Timeouts(attempt=0.05, total=10, connect=1)
+    async with make_client(sandbox, timeouts=quick, retry=RetrySettings(1, 0.001, 0.001)) as c:
+        with pytest.raises(UpstreamUnavailable, match="failed 2 time"):
+            await c.get_seasons("c", 3)
+    async with make_client(sandbox, timeouts=Timeouts(attempt=5, total=0.1, connect=1)) as c:
+        with pytest.raises(UpstreamUnavailable, match="overall"):
+            await c.get_seasons("c", 3)
+
+
+async def test_breaker_opens_fails_fast_then_half_opens_and_closes(sandbox: Sandbox) -> None:
+    breaker = BreakerSettings(failure_ratio=0.5, window_seconds=30, min_calls=4, open_seconds=0.3)
+    no_retry = RetrySettings(max_retries=0)
+    async with make_client(sandbox, breaker=breaker, retry=no_retry) as client:
+        sandbox.faults = FaultConfig(error_rate=1.0)
+        for _ in range(4):
+            with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
+                await client.get_seasons("c", 3)
+        assert state_of(client.breaker) is CircuitState.OPEN
+        with pytest.raises(UpstreamUnavailable, match="circuit open"):
+            await client.get_seasons("c", 3)
+        assert sandbox.requests[SEASONS] == 4  # failed fast, without a request
+        # A failed probe opens the circuit again for another cool-down.
+        await eventually(lambda: state_of(client.breaker) is CircuitState.HALF_OPEN)
+        with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
+            await client.get_seasons("c", 3)
+        assert state_of(client.breaker) is CircuitState.OPEN and sandbox.requests[SEASONS] == 5
+        sandbox.faults = FaultConfig()
+        await eventually(lambda: state_of(client.breaker) is CircuitState.HALF_OPEN)
+        assert await client.get_seasons("c", 3)
+        assert state_of(client.breaker) is CircuitState.CLOSED
+        assert await client.get_seasons("c", 3)
+
+
+async def test_404_is_retried_but_does_not_open_the_breaker(sandbox: Sandbox) -> None:
+    breaker = BreakerSettings(failure_ratio=0.5, window_seconds=30, min_calls=2, open_seconds=60)
+    async with make_client(sandbox, breaker=breaker) as client:
+        with pytest.raises(DownloadFailed) as failed:
+            await client.download("c", "/updated/1/999999999/0")
+        assert state_of(client.breaker) is CircuitState.CLOSED
+    # Quirk fixed: the original returned the 404 page as the subtitle file.
+    assert (failed.value.status, failed.value.attempts) == (404, 4)
+    assert sandbox.requests["/updated/1/999999999/0"] == 4
+
+
+async def test_quota_exceeded_and_deleted_are_told_apart(
+    sandbox: Sandbox, client: Addic7edClient
+) -> None:
+    href = find_href(sandbox.catalogue, deleted=False)
+    for _ in range(2):
+        assert (await client.download("cred=1", href)).startswith(b"1\r\n")
+    with pytest.raises(DownloadLimitExceeded) as exceeded:
+        await client.download("cred=1", href)
+    assert exceeded.value.cookie_used
+    usage = await client.get_download_usage("cred=1")
+    assert (usage.used, usage.total, usage.fully_used) == (2, 2, True)
+    assert await client.download("cred=2", href)
+    assert await client.download(None, href)
+    with pytest.raises(DownloadLimitExceeded) as anonymous:
+        await client.download(None, href)
+    assert not anonymous.value.cookie_used
+    deleted = find_href(sandbox.catalogue, deleted=True)
+    with pytest.raises(SubtitleFileDeleted) as gone:
+        await client.download("cred=2", deleted)
+    assert gone.value.location.startswith("/show/")
+    assert sandbox.requests[deleted] == 1  # a redirect is an answer, not a failure to retry
+
+
+async def test_other_download_statuses_fail_clearly(
+    sandbox: Sandbox, client: Addic7edClient
+) -> None:
+    sandbox.faults = FaultConfig(fail_next=1, error_status=410)
+    with pytest.raises(DownloadFailed, match="HTTP 410 after 1 attempt"):
+        await client.download("c", find_href(sandbox.catalogue, deleted=False))
+
+
+async def test_usage_inbox_and_seasonless_shows(sandbox: Sandbox, client: Addic7edClient) -> None:
+    sandbox.quota_per_cookie = 1000
+    sandbox.set_downloads_used("c", 123)
+    usage = await client.get_download_usage("c")
+    assert (usage.used, usage.total, usage.remaining) == (123, 1000, 877)
+    with pytest.raises(NothingToParse):
+        await client.get_download_usage("")  # redirected to the login page
+    assert await client.clear_inbox("c") and sandbox.inbox_cleared["c"] == 1
+    assert await client.get_seasons("c", 4) == []  # no such show: a parse failure means []
+    with pytest.raises(NothingToParse, match="episode table"):
+        await client.get_season_episodes("c", 4, 1)
+
+
+async def test_truncated_pages_are_rejected(sandbox: Sandbox, client: Addic7edClient) -> None:
+    sandbox.faults = FaultConfig(truncate_rate=1.0)
+    with pytest.raises(NothingToParse, match="truncated"):
+        await client.get_shows("c")
+    with pytest.raises(NothingToParse):
+        await client.get_season_episodes("c", 3, 1)
+
+
+async def test_politeness_limit(sandbox: Sandbox) -> None:
+    async with make_client(sandbox, requests_per_second=20) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(client.get_seasons("c", 3) for _ in range(6)))
+        assert time.monotonic() - started >= 0.25  # five gaps of 50 ms
+
+
+def state_of(breaker: CircuitBreaker) -> CircuitState:
+    # A call, so mypy does not narrow the property across the steps of a test.
+    return breaker.state
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_window_ratio_and_probe() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("x", BreakerSettings(0.5, 10.0, 4, 30.0), clock)
+    for failed in (True, True, True):
+        breaker.record(failed)
+    clock.now = 11.0  # those three fall out of the window
+    for failed in (False, True, False):
+        breaker.record(failed)
+    assert state_of(breaker) is CircuitState.CLOSED
+    stale = breaker.before_call()
+    breaker.record(True)  # 2 failures of 4 calls: ratio 0.5
+    assert state_of(breaker) is CircuitState.OPEN
+    breaker.record(False, probe=stale)  # a call from before the opening cannot close it
+    assert state_of(breaker) is CircuitState.OPEN
+    with pytest.raises(UpstreamUnavailable, match="next probe in 30.0s"):
+        breaker.before_call()
+    clock.now = 41.0
+    assert breaker.before_call() is True
+    with pytest.raises(UpstreamUnavailable, match="probe call is in flight"):
+        breaker.before_call()
+    breaker.abandon(True)  # a cancelled probe frees the slot
+    assert breaker.before_call() is True
+    breaker.record(False, probe=True)
+    assert state_of(breaker) is CircuitState.CLOSED
+
+
+async def test_rate_limiter_spacing() -> None:
+    clock = FakeClock()
+    unlimited = RateLimiter(0, clock)
+    await unlimited.acquire()
+    limiter = RateLimiter(10, clock)
+    await limiter.acquire()  # the first slot is free
+    started = time.monotonic()
+    await limiter.acquire()  # reserved 0.1 s later on the fake clock, so it waits for real
+    assert time.monotonic() - started >= 0.09
