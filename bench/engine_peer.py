@@ -21,13 +21,13 @@ ROOT = HERE.parent
 PEERS = ROOT.parent / "shared" / "bench" / "peers"
 sys.path[:0] = [str(PEERS), str(ROOT)]
 
-import common  # noqa: E402  (the shared harness's plumbing)
-import harness  # noqa: E402
+import common
+import harness
 
-from daemon import logs  # noqa: E402
-from daemon.db import _init_connection, apply_migrations  # noqa: E402
-from daemon.jobs import store  # noqa: E402
-from daemon.jobs.store import NewJob  # noqa: E402
+from daemon import logs
+from daemon.db import _init_connection, apply_migrations
+from daemon.jobs import store
+from daemon.jobs.store import NewJob
 
 
 class AddictedJobsPeer:
