@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
+from daemon.jobs.loopguard import LoopGuard
 from daemon.jobs.spec import JobSpec, Registry
 from daemon.jobs.store import Claimed, EnqueueResult, NewJob, Outcome
 from daemon.jobs.supervisor import Supervisor
@@ -201,6 +202,7 @@ class Engine:
         self._hurry = asyncio.Event()
         self._cancel_reasons: dict[int, str] = {}
         self._caps: dict[str, int] = {s.name: s.cap for s in registry.specs.values() if s.cap}
+        self.guard = LoopGuard()
 
     # ---- enqueue ------------------------------------------------------------------------------
 
@@ -292,6 +294,7 @@ class Engine:
             self.supervisor.spawn(self._flush_loop(), "engine-flusher", critical=True)
         )
         self._loops.append(self.supervisor.spawn(self._prune_loop(), "engine-pruner"))
+        self.guard.start()
         self.started = True
 
     async def _listen(self) -> None:
@@ -387,6 +390,7 @@ class Engine:
         for task in self._loops:
             task.cancel()
         await asyncio.wait(self._loops, timeout=5.0) if self._loops else None
+        self.guard.stop()
         await asyncio.shield(self.flush())
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
@@ -458,11 +462,17 @@ class Engine:
         if spec.timeout is None:
             await spec.handler(ctx, args)
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self.guard.watch(task, spec.timeout)
         try:
             async with asyncio.timeout(spec.timeout):
                 await spec.handler(ctx, args)
         except TimeoutError as exc:
             raise JobTimeout(f"timed out after {spec.timeout:g} s") from exc
+        finally:
+            if task is not None:
+                self.guard.forget(task)
 
     def _failure(self, job: Claimed, exc: BaseException) -> tuple[str, Outcome, str]:
         summary = f"{type(exc).__name__}: {exc}"[:500]

@@ -360,3 +360,33 @@ async def _ttl_passed(pool: asyncpg.Pool, job_id: int) -> bool:
     return bool(
         await pool.fetchval("SELECT unique_until <= now() FROM jobs.jobs WHERE id = $1", job_id)
     )
+
+
+async def test_a_job_that_blocks_the_event_loop_is_cut_by_its_timeout_and_others_go_on(
+    make_engine: EngineFactory,
+) -> None:
+    import time as _time
+
+    rec = Recorder()
+
+    async def blocker(ctx: JobContext, args: NoArgs) -> None:
+        _time.sleep(30)  # blocking on purpose: asyncio.timeout alone cannot interrupt this
+
+    registry = Registry()
+    registry.register(
+        JobSpec("blocker", "default", NoArgs, blocker, timeout=0.5, retry=RetryPolicy(retries=0))
+    )
+    registry.register(JobSpec("other", "other", KeyArgs, rec.handler("other")))
+    engine = await make_engine(registry, concurrency={"default": 1, "other": 1})
+    started = _time.monotonic()
+    blocked = await engine.enqueue("blocker")
+    await wait_until(
+        lambda: _is(engine.pool, blocked.id, "failed"), timeout=20, message="blocker cut"
+    )
+    assert _time.monotonic() - started < 10
+    row = await job_row(engine.pool, blocked.id)
+    assert "JobBlockedLoop" in row["last_error"]
+    later = await engine.enqueue("other", {"key": 1})
+    await wait_until(
+        lambda: _is(engine.pool, later.id, "succeeded"), message="other queue still runs"
+    )
