@@ -370,7 +370,7 @@ async def test_a_job_that_blocks_the_event_loop_is_cut_by_its_timeout_and_others
     rec = Recorder()
 
     async def blocker(ctx: JobContext, args: NoArgs) -> None:
-        _time.sleep(30)  # blocking on purpose: asyncio.timeout alone cannot interrupt this
+        _time.sleep(30)  # noqa: ASYNC251  (blocking on purpose: asyncio.timeout cannot cut it)
 
     registry = Registry()
     registry.register(
