@@ -1,22 +1,100 @@
 """Command line: `run` starts the daemon; every other command talks to it over the control socket.
 
 Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 daemon unreachable,
-78 bad configuration.
+78 bad configuration. Commands live in a table (COMMANDS); `cli_commands.py` fills it, and a
+domain module listed in EXTENSIONS adds its own with the same @command decorator.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
+import json
+import os
 import sys
+import tomllib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 from daemon import __version__
+from daemon.control.client import ControlClient, DaemonError, Unreachable
 
+EXIT_OK = 0
+EXIT_DAEMON_ERROR = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 EX_CONFIG = 78
+# Modules whose import registers more commands (the engine's own, then the domain's).
+EXTENSIONS: list[str] = ["daemon.cli_commands"]
+
+
+class UsageError(Exception):
+    """Bad command-line input found after parsing (exit 2)."""
+
+
+@dataclass
+class Context:
+    """What a command sees: the daemon (call), the output mode, and where to print."""
+
+    client: ControlClient
+    json: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+    async def call(self, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.client.call(op, args)
+
+    def emit(self, result: dict[str, Any], human: Callable[[dict[str, Any]], str]) -> None:
+        """Print `result` as one JSON document with --json, else as `human` renders it."""
+        if self.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False), file=self.out)
+        else:
+            print(human(result), file=self.out)
+
+
+Handler = Callable[[Context, argparse.Namespace], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    arguments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = ()
+    json_flag: bool = True
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One argparse argument of a command: arg("id", type=int), arg("--limit", type=int)."""
+    return flags, options
+
+
+def command(
+    name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str, Any]], json_flag: bool = True
+) -> Callable[[Handler], Handler]:
+    """Register a socket command; the handler calls ops through ctx and returns an exit code."""
+
+    def register(handler: Handler) -> Handler:
+        if name in COMMANDS or name == "run":
+            raise ValueError(f"command {name!r} is registered twice")
+        COMMANDS[name] = Command(name, help, handler, arguments, json_flag)
+        return handler
+
+    return register
+
+
+def _load_extensions() -> None:
+    for module in EXTENSIONS:
+        importlib.import_module(module)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _load_extensions()
     parser = argparse.ArgumentParser(
         prog="addicted-jobs", description="Durable job daemon for the subtitle catalogue"
     )
@@ -28,7 +106,36 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="TOML config file (default /etc/addicted-jobs/config.toml if present)",
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
+    common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
+    common.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, parents=[common])
+        if cmd.json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        for flags, options in cmd.arguments:
+            p.add_argument(*flags, **options)
     return parser
+
+
+def resolve_socket(ns: argparse.Namespace) -> Path:
+    """--socket, else [control] socket of --config, else ADDICTED_JOBS_CONTROL__SOCKET, else the
+    daemon's default path. A bad config file raises ConfigError (exit 78)."""
+    from daemon.settings import load_settings
+
+    if getattr(ns, "socket", None):
+        return Path(ns.socket)
+    if getattr(ns, "config", None):
+        load_settings(ns.config)  # a broken file is exit 78 even when only the socket is wanted
+        # The file's own value: the documented order puts it before the environment.
+        control = tomllib.loads(Path(ns.config).read_text(encoding="utf-8")).get("control", {})
+        if isinstance(control, dict) and control.get("socket"):
+            return Path(control["socket"])
+    env = os.environ.get("ADDICTED_JOBS_CONTROL__SOCKET")
+    if env:
+        return Path(env)
+    return load_settings(getattr(ns, "config", None)).socket_path
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,16 +150,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(settings, args.config)
 
 
+def make_client(path: Path, timeout: float) -> ControlClient:
+    return ControlClient(path, timeout)
+
+
+async def _run_command(cmd: Command, ns: argparse.Namespace, path: Path) -> int:
+    client = make_client(path, ns.timeout)
+    ctx = Context(client, json=bool(getattr(ns, "json", False)))
+    try:
+        return await cmd.handler(ctx, ns)
+    finally:
+        await client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
+    from daemon.settings import ConfigError
+
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version exit 0
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if ns.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command == "run":
-        return cmd_run(args)
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
+    if ns.command == "run":
+        return cmd_run(ns)
+    try:
+        path = resolve_socket(ns)
+        return asyncio.run(_run_command(COMMANDS[ns.command], ns, path))
+    except ConfigError as exc:
+        print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except UsageError as exc:
+        print(f"addicted-jobs {ns.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DaemonError as exc:
+        print(f"addicted-jobs {ns.command}: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
+    except Unreachable as exc:
+        print(f"addicted-jobs {ns.command}: daemon unreachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,169 @@
+"""Control socket benchmark: round-trip latency of `ping` and of a single `enqueue` (p50/p99), and
+enqueue throughput over the socket in batches. Starts the real daemon on a fresh database and
+prints one JSON line per phase.
+
+    python bench/control_socket.py [--n 2000] [--batch 1000] [--batches 50]
+
+Targets: single enqueue p50 <= 2 ms; >= 10,000 jobs/s through batched enqueue. The throughput
+phases run with the `default` queue paused, so they time the enqueue path, not the jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as `python bench/socket.py`, this file's folder leads sys.path and would shadow the
+# standard `socket` module for everything imported below.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, os.path.dirname(HERE))
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from daemon.control.client import ControlClient, Unreachable
+
+ROOT = Path(HERE).parent
+
+
+def admin_dsn() -> str:
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"]
+    host = os.environ.get("BENCH_PGHOST", "127.0.0.1")
+    port = os.environ.get("BENCH_PGPORT", "5432")
+    user = os.environ.get("BENCH_PGUSER", "postgres")
+    return f"postgresql://{user}@{host}:{port}/{os.environ.get('BENCH_ADMIN_DB', 'postgres')}"
+
+
+def with_db(dsn: str, name: str) -> str:
+    base, _, query = dsn.partition("?")
+    return base.rpartition("/")[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {
+        "p50_ms": round(pick(0.50) * 1000, 3),
+        "p99_ms": round(pick(0.99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+        "max_ms": round(ordered[-1] * 1000, 3),
+    }
+
+
+def emit(**fields: object) -> None:
+    # The load average says how much of the spread is other work on the machine.
+    load = round(os.getloadavg()[0], 2)
+    print(json.dumps({"bench": "socket", **fields, "loadavg_1m": load}), flush=True)
+
+
+async def round_trips(
+    client: ControlClient, op: str, args: dict[str, object], n: int
+) -> list[float]:
+    for _ in range(20):  # warm-up: prepared statements, pool connections
+        await client.call(op, args)
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await client.call(op, args)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def measure(path: Path, n: int, batch: int, batches: int) -> None:
+    async with ControlClient(path, timeout=120) as client:
+        emit(phase="ping", n=n, **percentiles(await round_trips(client, "ping", {}, n)))
+        # Alone (queue paused: the enqueue path only), then with every job also run by the daemon.
+        await client.call("pause", {"queue": "default"})
+        single = await round_trips(client, "enqueue", {"name": "noop"}, n)
+        emit(phase="enqueue_single", queue="paused", n=n, **percentiles(single))
+        await client.call("resume", {"queue": "default"})
+        single = await round_trips(client, "enqueue", {"name": "noop"}, n)
+        emit(phase="enqueue_single", queue="running", n=n, **percentiles(single))
+        await client.call("pause", {"queue": "default"})
+        jobs = [{"name": "noop", "args": {"sleep_ms": 0}}] * batch
+        for form, request in (
+            ("jobs_list", {"jobs": jobs}),
+            ("count", {"name": "noop", "count": batch}),
+        ):
+            await client.call("enqueue", request)  # warm-up
+            started = time.perf_counter()
+            lat = []
+            for _ in range(batches):
+                t = time.perf_counter()
+                await client.call("enqueue", request)
+                lat.append(time.perf_counter() - t)
+            elapsed = time.perf_counter() - started
+            emit(
+                phase=f"enqueue_batch_{form}",
+                batch=batch,
+                batches=batches,
+                jobs=batch * batches,
+                jobs_per_s=round(batch * batches / elapsed),
+                batch_p50_ms=percentiles(lat)["p50_ms"],
+            )
+        await client.call("resume", {"queue": "default"})
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="round trips per latency phase")
+    parser.add_argument("--batch", type=int, default=1000, help="jobs per batched request")
+    parser.add_argument("--batches", type=int, default=50, help="batched requests per form")
+    opts = parser.parse_args()
+    name = f"aj_bench_socket_{os.getpid()}"
+    admin = await asyncpg.connect(admin_dsn())
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    work = Path(tempfile.mkdtemp(prefix="ajbs", dir="/tmp"))
+    config = work / "config.toml"
+    config.write_text(
+        f'[database]\ndsn = "{with_db(admin_dsn(), name)}"\n[state]\ndir = "{work / "state"}"\n'
+        f'[control]\nsocket = "{work / "c.sock"}"\n[log]\nformat = "json"\n'
+    )
+    log = (work / "daemon.log").open("w")
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "daemon",
+        "run",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                async with ControlClient(work / "c.sock", timeout=2) as probe:
+                    await probe.call("ping")
+                break
+            except Unreachable:
+                if daemon.returncode is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"daemon did not start; see {work / 'daemon.log'}") from None
+                await asyncio.sleep(0.1)
+        await measure(work / "c.sock", opts.n, opts.batch, opts.batches)
+    finally:
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(daemon.wait(), 60)
+        log.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        if not os.environ.get("BENCH_KEEP_LOGS"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

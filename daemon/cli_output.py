@@ -1,0 +1,143 @@
+"""Human output of the command line: aligned tables, key/value blocks, ages and durations.
+
+Everything takes the JSON-shaped results of the control protocol (timestamps as ISO strings).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+Row = Sequence[Any]
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Iterable[Row], max_width: int = 60) -> str:
+    """Columns padded to their widest cell; numbers right-aligned; long cells cut with '…'."""
+    text_rows = [[cell(v) for v in row] for row in rows]
+    numeric = [
+        bool(text_rows) and all(_is_number(r[i]) for r in text_rows) for i in range(len(headers))
+    ]
+    text_rows = [
+        [c if len(c) <= max_width else c[: max_width - 1] + "…" for c in r] for r in text_rows
+    ]
+    widths = [max([len(h), *(len(r[i]) for r in text_rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if numeric[i] else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in text_rows)])
+
+
+def _is_number(text: str) -> bool:
+    return text == "-" or text.replace(".", "", 1).replace("-", "", 1).isdigit()
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def duration(seconds: float | None) -> str:
+    """3s, 4m05s, 2h03m, 3d04h: short and sortable by eye."""
+    if seconds is None:
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{sign}{abs(seconds):.1f}s" if abs(seconds) < 10 else f"{sign}{s}s"
+    if s < 3600:
+        return f"{sign}{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{sign}{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{sign}{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def when(value: Any, now: datetime | None = None) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS (5m ago|in 5m)' in UTC."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    now = now or datetime.now(UTC)
+    delta = (moment - now).total_seconds()
+    rel = f"in {duration(delta)}" if delta > 0 else f"{duration(-delta)} ago"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} ({rel})"
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    return duration(((now or datetime.now(UTC)) - moment).total_seconds())
+
+
+def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
+    items = list(pairs)
+    width = max((len(k) for k, _ in items), default=0)
+    lines = []
+    for key, value in items:
+        text = value if isinstance(value, str) else cell(value)
+        first, *rest = text.splitlines() or [""]
+        lines.append(f"{key.ljust(width)}  {first}")
+        lines.extend(" " * (width + 2) + more for more in rest)
+    return "\n".join(lines)
+
+
+def job_block(job: dict[str, Any]) -> str:
+    args = json.dumps(job.get("args"), indent=2, ensure_ascii=False)
+    fields = [
+        ("id", job.get("id")),
+        ("name", job.get("name")),
+        ("queue", job.get("queue")),
+        ("state", job.get("state")),
+        ("attempt", f"{job.get('attempt')}/{job.get('max_attempts')}"),
+        ("interruptions", job.get("interruptions")),
+        ("parent", job.get("parent_id")),
+        ("unique key", job.get("unique_key")),
+        ("created", when(job.get("created_at"))),
+        ("run at", when(job.get("run_at"))),
+        ("started", when(job.get("started_at"))),
+        ("finished", when(job.get("finished_at"))),
+        ("args", args),
+        ("last error", job.get("last_error") or "-"),
+    ]
+    return key_values(fields)
+
+
+QUEUE_STATES = ("running", "ready", "scheduled", "awaiting", "succeeded", "failed", "deleted")
+
+
+def queues_table(queues: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            q["name"],
+            q.get("concurrency"),
+            "paused" if q.get("paused") else "",
+            *(q["counts"].get(s, 0) for s in QUEUE_STATES),
+            duration(q.get("oldest_ready_age_s")),
+        ]
+        for q in queues
+    ]
+    headers = ["QUEUE", "CONC", "PAUSED", *(s.upper() for s in QUEUE_STATES), "OLDEST READY"]
+    return table(headers, rows)

@@ -1,0 +1,73 @@
+"""Operator operations that are not about single jobs: recurring jobs (list, trigger), schema
+and one-time migrations, and reloading the configuration. Mixed into EngineOps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from daemon.control.protocol import NameArgs, NoArgs, OpError, parse_args
+from daemon.control.server import Peer
+from daemon.db import applied_migrations, load_migrations
+from daemon.jobs.recurring import RecurringScheduler
+from daemon.jobs.runner import Engine
+
+Onetime = Callable[[], Awaitable[list[dict[str, Any]]]]
+
+
+class AdminOps:
+    engine: Engine
+    scheduler: RecurringScheduler | None
+    reload_config: Callable[[], Awaitable[str | None]] | None
+    onetime: Onetime | None
+
+    async def recurring(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "recurring")
+        if self.scheduler is None:
+            return {"recurring": []}
+        return {"recurring": await self.scheduler.describe()}
+
+    async def trigger(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        req = parse_args(NameArgs, args, "trigger")
+        known = self.scheduler.entries if self.scheduler else {}
+        if req.name not in known or self.scheduler is None:
+            raise OpError(
+                "not_found",
+                f"no recurring job {req.name!r}; scheduled ones: {', '.join(sorted(known)) or 'none'}",
+            )
+        fire = await self.scheduler.fire(req.name, None)
+        assert fire is not None
+        return {"name": req.name, "id": fire.job_id, "created": fire.created}
+
+    async def migrations(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "migrations")
+        async with self.engine.pool.acquire() as conn:
+            applied = {m.version: m for m in await applied_migrations(conn)}
+        schema = []
+        for m in load_migrations():
+            done = applied.pop(m.version, None)
+            schema.append(
+                {
+                    "version": m.version,
+                    "name": m.name,
+                    "state": "applied" if done else "pending",
+                    "applied_at": done.applied_at if done else None,
+                    "duration_ms": done.duration_ms if done else None,
+                }
+            )
+        for extra in applied.values():  # applied by a newer release whose file we do not ship
+            schema.append({**extra.__dict__, "state": "applied (no file)"})
+        onetime = await self.onetime() if self.onetime else []
+        return {"schema": sorted(schema, key=lambda m: m["version"]), "onetime": onetime}
+
+    async def reload(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "reload")
+        if self.reload_config is None:
+            raise OpError("conflict", "this daemon was started without a reloadable configuration")
+        problem = await self.reload_config()
+        if problem is not None:
+            raise OpError(
+                "conflict", f"the new configuration is invalid; keeping the old one: {problem}"
+            )
+        return {"reloaded": True}

@@ -1,0 +1,214 @@
+"""Control protocol v1: one JSON object per line each way, the stable error codes, and the
+helpers every operation (engine or domain) uses to validate its arguments and report errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self, TypeVar
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+VERSION = 1
+ErrorCode = Literal[
+    "bad_request",
+    "unknown_op",
+    "unknown_job",
+    "invalid_args",
+    "not_found",
+    "conflict",
+    "unavailable",
+    "internal",
+]
+ERROR_CODES: tuple[str, ...] = ErrorCode.__args__  # type: ignore[attr-defined]
+EXPECTED = '{"v": 1, "id": <any>, "op": "<operation>", "args": {...}}'
+RequestId = str | int | float | bool | None
+M = TypeVar("M", bound=BaseModel)
+BIGINT = 2**63 - 1
+MAX_BATCH = 100_000
+MAX_DELAY_S = 10 * 366 * 86_400
+JobState = Literal["awaiting", "scheduled", "ready", "running", "succeeded", "failed", "deleted"]
+
+
+class OpError(Exception):
+    """A request that cannot be served; `code` is one of ERROR_CODES, `message` says what to fix."""
+
+    def __init__(self, code: ErrorCode, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.details = details
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    v: Literal[1]
+    id: RequestId = None
+    op: str
+    args: dict[str, Any] = {}
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """Each problem as {field, reason, input}: the field path, pydantic's reason, a short input."""
+    out = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        entry = {"field": field or "(top level)", "reason": err["msg"]}
+        if err["type"] != "missing":
+            entry["input"] = _short(err.get("input"))
+        out.append(entry)
+    return out
+
+
+def summarise(details: list[dict[str, Any]]) -> str:
+    parts = []
+    for d in details:
+        given = f" (got {d['input']})" if "input" in d else ""
+        parts.append(f"{d['field']}: {d['reason']}{given}")
+    return "; ".join(parts)
+
+
+def parse_args(model: type[M], args: dict[str, Any], op: str) -> M:
+    """Validate an operation's own arguments; a mismatch is a bad_request naming each field."""
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        details = describe_errors(exc, "args")
+        fields = ", ".join(model.model_fields)
+        raise OpError(
+            "bad_request",
+            f"bad arguments for {op!r}: {summarise(details)}; {op!r} takes {{{fields}}}",
+            details,
+        ) from None
+
+
+def parse_request(line: bytes) -> Request:
+    """One request line to a Request; OpError(bad_request) says what is wrong with it."""
+    if not line.strip():
+        raise OpError("bad_request", f"empty line; expected one JSON object per line: {EXPECTED}")
+    try:
+        value = pydantic_core.from_json(line)
+    except ValueError as exc:
+        raise OpError("bad_request", f"not valid JSON ({exc}); expected {EXPECTED}") from None
+    if not isinstance(value, dict):
+        raise OpError(
+            "bad_request",
+            f"a request is a JSON object, got a JSON {type(value).__name__}; expected {EXPECTED}",
+        )
+    if "v" in value and value["v"] != VERSION and isinstance(value["v"], int):
+        raise OpError(
+            "bad_request",
+            f"protocol version {value['v']} is not supported; this daemon speaks v{VERSION}",
+        )
+    try:
+        return Request.model_validate(value)
+    except ValidationError as exc:
+        details = describe_errors(exc)
+        raise OpError(
+            "bad_request", f"{summarise(details)}; expected {EXPECTED}", details
+        ) from None
+
+
+def request_id_of(line: bytes) -> RequestId:
+    """Best effort: the id of a request that failed validation, so the reply can still carry it."""
+    try:
+        value = pydantic_core.from_json(line)
+    except ValueError:
+        return None
+    rid = value.get("id") if isinstance(value, dict) else None
+    return rid if isinstance(rid, str | int | float | bool) else None
+
+
+def encode_request(op: str, args: dict[str, Any], request_id: RequestId) -> bytes:
+    return pydantic_core.to_json({"v": VERSION, "id": request_id, "op": op, "args": args}) + b"\n"
+
+
+def encode_ok(request_id: RequestId, result: dict[str, Any]) -> bytes:
+    body = {"v": VERSION, "id": request_id, "ok": True, "result": result}
+    return pydantic_core.to_json(body, fallback=str) + b"\n"
+
+
+def encode_error(request_id: RequestId, error: OpError) -> bytes:
+    err: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        err["details"] = error.details
+    body = {"v": VERSION, "id": request_id, "ok": False, "error": err}
+    return pydantic_core.to_json(body, fallback=str) + b"\n"
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class Reply(BaseModel):
+    """What a client reads back; `result` on success, `error` otherwise."""
+
+    v: Literal[1]
+    id: RequestId = None
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+
+
+# ---- arguments of the engine's operations ---------------------------------------------------
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoArgs(Args):
+    pass
+
+
+class JobIdArgs(Args):
+    id: int = Field(ge=1, le=BIGINT)
+
+
+class QueueArgs(Args):
+    queue: str = Field(min_length=1, max_length=200)
+
+
+class NameArgs(Args):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class EnqueueItem(Args):
+    name: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = {}
+    after: int | None = Field(default=None, ge=1, le=BIGINT)
+    delay: float | None = Field(default=None, ge=0, le=MAX_DELAY_S)
+
+
+class EnqueueArgs(Args):
+    """One job (`name`, optionally `count` copies) or a batch (`jobs`), never both."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    args: dict[str, Any] = {}
+    after: int | None = Field(default=None, ge=1, le=BIGINT)
+    delay: float | None = Field(default=None, ge=0, le=MAX_DELAY_S)
+    count: int | None = Field(default=None, ge=1, le=MAX_BATCH)
+    jobs: list[EnqueueItem] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if (self.name is None) == (self.jobs is None):
+            raise ValueError("give either name (one job) or jobs (a batch)")
+        if self.jobs is not None and self.count is not None:
+            raise ValueError("count applies to name, not to a jobs batch")
+        return self
+
+
+class JobsArgs(Args):
+    state: JobState | None = None
+    queue: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=50, ge=1, le=1000)
+    before_id: int | None = Field(default=None, ge=1, le=BIGINT)

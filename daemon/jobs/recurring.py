@@ -1,0 +1,263 @@
+"""Recurring jobs: APScheduler 3 cron triggers (UTC) whose only effect is an enqueue.
+
+A fire claims its slot in `jobs.recurring` (last_fire only moves forward) in the same
+transaction as the job's insert, so one slot is enqueued at most once, across restarts and
+under a double fire. A slot missed while the daemon was down fires once at start when it is
+within the misfire grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import ValidationError
+
+from daemon.jobs import store
+from daemon.jobs.cron import latest_fire, parse_cron
+from daemon.jobs.runner import DB_ERRORS, Engine
+from daemon.jobs.spec import Registry
+from daemon.settings import ConfigError, RecurringSettings
+
+log = structlog.get_logger("daemon.recurring")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    job: str
+    args: dict[str, Any]
+    cron: str
+    enabled: bool
+    trigger: CronTrigger = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Fire:
+    name: str
+    slot: datetime | None  # None for a manual trigger
+    job_id: int
+    created: bool
+
+
+def build_plan(config: Mapping[str, RecurringSettings], registry: Registry) -> list[Entry]:
+    """Validate every entry (ConfigError naming it); entries whose job is not registered yet are
+    skipped with a warning, because the catalogue jobs are registered separately."""
+    entries = []
+    for name, conf in config.items():
+        job = conf.job or name
+        try:
+            trigger = parse_cron(conf.cron)
+        except ValueError as exc:
+            raise ConfigError(f"recurring.{name}.cron = {conf.cron!r}: {exc}") from None
+        if job not in registry:
+            log.warning("recurring job skipped: no such job is registered", recurring=name, job=job)
+            continue
+        try:
+            registry.get(job).parse(conf.args)
+        except ValidationError as exc:
+            raise ConfigError(f"recurring.{name}.args do not fit job {job!r}: {exc}") from None
+        entries.append(Entry(name, job, dict(conf.args), conf.cron, conf.enabled, trigger))
+    return entries
+
+
+_CLAIM = """
+INSERT INTO jobs.recurring AS r (name, last_fire) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET last_fire = EXCLUDED.last_fire
+WHERE r.last_fire IS NULL OR r.last_fire < EXCLUDED.last_fire
+RETURNING name
+"""
+
+
+_RECORD = """
+INSERT INTO jobs.recurring AS r (name, last_job_id, last_trigger)
+VALUES ($1, $2, CASE WHEN $3 THEN now() END)
+ON CONFLICT (name) DO UPDATE
+SET last_job_id = EXCLUDED.last_job_id, last_trigger = coalesce(EXCLUDED.last_trigger, r.last_trigger)
+"""
+
+
+class _EnqueueExecutor(BaseExecutor):  # type: ignore[misc]
+    """APScheduler hands each due fire here with its scheduled time; we only enqueue."""
+
+    def __init__(self, owner: RecurringScheduler) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self.owner.spawn(self.owner.fire_when_possible(job.id, run_times[-1]))
+        self._run_job_success(job.id, [])
+
+
+class RecurringScheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        entries: list[Entry],
+        misfire_grace_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.entries = {e.name: e for e in entries}
+        self.grace = timedelta(seconds=misfire_grace_s)
+        self.clock = clock
+        self.recent: deque[Fire] = deque(maxlen=200)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._aps: AsyncIOScheduler | None = None
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        """Register the entries, fire slots missed within the grace, then start the timers."""
+        try:
+            await self.catch_up()
+        except DB_ERRORS as exc:  # the timers still run; the next start catches up again
+            log.error("could not check for missed recurring fires", error=str(exc))
+        self._aps = AsyncIOScheduler(
+            timezone=UTC,
+            executors={"default": _EnqueueExecutor(self)},
+            job_defaults={"coalesce": True, "max_instances": 1_000_000, "misfire_grace_time": None},
+        )
+        for entry in self.entries.values():
+            self._schedule(entry)
+        self._aps.start()
+
+    def _schedule(self, entry: Entry) -> None:
+        if self._aps is not None and entry.enabled:
+            self._aps.add_job(_never_called, entry.trigger, id=entry.name, replace_existing=True)
+
+    async def stop(self) -> None:
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)
+        self._aps = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+
+    def apply(self, entries: list[Entry]) -> None:
+        """Reload: schedule new and changed entries, drop removed and disabled ones."""
+        new = {e.name: e for e in entries}
+        for name, old in self.entries.items():
+            if name not in new or not new[name].enabled or new[name].cron != old.cron:
+                if self._aps is not None and self._aps.get_job(name) is not None:
+                    self._aps.remove_job(name)
+        changed = [n for n, e in new.items() if self.entries.get(n) != e]
+        removed = [n for n in self.entries if n not in new]
+        for name, entry in new.items():
+            if self._aps is not None and entry.enabled and self._aps.get_job(name) is None:
+                self._schedule(entry)
+        self.entries = new
+        if changed or removed:
+            log.info("recurring schedule changed", changed=changed, removed=removed)
+
+    async def catch_up(self) -> list[Fire]:
+        now = self.clock()
+        async with self.engine.pool.acquire() as conn:
+            await conn.executemany(
+                "INSERT INTO jobs.recurring (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                [(n,) for n in self.entries],
+            )
+            rows = await conn.fetch("SELECT name, last_fire, created_at FROM jobs.recurring")
+        known = {r["name"]: r["last_fire"] or r["created_at"] for r in rows}
+        fired = []
+        for entry in self.entries.values():
+            if not entry.enabled:
+                continue
+            after = max(known[entry.name], now - self.grace)
+            slot = latest_fire(entry.trigger, after, now)
+            if slot is not None:
+                log.info(
+                    "firing a recurring job missed while stopped", recurring=entry.name, slot=slot
+                )
+                fire = await self.fire(entry.name, slot)
+                if fire is not None:
+                    fired.append(fire)
+        return fired
+
+    async def fire_when_possible(self, name: str, slot: datetime) -> None:
+        """A timer fire; a database outage is retried while the slot is within the grace."""
+        delay = 0.5
+        while True:
+            try:
+                await self.fire(name, slot)
+                return
+            except DB_ERRORS as exc:
+                if self.clock() - slot > self.grace:
+                    log.error("recurring fire lost to a database outage", recurring=name, slot=slot)
+                    return
+                log.warning("recurring fire waits for the database", recurring=name, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def fire(self, name: str, slot: datetime | None) -> Fire | None:
+        """Enqueue entry `name` for `slot` (None: a manual trigger, always enqueued).
+
+        Returns None when the slot had already fired."""
+        entry = self.entries[name]
+        spec = self.engine.registry.get(entry.job)
+        args = spec.parse(entry.args)
+        job = store.NewJob(
+            name=spec.name,
+            queue=spec.queue,
+            args=args.model_dump(mode="json"),
+            max_attempts=spec.retry.max_attempts,
+            unique_key=spec.key_for(args),
+            unique_ttl=spec.unique_ttl,
+        )
+        async with self.engine.pool.acquire() as conn, conn.transaction():
+            if slot is not None and await conn.fetchval(_CLAIM, name, slot) is None:
+                log.debug("recurring slot already fired", recurring=name, slot=slot)
+                return None
+            # The engine's enqueue statement, inside the transaction that claimed the slot.
+            [result] = await store.enqueue(conn, [job])
+            await conn.execute(_RECORD, name, result.id, slot is None)
+        self.engine.wake(spec.queue)
+        fire = Fire(name, slot, result.id, result.created)
+        self.recent.append(fire)
+        log.info(
+            "recurring job fired",
+            recurring=name,
+            job=entry.job,
+            slot=slot.isoformat() if slot else "manual",
+            job_id=result.id,
+            created=result.created,
+        )
+        return fire
+
+    async def describe(self) -> list[dict[str, Any]]:
+        rows = await self.engine.pool.fetch("SELECT * FROM jobs.recurring")
+        state = {r["name"]: r for r in rows}
+        now = self.clock()
+        out = []
+        for entry in self.entries.values():
+            row = state.get(entry.name)
+            out.append(
+                {
+                    "name": entry.name,
+                    "job": entry.job,
+                    "args": entry.args,
+                    "cron": entry.cron,
+                    "enabled": entry.enabled,
+                    "last_fire": row["last_fire"] if row else None,
+                    "last_trigger": row["last_trigger"] if row else None,
+                    "last_job_id": row["last_job_id"] if row else None,
+                    "next_fire": entry.trigger.get_next_fire_time(None, now)
+                    if entry.enabled
+                    else None,
+                }
+            )
+        return out
+
+
+async def _never_called() -> None:
+    """APScheduler wants a callable; _EnqueueExecutor does the work instead of calling it."""

@@ -1,0 +1,90 @@
+"""`addicted-jobs top`: a live view of the queues over the control socket, one frame a second.
+
+Per queue: concurrency, running/ready/scheduled/failed, throughput over the last minute and the
+age of the oldest ready job; below, the last failures. The view survives a daemon restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon import cli_output as out
+from daemon.cli import Context
+from daemon.control.client import Unreachable
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def render(stats: dict[str, Any], now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    done = stats.get("finished_last_minute", {})
+    rows = []
+    for q in stats["queues"]:
+        counts = q["counts"]
+        per_minute = done.get(q["name"], 0)
+        rows.append(
+            [
+                q["name"] + (" (paused)" if q.get("paused") else ""),
+                q.get("concurrency"),
+                counts.get("running", 0),
+                counts.get("ready", 0),
+                counts.get("scheduled", 0),
+                counts.get("failed", 0),
+                per_minute,
+                f"{per_minute / 60:.1f}",
+                out.duration(q.get("oldest_ready_age_s")),
+            ]
+        )
+    headers = [
+        "QUEUE",
+        "CONC",
+        "RUNNING",
+        "READY",
+        "SCHEDULED",
+        "FAILED",
+        "DONE/MIN",
+        "/S",
+        "OLDEST READY",
+    ]
+    total = sum(done.values())
+    lines = [
+        f"addicted-jobs {stats.get('version', '?')}  up {out.duration(stats.get('uptime_s'))}  "
+        f"{now:%Y-%m-%d %H:%M:%S} UTC  finished last minute: {total} ({total / 60:.1f}/s)",
+        "",
+        out.table(headers, rows),
+        "",
+        "last failures",
+    ]
+    failures = stats.get("failures") or []
+    if not failures:
+        lines.append("  none")
+    for f in failures:
+        error = (f.get("last_error") or "").splitlines()[0][:100] if f.get("last_error") else ""
+        lines.append(
+            f"  {out.ago(f.get('at'), now):>7} ago  #{f['id']} {f['name']} [{f['queue']}] "
+            f"{f['state']} attempt {f['attempt']}: {error}"
+        )
+    return "\n".join(lines)
+
+
+async def run_top(ctx: Context, *, interval: float = 1.0, once: bool = False) -> int:
+    """Redraw every `interval` seconds until Ctrl-C; `once` prints a single frame (scripts)."""
+    clear = ctx.out.isatty() and not once
+    while True:
+        try:
+            frame = render(await ctx.call("stats"))
+        except Unreachable as exc:
+            if once:
+                raise
+            await ctx.client.close()  # reconnect next round: the daemon may be restarting
+            frame = f"daemon unreachable: {exc}\nretrying every {interval:g} s (Ctrl-C quits)"
+        ctx.out.write((CLEAR if clear else "") + frame + "\n")
+        ctx.out.flush()
+        if once:
+            return 0
+        try:
+            await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            return 0
