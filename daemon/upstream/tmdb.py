@@ -17,6 +17,7 @@ import pydantic
 import structlog
 
 from daemon import __version__
+from daemon.upstream.errors import UpstreamUnavailable
 from daemon.upstream.models import (
     TmdbExternalIds,
     TmdbFindResult,
@@ -145,6 +146,12 @@ class TmdbClient:
 
         # The request description leaves the query out: it holds the API key.
         response = await self._sender.send(attempt, f"GET {path}")
+        if self._sender.is_retry_status(response.status_code):
+            # Still failing after the retries: TMDB is down, which must not read as "no such
+            # show" (check_completed_tmdb would clear the ids of every show it asked about).
+            raise UpstreamUnavailable(
+                UPSTREAM, f"GET {path}: HTTP {response.status_code} after every retry"
+            )
         if not response.is_success:
             log.warning("tmdb request failed", path=path, status=response.status_code)
             return None

@@ -57,13 +57,19 @@ async def test_api_key_and_user_agent_are_sent(sandbox: Sandbox, tmdb: TmdbClien
     assert request.user_agent == f"addicted-jobs/{__version__}"
 
 
-async def test_wrong_key_gives_none_after_retries(sandbox: Sandbox) -> None:
+async def test_a_wrong_key_is_an_outage_not_a_missing_show(sandbox: Sandbox) -> None:
+    # Fixed on purpose: the original answered None here, which check_completed_tmdb reads as
+    # "deleted from TMDB" and clears the ids of every show it asks about.
     async with TmdbClient(sandbox.tmdb_url, "wrong", retry=FAST) as client:
-        with capture_logs() as logs:
-            assert await client.get_show(1419) is None
+        with pytest.raises(UpstreamUnavailable, match="HTTP 401 after every retry"):
+            await client.get_show(1419)
     assert sandbox.requests["/tmdb/3/tv/1419"] == 3  # 401 is retried, as in the original
-    assert logs[-1]["event"] == "tmdb request failed" and logs[-1]["status"] == 401
-    assert logs[-1]["log_level"] == "warning"
+
+
+async def test_a_missing_show_is_none_with_a_warning(sandbox: Sandbox, tmdb: TmdbClient) -> None:
+    with capture_logs() as logs:
+        assert await tmdb.get_show(0) is None
+    assert logs[-1]["event"] == "tmdb request failed" and logs[-1]["status"] == 404
 
 
 async def test_paging_reads_page_two_of_two(sandbox: Sandbox, tmdb: TmdbClient) -> None:

@@ -1,0 +1,126 @@
+"""The catalogue test bench: the sandbox upstream over HTTP on loopback, real clients pointed at
+it, a credential, Resources, and the catalogue jobs registered; plus small SQL probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from daemon.catalog.credentials import CredentialPool
+from daemon.catalog.languages import culture_name
+from daemon.jobs.spec import Registry
+from daemon.settings import RefreshSettings
+from daemon.tasks.catalogue import register_catalogue_jobs
+from daemon.tasks.resources import Resources
+from daemon.upstream.addic7ed import Addic7edClient
+from daemon.upstream.resilience import RetrySettings
+from daemon.upstream.sandbox import Sandbox
+from daemon.upstream.tmdb import TmdbClient
+
+COOKIE = "PHPSESSID=catalogue-tests; wikisubtitlesuser=1"
+FAST_RETRY = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)
+
+
+@dataclass
+class CatalogueEnv:
+    pool: asyncpg.Pool
+    sandbox: Sandbox
+    resources: Resources
+    registry: Registry
+
+    @property
+    def credentials(self) -> CredentialPool:
+        return self.resources.credentials
+
+    def upstream_calls(self, path: str) -> int:
+        return len(self.sandbox.seen(path))
+
+    def season_fetches(self) -> list[tuple[int, int]]:
+        """(show, season) of every season page requested, in order."""
+        return [
+            (int(r.query["show"]), int(r.query["season"]))
+            for r in self.sandbox.seen("/ajax_loadShow.php")
+        ]
+
+    async def add_show(self, addic7ed_id: int, name: str | None = None, **columns: Any) -> int:
+        """A show linked to a sandbox show id (name from the sandbox unless given)."""
+        name = name or self.sandbox.catalogue.show_name(addic7ed_id)
+        keys = ["name", *columns]
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(keys)))
+        show_id: int = await self.pool.fetchval(
+            f"INSERT INTO tv_shows ({', '.join(keys)}) VALUES ({placeholders}) RETURNING id",
+            name,
+            *columns.values(),
+        )
+        await self.pool.execute(
+            "INSERT INTO show_external_ids (tv_show_id, source, external_id) VALUES ($1, 0, $2)",
+            show_id,
+            str(addic7ed_id),
+        )
+        return show_id
+
+    async def count(self, table: str, where: str = "true", *args: Any) -> int:
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", *args))
+
+    async def season_numbers(self, show_id: int) -> list[int]:
+        rows = await self.pool.fetch(
+            "SELECT number FROM seasons WHERE tv_show_id = $1 ORDER BY number", show_id
+        )
+        return [r["number"] for r in rows]
+
+    async def age_season(self, show_id: int, number: int, age: timedelta | None) -> None:
+        """Pretend the season's episodes were last fetched `age` ago (None: never)."""
+        await self.pool.execute(
+            """UPDATE seasons SET last_refreshed = now() - $3::interval
+               WHERE tv_show_id = $1 AND number = $2""",
+            show_id,
+            number,
+            age,
+        )
+
+    async def age_season_list(self, show_id: int, age: timedelta | None) -> None:
+        await self.pool.execute(
+            "UPDATE tv_shows SET last_season_refreshed = now() - $2::interval WHERE id = $1",
+            show_id,
+            age,
+        )
+
+
+def addic7ed_client(base_url: str) -> Addic7edClient:
+    return Addic7edClient(base_url, retry=FAST_RETRY, language_code=culture_name)
+
+
+@asynccontextmanager
+async def catalogue_env(
+    pool: asyncpg.Pool,
+    *,
+    shows: int = 60,
+    refresh: RefreshSettings | None = None,
+    with_tmdb: bool = True,
+    credential: bool = True,
+) -> AsyncIterator[CatalogueEnv]:
+    async with Sandbox(shows=shows) as sandbox:
+        addic7ed = addic7ed_client(sandbox.addic7ed_url)
+        tmdb = (
+            TmdbClient(sandbox.tmdb_url, sandbox.tmdb_api_key, retry=FAST_RETRY)
+            if with_tmdb
+            else None
+        )
+        credentials = CredentialPool(pool)
+        if credential:
+            await credentials.add(COOKIE)
+        resources = Resources(pool, addic7ed, tmdb, refresh or RefreshSettings(), credentials)
+        registry = Registry()
+        register_catalogue_jobs(registry, resources)
+        try:
+            yield CatalogueEnv(pool, sandbox, resources, registry)
+        finally:
+            await addic7ed.aclose()
+            if tmdb is not None:
+                await tmdb.aclose()
