@@ -25,6 +25,7 @@ ERROR_TEXT_LIMIT = 8000
 # before it runs out, so a slow but live migration never trips TimeoutStartSec.
 EXTEND_S = 60.0
 KEEPALIVE_S = 15.0
+PROGRESS_EVERY_S = 5.0
 INTERRUPTED = (
     "interrupted: the process ended while this migration ran (crash, kill or power loss); "
     "found at the next start"
@@ -86,14 +87,10 @@ class OneTimeMigration:
 
 def _check_date(migration: OneTimeMigration) -> None:
     date = getattr(migration, "date", None)
-    ok = (
-        isinstance(date, tuple)
-        and len(date) == 3
-        and all(isinstance(part, int) for part in date)
-        and 1 <= date[1] <= 12
-        and 1 <= date[2] <= 31
-    )
-    if not ok:
+    parts = date if isinstance(date, tuple) and len(date) == 3 else (0, 0, 0)
+    if not all(isinstance(p, int) for p in parts) or not (
+        1 <= parts[1] <= 12 and 1 <= parts[2] <= 31
+    ):
         raise ValueError(
             f"{type(migration).__name__}: date must be (year, month, day), got {date!r}"
         )
@@ -116,9 +113,6 @@ class MigrationRegistry:
     def ordered(self) -> list[OneTimeMigration]:
         return sorted(self._by_key.values(), key=lambda m: m.order)
 
-    def get(self, key: str) -> OneTimeMigration | None:
-        return self._by_key.get(key)
-
 
 @dataclass
 class MigrationContext:
@@ -129,11 +123,17 @@ class MigrationContext:
     log: Any
     notifier: StartupNotifier | None = None
     enqueue_job: Enqueue | None = None
+    _last_report: float = field(default=float("-inf"), init=False, repr=False)
 
     def progress(
         self, message: str, *, done: int | None = None, total: int | None = None, **fields: Any
     ) -> None:
-        """Log how far the migration is and buy more start-up time from systemd."""
+        """Log how far the migration is and buy more start-up time from systemd; call it as
+        often as you like, it reports every few seconds and at the end."""
+        now = time.monotonic()
+        if now - self._last_report < PROGRESS_EVERY_S and not (total and done == total):
+            return
+        self._last_report = now
         if total:
             fields["percent"] = round(100 * (done or 0) / total, 1)
         self.log.info(message, done=done, total=total, **fields)
@@ -179,6 +179,7 @@ async def run_pending(
     notifier: StartupNotifier | None = None,
     enqueue: Enqueue | None = None,
     keepalive_s: float = KEEPALIVE_S,
+    lock_wait_s: float = 30.0,
 ) -> Report:
     """Run every registered migration without a success record, in date then name order.
 
@@ -187,11 +188,18 @@ async def run_pending(
     """
     registry = MigrationRegistry(migrations)
     async with pool.acquire() as conn:
-        # Only the lock holder may call a running attempt dead, so two runners never meet.
-        if not await conn.fetchval(
+        # Only the lock holder may call a running attempt dead, so two runners never meet. Right
+        # after a kill -9 the dead runner's session may hold the lock a moment longer: wait a bit.
+        deadline = time.monotonic() + lock_wait_s
+        while not await conn.fetchval(
             "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, ONETIME_LOCK
         ):
-            raise MigrationsBusy("another process is running one-time migrations on this database")
+            if time.monotonic() > deadline:
+                raise MigrationsBusy(
+                    f"another process has held the one-time migration lock on this database for "
+                    f"over {lock_wait_s:g} s"
+                )
+            await asyncio.sleep(0.1)
         try:
             report = Report()
             rows = await conn.fetch(

@@ -1,5 +1,5 @@
-"""Read side of one-time migrations: where each stands, and the `migrations` operation's answer
-(schema migrations as applied, then one-time ones) with a plain-text rendering for the CLI.
+"""Read side of one-time migrations: where each registered or recorded migration stands, for the
+`migrations` operation.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 
-from daemon.db import applied_migrations
 from daemon.jobs.onetime import MigrationRegistry, MigrationState, OneTimeMigration
 
 
@@ -76,54 +75,8 @@ def _status(key: str, row: asyncpg.Record, *, registered: bool = True) -> Migrat
     )
 
 
-async def migrations_overview(
+async def onetime_rows(
     pool: asyncpg.Pool, registered: Sequence[OneTimeMigration] = ()
-) -> dict[str, Any]:
-    """The `migrations` operation: schema migrations as applied, then the one-time ones."""
-    async with pool.acquire() as conn:
-        schema = await applied_migrations(conn)
-    return {
-        "schema": [
-            {
-                "version": m.version,
-                "name": m.name,
-                "state": "applied",
-                "applied_at": m.applied_at.isoformat(),
-                "duration_ms": round(m.duration_ms, 2),
-            }
-            for m in schema
-        ],
-        "onetime": [s.as_dict() for s in await list_state(pool, registered)],
-    }
-
-
-def render_overview(overview: dict[str, Any]) -> str:
-    """Two tables for a terminal: what `addicted-jobs migrations` prints without --json."""
-    lines = ["Schema migrations", f"  {'VERSION':<8} {'NAME':<32} {'APPLIED AT':<26} DURATION"]
-    for m in overview.get("schema", []):
-        lines.append(
-            f"  {m['version']:<8} {m['name']:<32} {_when(m['applied_at']):<26} {_ms(m['duration_ms'])}"
-        )
-    lines += ["", "One-time migrations"]
-    lines.append(f"  {'MIGRATION':<56} {'STATE':<8} {'TRIES':>5} {'FINISHED AT':<26} DURATION")
-    for m in overview.get("onetime", []):
-        state = m["state"] + ("" if m.get("registered", True) else "*")
-        lines.append(
-            f"  {m['key']:<56} {state:<8} {m['attempts']:>5} "
-            f"{_when(m['finished_at'] or m['started_at']):<26} {_ms(m['duration_ms'])}"
-        )
-        if m.get("error") and m["state"] != "success":
-            lines.append(f"      last error: {m['error']}")
-    if any(not m.get("registered", True) for m in overview.get("onetime", [])):
-        lines.append("  * recorded but no longer registered")
-    return "\n".join(lines)
-
-
-def _when(value: str | None) -> str:
-    return value.replace("T", " ")[:19] + " UTC" if value else "-"
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+) -> list[dict[str, Any]]:
+    """The one-time part of the `migrations` operation, JSON-ready (control.ops.Onetime)."""
+    return [status.as_dict() for status in await list_state(pool, registered)]
