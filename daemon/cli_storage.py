@@ -1,0 +1,105 @@
+"""The `storage` command: `storage get SUBTITLE_ID [-o FILE]` prints or writes a stored subtitle
+byte for byte; `storage train-dictionary [--from-stored N | --from-dir DIR]` trains a dictionary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.cli import Context, UsageError, arg, command
+
+# The socket operations (daemon.tasks.storage_ops), named here so the client stays light.
+GET_OP = "storage-get"
+TRAIN_OP = "storage-train-dictionary"
+EXIT_CORRUPT = 1
+
+
+@command(
+    "storage",
+    "stored subtitles: `get SUBTITLE_ID [-o FILE]`, "
+    "`train-dictionary [--from-stored N | --from-dir DIR] [--dry-run]`",
+    arg("action", choices=("get", "train-dictionary")),
+    arg("subtitle_id", nargs="?", type=int, metavar="SUBTITLE_ID", help="numeric subtitle id"),
+    arg("-o", "--output", type=Path, metavar="FILE", help="get: write the file here"),
+    arg("--from-stored", type=int, metavar="N", help="train on N stored files (default 1000)"),
+    arg("--from-dir", type=Path, metavar="DIR", help="train on up to 1000 files in DIR"),
+    arg("--dry-run", action="store_true", help="train and measure, but keep the current one"),
+)
+async def storage(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.action == "get":
+        if ns.subtitle_id is None:
+            raise UsageError("get needs the subtitle's numeric id: storage get SUBTITLE_ID")
+        if ns.from_stored is not None or ns.from_dir is not None or ns.dry_run:
+            raise UsageError("--from-stored, --from-dir and --dry-run belong to train-dictionary")
+        return await _get(ctx, ns.subtitle_id, ns.output)
+    if ns.subtitle_id is not None or ns.output is not None:
+        raise UsageError("train-dictionary takes no SUBTITLE_ID or -o")
+    if ns.from_stored is not None and ns.from_dir is not None:
+        raise UsageError("give --from-stored N or --from-dir DIR, not both")
+    request: dict[str, Any] = {"dry_run": ns.dry_run}
+    if ns.from_stored is not None:
+        request["from_stored"] = ns.from_stored
+    if ns.from_dir is not None:
+        # The daemon reads the directory, from its own working directory: send it absolute.
+        request["from_dir"] = str(ns.from_dir.expanduser().absolute())
+    ctx.emit(await ctx.call(TRAIN_OP, request), _training)
+    return 0
+
+
+async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
+    result = await ctx.call(GET_OP, {"subtitle_id": subtitle_id})
+    data = base64.b64decode(result["content"])
+    if hashlib.sha256(data).hexdigest() != result["sha256"]:
+        print(f"addicted-jobs storage: subtitle {subtitle_id} arrived damaged", file=sys.stderr)
+        return EXIT_CORRUPT
+    if output is not None:
+        _write(output, data)
+        if ctx.json:
+            ctx.emit({k: v for k, v in result.items() if k != "content"}, str)
+        else:
+            print(f"wrote {len(data)} bytes to {output}", file=sys.stderr)
+    elif ctx.json:
+        ctx.emit(result, str)
+    else:
+        _write_stdout(ctx, data)
+    return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    # Beside the target, then renamed: an interrupted write never leaves half a file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc}") from exc
+
+
+def _write_stdout(ctx: Context, data: bytes) -> None:
+    ctx.out.flush()
+    buffer = getattr(ctx.out, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)  # the bytes as downloaded: no decoding, no added newline
+        buffer.flush()
+    else:
+        ctx.out.write(data.decode("utf-8", errors="surrogateescape"))
+
+
+def _training(r: dict[str, Any]) -> str:
+    versus = r["gain_vs_previous"]
+    lines = [
+        f"dictionary {r['dictionary_id']} ({r['dictionary_bytes']} bytes), "
+        f"trained on {r['trained_on']} files, measured on {r['held_out']} held out",
+        f"  {r['gain_vs_plain']:.3f}x smaller than plain zstd",
+    ]
+    if versus is not None:
+        lines.append(f"  {versus:.3f}x smaller than the current dictionary {r['previous_id']}")
+    lines.append(f"  {r['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Storage operations of the control socket: `storage-get` (a stored subtitle, byte for byte) and
+`storage-train-dictionary` (train on stored subtitles or a directory, see storage_training).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any, Self
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daemon.control.protocol import BIGINT, OpError, parse_args
+from daemon.control.server import OpHandler, Peer
+from daemon.storage.base import StorageError
+from daemon.storage.compression import CompressionError
+from daemon.tasks.storage_training import (
+    DEFAULT_TRAINING,
+    MAX_SAMPLES,
+    EnqueueMany,
+    NotEnoughSamples,
+    TrainingOptions,
+    queue_plain_migrations,
+    train_dictionary,
+)
+from daemon.tasks.subtitle_store import SubtitleStore, get_subtitle
+
+log = structlog.get_logger(__name__)
+
+GET_OP = "storage-get"
+TRAIN_OP = "storage-train-dictionary"
+READ_ONLY_OPS = frozenset({GET_OP})
+# Smaller than the job's default: the reply must come within [control] request_timeout_s (30 s),
+# and a 256 KiB dictionary takes ~15 s to train on 1000 subtitles on two cores.
+OP_DEFAULT_SAMPLES = 1000
+__all__ = [
+    "GET_OP",
+    "READ_ONLY_OPS",
+    "TRAIN_OP",
+    "storage_get",
+    "storage_handlers",
+    "train_dictionary",
+]
+
+
+class SubtitleNotFound(LookupError):
+    pass
+
+
+class NotStored(LookupError):
+    pass
+
+
+async def storage_get(pool: asyncpg.Pool, store: SubtitleStore, subtitle_id: int) -> dict[str, Any]:
+    """The stored file of a subtitle, decompressed: base64 content, size and SHA-256."""
+    row = await get_subtitle(pool, subtitle_id)
+    if row is None:
+        raise SubtitleNotFound(f"no subtitle with id {subtitle_id}")
+    if row.storage_path is None:
+        raise NotStored(
+            f"subtitle {subtitle_id} is not stored yet; "
+            f"`addicted-jobs enqueue download_subtitle subtitle_id={subtitle_id}` fetches it"
+        )
+    data = await store.get(row.storage_path)
+    if data is None:
+        raise NotStored(f"subtitle {subtitle_id}: object {row.storage_path} is missing")
+    return {
+        "subtitle_id": row.id,
+        "unique_id": str(row.unique_id),
+        "path": row.storage_path,
+        "stored_at": row.stored_at.isoformat() if row.stored_at else None,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "encoding": "base64",
+        "content": base64.b64encode(data).decode("ascii"),
+    }
+
+
+class _GetArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subtitle_id: int = Field(ge=1, le=BIGINT)
+
+
+class _TrainArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_stored: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
+    from_dir: str | None = Field(default=None, min_length=1, max_length=4096)
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.from_dir is not None and self.from_stored is not None:
+            raise ValueError("give from_stored or from_dir, not both")
+        if self.from_dir is not None and not Path(self.from_dir).is_absolute():
+            raise ValueError("from_dir must be an absolute path (the daemon reads it)")
+        return self
+
+
+def storage_handlers(
+    pool: asyncpg.Pool,
+    store: SubtitleStore,
+    options: TrainingOptions = DEFAULT_TRAINING,
+    enqueue_many: EnqueueMany | None = None,
+) -> dict[str, OpHandler]:
+    """The socket operations, errors mapped to protocol codes; READ_ONLY_OPS are not audited.
+    With `enqueue_many` (the engine's), adopting a first dictionary queues the plain objects'
+    migration, as the train_dictionary job does."""
+
+    async def get(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parsed = parse_args(_GetArgs, args, GET_OP)
+        try:
+            return await storage_get(pool, store, parsed.subtitle_id)
+        except LookupError as exc:
+            raise OpError("not_found", str(exc)) from exc
+        except StorageError as exc:
+            raise OpError("unavailable", f"storage unavailable: {exc}") from exc
+        except CompressionError as exc:
+            raise OpError("internal", f"stored object unreadable: {exc}") from exc
+
+    async def train(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parsed = parse_args(_TrainArgs, args, TRAIN_OP)
+        try:
+            report = await train_dictionary(
+                store,
+                limit=parsed.from_stored or OP_DEFAULT_SAMPLES,
+                from_dir=Path(parsed.from_dir) if parsed.from_dir else None,
+                adopt=not parsed.dry_run,
+                options=options,
+            )
+        except NotEnoughSamples as exc:
+            raise OpError("conflict", str(exc)) from exc
+        except StorageError as exc:
+            raise OpError("unavailable", f"storage unavailable: {exc}") from exc
+        except (ValueError, CompressionError) as exc:
+            raise OpError("bad_request", str(exc)) from exc
+        log.info("dictionary trained on request", **report.as_dict())
+        answer = report.as_dict()
+        if enqueue_many is not None and report.adopted and report.previous_id is None:
+            answer["migrations_queued"] = await queue_plain_migrations(store, enqueue_many)
+        return answer
+
+    return {GET_OP: get, TRAIN_OP: train}

@@ -1,0 +1,294 @@
+"""store_subtitle, migrate_compression and train_dictionary on the real engine against moto's S3
+server over HTTP: store and read back, the first dictionary trained by itself, migrations, the
+original system's format, and an S3 outage in the middle of a store.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import zstandard
+from pydantic import ValidationError
+
+from daemon.jobs.backoff import DEFAULT_RETRY, RetryPolicy
+from daemon.jobs.runner import Engine
+from daemon.jobs.spec import Registry
+from daemon.storage.compression import ZSTD_MAGIC, Codec
+from daemon.storage.s3 import S3Storage
+from daemon.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
+from daemon.tasks.storage_ops import storage_get
+from daemon.tasks.storage_training import TrainingOptions
+from daemon.tasks.subtitle_store import SubtitleStore
+from daemon.upstream.sandbox_data import Catalogue, srt_text
+from tests.conftest import shared_path
+from tests.integration.catalog_env import CatalogueEnv, catalogue_env
+from tests.integration.conftest import EngineFactory
+from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, MotoServer
+from tests.support import wait_until
+
+FAST_RETRY = RetryPolicy(retries=10, delays=(0.3,))
+SMALL_TRAINING = TrainingOptions(dict_size=4096, min_samples=20)
+QUEUES = {"default": 2, "store-subtitle": 5, "fetch-subtitles": 2}
+
+
+def sample_files(count: int) -> list[bytes]:
+    """Realistic SRT files (the sandbox's), all different."""
+    catalogue, files = Catalogue(40, 3), []
+    for show in catalogue.show_ids():
+        for season in catalogue.seasons(show):
+            for episode in catalogue.episodes(show, season) or ():
+                files += [srt_text(3, s) for s in episode.subtitles]
+                if len(files) >= count:
+                    return files[:count]
+    raise AssertionError("the sandbox catalogue is too small")
+
+
+async def add_subtitle(pool: asyncpg.Pool, show_id: int, season: int, number: int) -> int:
+    episode_id = await pool.fetchval(
+        """INSERT INTO episodes (tv_show_id, season, number, title) VALUES ($1, $2, $3, 'Pilot')
+           ON CONFLICT (tv_show_id, season, number) DO UPDATE SET title = excluded.title
+           RETURNING id""",
+        show_id,
+        season,
+        number,
+    )
+    subtitle_id: int = await pool.fetchval(
+        """INSERT INTO subtitles (episode_id, scene, version, completed, completion_pct,
+                                  hearing_impaired, corrected, download_uri, language)
+           VALUES ($1, 'LOL', 0, true, 100, false, false, $2, 'English') RETURNING id""",
+        episode_id,
+        f"/updated/1/{uuid.uuid4().int % 10**9}/0",
+    )
+    return subtitle_id
+
+
+async def subtitle(pool: asyncpg.Pool, subtitle_id: int) -> dict[str, Any]:
+    row = await pool.fetchrow(
+        "SELECT unique_id, storage_path, stored_at FROM subtitles WHERE id = $1", subtitle_id
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def job(pool: asyncpg.Pool, job_id: int) -> dict[str, Any]:
+    row = await pool.fetchrow("SELECT * FROM jobs.jobs WHERE id = $1", job_id)
+    assert row is not None
+    return dict(row)
+
+
+async def until_done(pool: asyncpg.Pool, job_id: int, timeout: float = 15) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        row = await job(pool, job_id)
+        return row if row["state"] in ("succeeded", "failed", "deleted") else None
+
+    return await wait_until(probe, timeout=timeout, message=f"job {job_id} to finish")
+
+
+def s3(endpoint: str, bucket: str, **options: Any) -> S3Storage:
+    return S3Storage(endpoint, bucket, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, **options)
+
+
+class Rig:
+    def __init__(self, env: CatalogueEnv, store: SubtitleStore, engine: Engine) -> None:
+        self.env, self.store, self.engine, self.pool = env, store, engine, env.pool
+
+    async def store_job(self, subtitle_id: int, data: bytes) -> int:
+        blob = base64.b64encode(data).decode()
+        result = await self.engine.enqueue(
+            "store_subtitle", {"subtitle_id": subtitle_id, "blob": blob}
+        )
+        return result.id
+
+
+async def make_rig(
+    env: CatalogueEnv,
+    make_engine: EngineFactory,
+    storage: S3Storage,
+    *,
+    train_after: int = 0,
+    codec: Codec | None = None,
+) -> Rig:
+    store = SubtitleStore(storage, codec or Codec(), env.pool)
+    await store.load_dictionaries()
+    registry = Registry()
+    register_storage_jobs(
+        registry,
+        env.resources,
+        store,
+        train_after=train_after,
+        training=SMALL_TRAINING,
+        retry=FAST_RETRY,
+    )
+    return Rig(env, store, await make_engine(registry, concurrency=QUEUES))
+
+
+@pytest.fixture
+async def env(db_pool: asyncpg.Pool) -> AsyncIterator[CatalogueEnv]:
+    async with catalogue_env(db_pool, shows=4, with_tmdb=False) as env:
+        yield env
+
+
+@pytest.fixture
+async def bucket(s3_server: str, s3_bucket: str) -> AsyncIterator[S3Storage]:
+    async with s3(s3_server, s3_bucket) as storage:
+        yield storage
+
+
+async def test_store_then_read_back_byte_for_byte(
+    env: CatalogueEnv, make_engine: EngineFactory, bucket: S3Storage
+) -> None:
+    rig = await make_rig(env, make_engine, bucket)
+    show = await env.add_show(1)
+    sub_id = await add_subtitle(env.pool, show, 2, 7)
+    data = sample_files(1)[0] + b"\xff\xfe not UTF-8 \r\n"
+    done = await until_done(env.pool, await rig.store_job(sub_id, data))
+    assert done["state"] == "succeeded"
+    row = await subtitle(env.pool, sub_id)
+    assert row["storage_path"] == f"{show}/2/7/{row['unique_id']}.srt"
+    assert row["stored_at"] is not None
+    raw = await bucket.get(row["storage_path"])
+    assert raw is not None and raw.startswith(ZSTD_MAGIC) and len(raw) < len(data)
+    got = await storage_get(env.pool, rig.store, sub_id)
+    assert base64.b64decode(got["content"]) == data and got["size"] == len(data)
+    # Storing the same subtitle again is harmless: same key, same content.
+    again = await until_done(env.pool, await rig.store_job(sub_id, data))
+    assert again["state"] == "succeeded"
+    assert (await subtitle(env.pool, sub_id))["storage_path"] == row["storage_path"]
+    assert await rig.store.get(row["storage_path"]) == data
+
+
+async def test_store_arguments_are_checked_and_a_missing_row_is_no_error(
+    env: CatalogueEnv, make_engine: EngineFactory, bucket: S3Storage
+) -> None:
+    rig = await make_rig(env, make_engine, bucket)
+    bad = [
+        {"subtitle_id": 1, "blob": "not base64!"},
+        {"subtitle_id": 1, "blob": ""},
+        {"subtitle_id": 1, "blob": base64.b64encode(bytes(MAX_BLOB_BYTES + 1)).decode()},
+        {"subtitle_id": 0, "blob": "AAAA"},
+        {"subtitle_id": 1, "blob": "AAAA", "extra": 1},
+    ]
+    for args in bad:
+        with pytest.raises(ValidationError):
+            await rig.engine.enqueue("store_subtitle", args)
+    spec = rig.engine.registry.get("store_subtitle")
+    assert spec.parse({"subtitle_id": 3, "blob": "AAEC"}).model_dump(mode="json") == {
+        "subtitle_id": 3,
+        "blob": "AAEC",
+    }
+    done = await until_done(env.pool, await rig.store_job(424242, b"orphan"))
+    assert done["state"] == "succeeded"
+    assert await env.count("subtitles") == 0
+
+
+async def test_s3_outage_during_store_retries_and_records_nothing_half_written(
+    env: CatalogueEnv, make_engine: EngineFactory, restartable_s3_server: MotoServer
+) -> None:
+    server = restartable_s3_server
+    name = server.create_bucket()
+    storage = s3(server.endpoint_url, name, max_attempts=2, connect_timeout=1.0, read_timeout=2.0)
+    async with storage:
+        rig = await make_rig(env, make_engine, storage)
+        sub_id = await add_subtitle(env.pool, await env.add_show(3), 1, 1)
+        data = sample_files(1)[0]
+        server.stop()
+        job_id = await rig.store_job(sub_id, data)
+
+        async def failed_twice() -> bool:
+            row = await job(env.pool, job_id)
+            return row["attempt"] >= 2 and row["state"] in ("scheduled", "ready")
+
+        await wait_until(failed_twice, timeout=20, message="two failed store attempts")
+        assert "StorageError" in (await job(env.pool, job_id))["last_error"]
+        row = await subtitle(env.pool, sub_id)
+        assert row["storage_path"] is None and row["stored_at"] is None
+        server.start()
+        done = await until_done(env.pool, job_id, timeout=20)
+        assert done["state"] == "succeeded"
+        path = (await subtitle(env.pool, sub_id))["storage_path"]
+        assert await rig.store.get(path) == data
+
+
+async def test_first_dictionary_is_trained_by_itself_and_plain_objects_migrate(
+    env: CatalogueEnv, make_engine: EngineFactory, bucket: S3Storage
+) -> None:
+    rig = await make_rig(env, make_engine, bucket, train_after=40)
+    show = await env.add_show(5)
+    files = sample_files(40)
+    ids = [await add_subtitle(env.pool, show, 1, n) for n in range(len(files))]
+    jobs = [await rig.store_job(i, f) for i, f in zip(ids, files, strict=True)]
+    for job_id in jobs:
+        assert (await until_done(env.pool, job_id))["state"] == "succeeded"
+
+    async def trained() -> asyncpg.Record | None:
+        return await env.pool.fetchrow(
+            "SELECT * FROM jobs.jobs WHERE name = 'train_dictionary' AND state = 'succeeded'"
+        )
+
+    await wait_until(trained, timeout=30, message="the automatic training")
+    assert rig.store.newest is not None
+    dict_id = rig.store.newest.dictionary.id
+    assert await env.count("storage_dictionaries") == 1
+
+    async def migrated() -> bool:
+        states = await env.pool.fetch(
+            "SELECT state FROM jobs.jobs WHERE name = 'migrate_compression'"
+        )
+        return len(states) == len(files) and all(s["state"] == "succeeded" for s in states)
+
+    await wait_until(migrated, timeout=30, message="every plain object migrated")
+    for sub_id, data in zip(ids, files, strict=True):
+        path = (await subtitle(env.pool, sub_id))["storage_path"]
+        raw = await bucket.get(path)
+        assert raw is not None and zstandard.get_frame_parameters(raw).dict_id == dict_id
+        assert await rig.store.get(path) == data
+
+
+async def test_migrate_rewrites_the_original_format_and_leaves_what_it_cannot_read(
+    env: CatalogueEnv, make_engine: EngineFactory, bucket: S3Storage
+) -> None:
+    original = shared_path("fixtures", "compression", "srt-dict").read_bytes()
+    signed = shared_path("fixtures", "compression", "sample.srt.zstd-srtdict").read_bytes()
+    text = shared_path("fixtures", "compression", "sample.srt").read_bytes()
+    rig = await make_rig(env, make_engine, bucket, codec=Codec(original_dictionary=original))
+    key = f"9/1/2/{uuid.uuid4()}.srt"
+    await bucket.put(key, signed)
+    await bucket.put("9/1/3/legacy.srt.brotli", b"\x1b\x00 brotli")
+    await bucket.put("9/1/4/junk.srt", b"junk, not a frame")
+    paths = [key, "9/1/3/legacy.srt.brotli", "9/1/4/junk.srt", "9/9/9/missing.srt"]
+    for path in paths:
+        result = await rig.engine.enqueue("migrate_compression", {"path": path})
+        assert (await until_done(env.pool, result.id))["state"] == "succeeded"
+    migrated = await bucket.get(key)
+    assert migrated is not None and migrated.startswith(ZSTD_MAGIC)  # no signature any more
+    assert await rig.store.get(key) == text
+    assert await bucket.get("9/1/3/legacy.srt.brotli") == b"\x1b\x00 brotli"
+    assert await bucket.get("9/1/4/junk.srt") == b"junk, not a frame"
+    # Already current: left exactly as it is.
+    again = await rig.engine.enqueue("migrate_compression", {"path": key})
+    assert (await until_done(env.pool, again.id))["state"] == "succeeded"
+    assert await bucket.get(key) == migrated
+    with pytest.raises(ValidationError):
+        await rig.engine.enqueue("migrate_compression", {"path": "../escape.srt"})
+
+
+def test_the_storage_job_table(env: CatalogueEnv) -> None:
+    registry = Registry()
+    store = SubtitleStore(s3("http://127.0.0.1:9", "unused"), Codec(), env.pool)
+    register_storage_jobs(registry, env.resources, store)
+    table = {
+        s.name: (s.queue, s.lock_key is not None, s.unique_key is not None)
+        for s in registry.specs.values()
+    }
+    assert table == {
+        "download_subtitle": ("fetch-subtitles", False, True),
+        "store_subtitle": ("store-subtitle", True, False),
+        "migrate_compression": ("store-subtitle", True, True),
+        "train_dictionary": ("store-subtitle", True, True),
+    }
+    assert all(s.retry == DEFAULT_RETRY for s in registry.specs.values())

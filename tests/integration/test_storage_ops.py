@@ -1,0 +1,245 @@
+"""The storage operations and the `storage` command: a stored subtitle read back byte for byte
+(through the socket and the real command line), dictionary training from a directory and from
+stored subtitles, and every dictionary staying readable after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+import daemon.cli_storage as cli_storage
+from daemon import cli
+from daemon.control.client import ControlClient, DaemonError
+from daemon.control.server import ControlServer
+from daemon.jobs.runner import JobRequest
+from daemon.settings import ConfigError, Settings
+from daemon.storage.compression import Codec
+from daemon.storage.local import LocalStorage
+from daemon.storage.s3 import S3Storage
+from daemon.tasks import storage_ops
+from daemon.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_handlers
+from daemon.tasks.storage_setup import build_codec, build_storage, open_subtitle_store
+from daemon.tasks.storage_training import NotEnoughSamples, TrainingOptions, train_dictionary
+from daemon.tasks.subtitle_store import SubtitleStore, mark_stored
+from daemon.upstream.sandbox_data import Catalogue, srt_text
+
+OPTIONS = TrainingOptions(dict_size=4096, min_samples=20)
+
+
+def sample_files(count: int, seed: int = 5) -> list[bytes]:
+    catalogue, files = Catalogue(40, seed), []
+    for show in catalogue.show_ids():
+        for season in catalogue.seasons(show):
+            for episode in catalogue.episodes(show, season) or ():
+                files += [srt_text(seed, s) for s in episode.subtitles]
+                if len(files) >= count:
+                    return files[:count]
+    raise AssertionError("the sandbox catalogue is too small")
+
+
+async def add_subtitle(pool: asyncpg.Pool, number: int) -> int:
+    show_id = await pool.fetchval("INSERT INTO tv_shows (name) VALUES ('Stored') RETURNING id")
+    episode_id = await pool.fetchval(
+        "INSERT INTO episodes (tv_show_id, season, number, title) VALUES ($1, 1, $2, 'E')"
+        " RETURNING id",
+        show_id,
+        number,
+    )
+    subtitle_id: int = await pool.fetchval(
+        """INSERT INTO subtitles (episode_id, scene, version, completed, completion_pct,
+               hearing_impaired, corrected, download_uri, language)
+           VALUES ($1, 'X', 0, true, 100, false, false, $2, 'English') RETURNING id""",
+        episode_id,
+        f"/updated/1/{uuid.uuid4().int % 10**9}/0",
+    )
+    return subtitle_id
+
+
+async def put_stored(store: SubtitleStore, subtitle_id: int, number: int, data: bytes) -> str:
+    """What store_subtitle does, without the engine."""
+    row = await store.pool.fetchrow("SELECT unique_id FROM subtitles WHERE id = $1", subtitle_id)
+    assert row is not None
+    key = f"1/1/{number}/{row['unique_id']}.srt"
+    await store.put(key, data)
+    await mark_stored(store.pool, subtitle_id, key)
+    return key
+
+
+@pytest.fixture
+async def store(db_pool: asyncpg.Pool, tmp_path: Path) -> SubtitleStore:
+    store = SubtitleStore(LocalStorage(tmp_path / "objects", fsync=False), Codec(), db_pool)
+    await store.load_dictionaries()
+    return store
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    # Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer.
+    path = Path(tempfile.mkdtemp(prefix="ajs", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def queued() -> list[JobRequest]:
+    return []
+
+
+@pytest.fixture
+async def server(
+    db_pool: asyncpg.Pool, store: SubtitleStore, sock_dir: Path, queued: list[JobRequest]
+) -> AsyncIterator[ControlServer]:
+    async def enqueue_many(requests: list[JobRequest]) -> None:
+        queued.extend(requests)
+
+    handlers = storage_handlers(db_pool, store, OPTIONS, enqueue_many)
+    control = ControlServer(sock_dir / "c.sock", {}, extra=handlers, read_only=READ_ONLY_OPS)
+    await control.start()
+    yield control
+    await control.stop(grace=1.0)
+
+
+async def test_get_returns_the_bytes_as_downloaded(
+    db_pool: asyncpg.Pool, store: SubtitleStore
+) -> None:
+    data = b"1\r\n00:00:01,000 --> 00:00:02,000\r\n\xe9t\xe9 \xff\r\n"  # Latin-1, CRLF
+    subtitle_id = await add_subtitle(db_pool, 1)
+    key = await put_stored(store, subtitle_id, 1, data)
+    result = await storage_get(db_pool, store, subtitle_id)
+    assert base64.b64decode(result["content"]) == data
+    assert (result["path"], result["size"], result["encoding"]) == (key, len(data), "base64")
+    with pytest.raises(storage_ops.SubtitleNotFound):
+        await storage_get(db_pool, store, 9999)
+    unstored = await add_subtitle(db_pool, 2)
+    with pytest.raises(storage_ops.NotStored, match="download_subtitle subtitle_id="):
+        await storage_get(db_pool, store, unstored)
+    await store.storage.delete(key)
+    with pytest.raises(storage_ops.NotStored, match="missing"):
+        await storage_get(db_pool, store, subtitle_id)
+
+
+async def test_the_command_line_gets_a_subtitle_through_the_socket(
+    db_pool: asyncpg.Pool,
+    store: SubtitleStore,
+    server: ControlServer,
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    data = sample_files(1)[0] + b"\x00\xff"
+    subtitle_id = await add_subtitle(db_pool, 1)
+    await put_stored(store, subtitle_id, 1, data)
+    socket = ["--socket", str(server.path)]
+    out = tmp_path / "got.srt"
+    code = await asyncio.to_thread(
+        cli.main, ["storage", "get", str(subtitle_id), "-o", str(out), *socket]
+    )
+    assert code == 0 and out.read_bytes() == data
+    capsysbinary.readouterr()
+    code = await asyncio.to_thread(cli.main, ["storage", "get", str(subtitle_id), *socket])
+    assert code == 0 and capsysbinary.readouterr().out == data
+    assert await asyncio.to_thread(cli.main, ["storage", "get", "9999", *socket]) == 1
+    for usage in (
+        ["storage", "get"],
+        ["storage", "get", "1", "--dry-run"],
+        ["storage", "train-dictionary", "5"],
+    ):
+        assert await asyncio.to_thread(cli.main, [*usage, *socket]) == 2
+    assert cli_storage.GET_OP == storage_ops.GET_OP and cli_storage.TRAIN_OP == storage_ops.TRAIN_OP
+
+
+async def test_operations_answer_with_protocol_errors(server: ControlServer) -> None:
+    async with ControlClient(server.path, 10.0) as client:
+        cases: list[tuple[str, dict[str, Any], str]] = [
+            ("storage-get", {"subtitle_id": 0}, "bad_request"),
+            ("storage-get", {"subtitle_id": 77}, "not_found"),
+            ("storage-train-dictionary", {"from_dir": "relative/dir"}, "bad_request"),
+            ("storage-train-dictionary", {"from_dir": "/no/such/dir"}, "bad_request"),
+            ("storage-train-dictionary", {"from_stored": 5, "from_dir": "/tmp"}, "bad_request"),
+            ("storage-train-dictionary", {}, "conflict"),  # nothing stored to train on
+        ]
+        for op, args, code in cases:
+            with pytest.raises(DaemonError) as caught:
+                await client.call(op, args)
+            assert caught.value.code == code, (op, args, caught.value.message)
+
+
+async def test_training_from_a_directory_then_from_stored_subtitles(
+    db_pool: asyncpg.Pool,
+    store: SubtitleStore,
+    server: ControlServer,
+    tmp_path: Path,
+    queued: list[JobRequest],
+) -> None:
+    plain = [await put_stored(store, await add_subtitle(db_pool, n), n, b"plain") for n in (1, 2)]
+    corpus = tmp_path / "corpus"
+    (corpus / "nested").mkdir(parents=True)
+    for n, data in enumerate(sample_files(60, seed=6)):
+        (corpus / ("nested" if n % 2 else "") / f"{n}.srt").write_bytes(data)
+    async with ControlClient(server.path, 30.0) as client:
+        dry = await client.call(
+            "storage-train-dictionary", {"from_dir": str(corpus), "dry_run": True}
+        )
+        assert not dry["adopted"] and dry["reason"].startswith("dry run")
+        assert store.newest is None
+        first = await client.call("storage-train-dictionary", {"from_dir": str(corpus)})
+    assert first["adopted"] and first["previous_id"] is None and first["gain_vs_plain"] > 1.02
+    assert (first["trained_on"], first["held_out"]) == (54, 6)
+    # The objects stored before the first dictionary are queued for rewriting.
+    assert first["migrations_queued"] == 2
+    assert [(r.name, r.args) for r in queued] == [
+        ("migrate_compression", {"path": path}) for path in plain
+    ]
+    assert store.newest is not None and store.newest.dictionary.id == first["dictionary_id"]
+    # Objects written now carry the first dictionary; the next training measures against it.
+    files = sample_files(40, seed=7)
+    for n, data in enumerate(files):
+        await put_stored(store, await add_subtitle(db_pool, n), n, data)
+    second = await train_dictionary(store, limit=40, options=OPTIONS)
+    assert second.previous_id == first["dictionary_id"] and second.gain_vs_previous is not None
+    assert second.adopted == (second.gain_vs_previous >= OPTIONS.min_improvement)
+    with pytest.raises(NotEnoughSamples):
+        await train_dictionary(store, limit=5, options=OPTIONS)
+
+
+async def test_every_dictionary_stays_readable_after_a_restart(
+    db_pool: asyncpg.Pool, store: SubtitleStore, tmp_path: Path
+) -> None:
+    files = sample_files(90, seed=8)
+    keys = []
+    for round_ in range(3):  # plain, then two successive dictionaries
+        for n in range(30 * round_, 30 * round_ + 30):
+            keys.append(await put_stored(store, await add_subtitle(db_pool, n), n, files[n]))
+        if round_ < 2:
+            forced = TrainingOptions(dict_size=4096, min_samples=20, min_gain=0, min_improvement=0)
+            assert (await train_dictionary(store, limit=30, options=forced)).adopted
+    fresh = SubtitleStore(LocalStorage(tmp_path / "objects"), Codec(), db_pool)
+    loaded = await fresh.load_dictionaries()
+    assert len(loaded) == 2 and fresh.codec.dictionaries.writer_id == loaded[-1].dictionary.id
+    for key, data in zip(keys, files, strict=True):
+        assert await fresh.get(key) == data
+
+
+async def test_the_store_is_built_from_the_settings(db_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    local = Settings(state={"dir": tmp_path}, storage={"max_object_bytes": 4096})
+    store = await open_subtitle_store(local, db_pool)
+    assert isinstance(store.storage, LocalStorage)
+    assert store.storage.root == tmp_path / "subtitles" and store.codec.max_output_size == 4096
+    await store.close()
+    s3 = Settings(storage={"backend": "s3", "s3": {"bucket": "b", "endpoint_url": "http://x"}})
+    assert isinstance(build_storage(s3), S3Storage)
+    with pytest.raises(ConfigError, match="bucket"):
+        build_storage(Settings(storage={"backend": "s3"}))
+    wrong = tmp_path / "not-a-dictionary"
+    wrong.write_bytes(b"nope")
+    with pytest.raises(ConfigError, match="original_dictionary"):
+        build_codec(Settings(storage={"original_dictionary": wrong}))
