@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,12 @@ from daemon.control.ops import READ_ONLY, EngineOps
 from daemon.control.server import ControlServer, OpHandler
 from daemon.control.socketfile import ControlSocketError
 from daemon.db import AnotherInstanceRunning, Database, DatabaseError, apply_migrations
-from daemon.jobs.recurring import RecurringScheduler, build_plan
-from daemon.jobs.runner import Engine, EngineConfig
+from daemon.domain import READ_ONLY_OPS as DOMAIN_READ_ONLY
+from daemon.domain import Domain
+from daemon.jobs.onetime import OneTimeMigrationError, run_pending
+from daemon.jobs.onetime_state import onetime_rows
+from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
+from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
 from daemon.settings import ConfigError, Settings, load_settings
@@ -64,6 +69,7 @@ class App:
         self.engine: Engine | None = None
         self.control: ControlServer | None = None
         self.scheduler: RecurringScheduler | None = None
+        self.domain: Domain | None = None
         # The domain's socket operations (request-subtitles, credentials, storage get), added by
         # its wiring before run(); names listed in extra_read_only are not audit-logged.
         self.extra_ops: dict[str, OpHandler] = {}
@@ -135,7 +141,12 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
             await self._start()
-        except (DatabaseError, AnotherInstanceRunning, ControlSocketError) as exc:
+        except (
+            DatabaseError,
+            AnotherInstanceRunning,
+            ControlSocketError,
+            OneTimeMigrationError,
+        ) as exc:
             log.error("start-up failed", error=str(exc))
             await self._shutdown()
             return EXIT_FAILURE
@@ -150,7 +161,7 @@ class App:
     async def _start(self) -> None:
         settings = self.settings
         # Checked before anything starts: a bad cron expression is a config error (78).
-        plan = build_plan(settings.recurring, self.registry)
+        check_crons(settings.recurring)
         settings.state.dir.mkdir(parents=True, exist_ok=True)
         log.info(
             "starting",
@@ -174,6 +185,9 @@ class App:
         self.status("applying schema migrations")
         async with self.db.pool.acquire() as conn:
             await apply_migrations(conn)
+        self.domain = await Domain.open(settings, self.db.pool)
+        self.domain.register_jobs(self.registry)
+        plan = build_plan(settings.recurring, self.registry)
         self.engine = Engine(
             self.db.pool,
             self.registry,
@@ -182,8 +196,16 @@ class App:
             supervisor=self.supervisor,
         )
         self.engine.on_db_state = self._db_state
+        self.domain.bind(self.engine)
         await self.engine.recover()
-        # ---- one-time data migrations run here: after recovery, before the socket and any job ----
+        # One-time data migrations: after recovery, before the socket opens and any job is claimed.
+        self.status("running one-time migrations")
+        migrations = self.domain.migrations()
+        await run_pending(
+            self.db.pool, migrations, notifier=self.notifier, enqueue=self.engine.enqueue
+        )
+        self.extra_ops.update(self.domain.ops(self.engine))
+        self.extra_read_only |= DOMAIN_READ_ONLY
         self.scheduler = RecurringScheduler(self.engine, plan, settings.scheduler.misfire_grace_s)
         ops = EngineOps(
             self.engine,
@@ -192,6 +214,7 @@ class App:
             state=lambda: "stopping" if self._stop.is_set() else "running",
             scheduler=self.scheduler,
             reload=self.reload_problem,
+            onetime=partial(onetime_rows, self.db.pool, migrations),
         )
         self.control = ControlServer(
             settings.socket_path,
@@ -217,6 +240,28 @@ class App:
         interval = watchdog_interval()
         if interval is not None:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
+        self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
+
+    async def _keep_instance_lock(self, every: float = 5.0) -> None:
+        """A database restart ends the session holding the instance lock: take it again, and stop
+        if another daemon took it meanwhile, so two never work on one database."""
+        assert self.db is not None
+        while True:
+            await asyncio.sleep(every)
+            if await self.db.instance_lock_alive():
+                continue
+            try:
+                await self.db.retake_instance_lock()
+                log.warning("instance lock taken again after losing its database session")
+            except AnotherInstanceRunning as exc:
+                log.critical(
+                    "another daemon took this database while it was unreachable", error=str(exc)
+                )
+                self._exit_code = EXIT_FAILURE
+                self._stop.set()
+                return
+            except DB_ERRORS:
+                continue  # still down; the engine reports the outage
 
     def _db_state(self, healthy: bool, error: str) -> None:
         if healthy:
@@ -238,6 +283,8 @@ class App:
                 )
         if self.control is not None:
             await self.control.stop()
+        if self.domain is not None:
+            await self.domain.close()
         await self.supervisor.cancel_all()
         if self.db is not None:
             await self.db.close()

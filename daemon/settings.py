@@ -132,6 +132,9 @@ class StorageSettings(Section):
     s3: S3Settings = S3Settings()
     original_dictionary: Path | None = None
     max_object_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    train_after: int = Field(
+        default=1000, ge=0
+    )  # stored subtitles before a dictionary is trained; 0: never
 
 
 def _default_queues() -> dict[str, QueueSettings]:

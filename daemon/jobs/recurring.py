@@ -48,9 +48,20 @@ class Fire:
     created: bool
 
 
-def build_plan(config: Mapping[str, RecurringSettings], registry: Registry) -> list[Entry]:
-    """Validate every entry (ConfigError naming it); entries whose job is not registered yet are
-    skipped with a warning, because the catalogue jobs are registered separately."""
+def check_crons(config: Mapping[str, RecurringSettings]) -> None:
+    """Cron syntax alone, checked before anything starts (ConfigError naming the entry)."""
+    for name, conf in config.items():
+        try:
+            parse_cron(conf.cron)
+        except ValueError as exc:
+            raise ConfigError(f"recurring.{name}.cron = {conf.cron!r}: {exc}") from None
+
+
+def build_plan(
+    config: Mapping[str, RecurringSettings], registry: Registry, *, strict: bool = True
+) -> list[Entry]:
+    """Validate every entry (ConfigError naming it). With strict=False an entry whose job is not
+    registered is skipped with a warning (a registry that is still being assembled)."""
     entries = []
     for name, conf in config.items():
         job = conf.job or name
@@ -59,6 +70,10 @@ def build_plan(config: Mapping[str, RecurringSettings], registry: Registry) -> l
         except ValueError as exc:
             raise ConfigError(f"recurring.{name}.cron = {conf.cron!r}: {exc}") from None
         if job not in registry:
+            if strict:
+                raise ConfigError(
+                    f"recurring.{name}: no job named {job!r}; known jobs: {', '.join(sorted(registry.specs))}"
+                )
             log.warning("recurring job skipped: no such job is registered", recurring=name, job=job)
             continue
         try:

@@ -15,7 +15,9 @@ class RecordArgs(BaseModel):
 
 async def record(ctx: JobContext, args: RecordArgs) -> None:
     """Leave a trace of each run in a side table, to count runs from outside the daemon."""
-    await ctx.engine.pool.execute("INSERT INTO side_effects (job_id, n) VALUES ($1, $2)", ctx.job_id, args.n)
+    await ctx.engine.pool.execute(
+        "INSERT INTO side_effects (job_id, n) VALUES ($1, $2)", ctx.job_id, args.n
+    )
 
 
 def register(registry: Registry) -> None:

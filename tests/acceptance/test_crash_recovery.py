@@ -18,18 +18,25 @@ ROOT = Path(__file__).resolve().parents[2]
 JOBS = 5000
 
 
-async def test_kill_9_during_a_drain_loses_nothing(daemon_factory: Any, db_dsn: str, db_pool: asyncpg.Pool) -> None:
+async def test_kill_9_during_a_drain_loses_nothing(
+    daemon_factory: Any, db_dsn: str, db_pool: asyncpg.Pool
+) -> None:
     await db_pool.execute("CREATE TABLE side_effects (job_id bigint NOT NULL, n int NOT NULL)")
     jobs = [NewJob("record", "default", {"n": i}, max_attempts=11) for i in range(JOBS)]
     await store.enqueue(db_pool, jobs)
-    config = {"database": {"dsn": db_dsn}, "engine": {"job_modules": ["tests.acceptance.side_jobs"]}}
+    config = {
+        "database": {"dsn": db_dsn},
+        "engine": {"job_modules": ["tests.acceptance.side_jobs"]},
+    }
     daemon: DaemonProcess = daemon_factory("drain", config, env={"PYTHONPATH": str(ROOT)})
     daemon.start().wait_ready()
 
     async def side_rows() -> int:
         return int(await db_pool.fetchval("SELECT count(*) FROM side_effects"))
 
-    await wait_until(lambda: _at_least(side_rows, JOBS // 4), timeout=60, message="a quarter of the drain")
+    await wait_until(
+        lambda: _at_least(side_rows, JOBS // 4), timeout=60, message="a quarter of the drain"
+    )
     daemon.kill()
     done_before = await db_pool.fetchval("SELECT count(*) FROM jobs.jobs WHERE state = 'succeeded'")
     assert done_before < JOBS, "the kill must land in the middle of the drain"
@@ -45,7 +52,9 @@ async def test_kill_9_during_a_drain_loses_nothing(daemon_factory: Any, db_dsn: 
     assert total - distinct <= 200
     # Jobs the killed daemon held as running were put back, marked as interrupted, without an attempt spent.
     recovered = daemon.wait_for_log("recovered jobs left running by a previous daemon")
-    interrupted = await db_pool.fetch("SELECT attempt, interruptions FROM jobs.jobs WHERE interruptions > 0")
+    interrupted = await db_pool.fetch(
+        "SELECT attempt, interruptions FROM jobs.jobs WHERE interruptions > 0"
+    )
     assert recovered["requeued"] == len(interrupted) > 0
     assert all(r["attempt"] == 1 for r in interrupted)
 
@@ -55,4 +64,9 @@ async def _at_least(probe: Any, n: int) -> bool:
 
 
 async def _all_succeeded(pool: asyncpg.Pool) -> bool:
-    return bool(await pool.fetchval("SELECT count(*) FROM jobs.jobs WHERE name = 'record' AND state = 'succeeded'") == JOBS)
+    return bool(
+        await pool.fetchval(
+            "SELECT count(*) FROM jobs.jobs WHERE name = 'record' AND state = 'succeeded'"
+        )
+        == JOBS
+    )

@@ -66,12 +66,13 @@ def test_a_bad_cron_is_a_config_error_naming_the_job(expr: str, reason: str) -> 
     assert reason in str(caught.value)
 
 
-def test_unregistered_jobs_are_skipped_with_a_warning_and_bad_args_are_errors() -> None:
-    with capture_logs() as logs:
-        plan = build_plan(
-            {"refresh_available_shows": RecurringSettings(cron="0 2 * * *")}, default_registry()
-        )
-    assert plan == [] and logs[0]["log_level"] == "warning"
+def test_unknown_jobs_are_config_errors_and_bad_args_too() -> None:
+    config = {"refresh_available_shows": RecurringSettings(cron="0 2 * * *")}
+    with pytest.raises(ConfigError, match="recurring.refresh_available_shows: no job named"):
+        build_plan(config, default_registry())
+    with capture_logs() as logs:  # a registry still being assembled only warns
+        assert build_plan(config, default_registry(), strict=False) == []
+    assert logs[0]["log_level"] == "warning"
     with pytest.raises(ConfigError, match="recurring.n.args"):
         build_plan(
             {"n": RecurringSettings(cron="0 2 * * *", job="noop", args={"zzz": 1})},

@@ -119,19 +119,19 @@ def test_human_and_json_output(fake: FakeClient, capsys: pytest.CaptureFixture[s
 def test_a_domain_command_is_one_small_function(
     fake: FakeClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    @cli.command("request-subtitles", "ask for a show's subtitles", cli.arg("show_id", type=int))
-    async def request_subtitles(ctx: cli.Context, ns: argparse.Namespace) -> int:
-        result = await ctx.call("request-subtitles", {"show_id": ns.show_id})
+    @cli.command("example-op", "an example domain command", cli.arg("show_id", type=int))
+    async def example_op(ctx: cli.Context, ns: argparse.Namespace) -> int:
+        result = await ctx.call("example-op", {"show_id": ns.show_id})
         ctx.emit(result, lambda r: f"job {r['id']}")
         return 0
 
     try:
-        fake.answers["request-subtitles"] = {"id": 12}
-        assert cli.main(["request-subtitles", "42", "--socket", "/x"]) == 0
-        assert fake.calls == [("request-subtitles", {"show_id": 42})]
+        fake.answers["example-op"] = {"id": 12}
+        assert cli.main(["example-op", "42", "--socket", "/x"]) == 0
+        assert fake.calls == [("example-op", {"show_id": 42})]
         assert capsys.readouterr().out.strip() == "job 12"
     finally:
-        del cli.COMMANDS["request-subtitles"]
+        del cli.COMMANDS["example-op"]
 
 
 def test_tables_align_and_durations_read_well() -> None:

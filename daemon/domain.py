@@ -1,0 +1,130 @@
+"""The subtitle domain as the daemon runs it: upstream clients, the catalogue's resources and the
+subtitle store; their jobs, one-time migrations and socket operations. Only app.py uses this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from daemon.catalog.credentials import CredentialPool
+from daemon.catalog.languages import culture_name
+from daemon.control.protocol import OpError
+from daemon.control.server import OpHandler, Peer
+from daemon.jobs.onetime import OneTimeMigration
+from daemon.jobs.runner import Engine
+from daemon.jobs.spec import Registry
+from daemon.onetime_migrations import all_migrations
+from daemon.settings import Settings
+from daemon.tasks import storage_ops
+from daemon.tasks.catalogue import register_catalogue_jobs
+from daemon.tasks.catalogue_ops import request_subtitles_op
+from daemon.tasks.credential_ops import (
+    CredentialNotFound,
+    credentials_add,
+    credentials_list,
+    credentials_remove,
+)
+from daemon.tasks.credentials import credential_check_hook, register_credential_jobs
+from daemon.tasks.resources import Resources
+from daemon.tasks.storage import register_storage_jobs
+from daemon.tasks.storage_setup import open_subtitle_store
+from daemon.tasks.subtitle_store import SubtitleStore
+from daemon.upstream.addic7ed import Addic7edClient
+from daemon.upstream.tmdb import TmdbClient
+
+READ_ONLY_OPS = {"credentials-list", *storage_ops.READ_ONLY_OPS}
+
+
+class _CookieArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cookie: str = Field(min_length=1)
+
+
+class _IdArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1)
+
+
+class Domain:
+    def __init__(self, settings: Settings, resources: Resources, store: SubtitleStore) -> None:
+        self.settings = settings
+        self.resources = resources
+        self.store = store
+
+    @classmethod
+    async def open(cls, settings: Settings, pool: asyncpg.Pool) -> Domain:
+        addic7ed = Addic7edClient(
+            settings.addic7ed.base_url,
+            proxy=settings.addic7ed.proxy,
+            requests_per_second=settings.addic7ed.requests_per_second,
+            language_code=culture_name,
+        )
+        tmdb = (
+            TmdbClient(settings.tmdb.base_url, settings.tmdb.api_key)
+            if settings.tmdb.api_key
+            else None
+        )
+        resources = Resources(pool, addic7ed, tmdb, settings.refresh, CredentialPool(pool))
+        store = await open_subtitle_store(settings, pool)
+        return cls(settings, resources, store)
+
+    def register_jobs(self, registry: Registry) -> None:
+        register_catalogue_jobs(registry, self.resources)
+        register_credential_jobs(registry, self.resources)
+        register_storage_jobs(
+            registry, self.resources, self.store, train_after=self.settings.storage.train_after
+        )
+
+    def bind(self, engine: Engine) -> None:
+        """Hooks that need the engine: an exceeded credential's release queues its quota check."""
+        self.resources.credentials.on_exceeded = credential_check_hook(engine.enqueue)
+
+    def migrations(self) -> list[OneTimeMigration]:
+        return all_migrations(self.resources)
+
+    def ops(self, engine: Engine) -> dict[str, OpHandler]:
+        pool = self.resources.pool
+
+        async def request_subtitles(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+            try:
+                return await request_subtitles_op(self.resources, engine.enqueue, args)
+            except ValidationError:
+                raise  # the server answers invalid_args, field by field
+            except LookupError as exc:
+                raise OpError("not_found", str(exc)) from exc
+            except ValueError as exc:
+                raise OpError("invalid_args", str(exc)) from exc
+
+        async def add(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+            parsed = _CookieArgs.model_validate(args)
+            try:
+                return await credentials_add(pool, parsed.cookie)
+            except ValueError as exc:
+                raise OpError("invalid_args", str(exc)) from exc
+
+        async def listing(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+            return await credentials_list(pool)
+
+        async def remove(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+            parsed = _IdArgs.model_validate(args)
+            try:
+                return await credentials_remove(pool, parsed.id)
+            except CredentialNotFound as exc:
+                raise OpError("not_found", str(exc)) from exc
+
+        return {
+            "request-subtitles": request_subtitles,
+            "credentials-add": add,
+            "credentials-list": listing,
+            "credentials-remove": remove,
+            **storage_ops.storage_handlers(pool, self.store, enqueue_many=engine.enqueue_many),
+        }
+
+    async def close(self) -> None:
+        await self.resources.addic7ed.aclose()
+        if self.resources.tmdb is not None:
+            await self.resources.tmdb.aclose()
+        await self.store.close()
