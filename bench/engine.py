@@ -2,7 +2,7 @@
 harness, in one run, plus the daemon's peak RSS over 200,000 ready jobs. Prints JSON lines; the
 last line compares medians as ratios (absolute figures drift with this shared machine's load).
 
-    python -P bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000]
+    python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000]
 
 The peers run in their own virtualenv (.venv-peers, created on first use from PyPI).
 """
@@ -42,7 +42,7 @@ def peers_python() -> str:
 def run_peer(python: str, script: Path, args: list[str]) -> dict[str, Any]:
     started = time.monotonic()
     done = subprocess.run(
-        [python, "-P", str(script), *args], cwd=PEERS, capture_output=True, text=True, timeout=900
+        [python, str(script), *args], cwd=PEERS, capture_output=True, text=True, timeout=900
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -78,10 +78,12 @@ async def rss_over_ready_jobs(jobs: int) -> dict[str, Any]:
     import asyncpg
     import common
 
+    from daemon import logs
     from daemon.db import _init_connection, apply_migrations
     from daemon.jobs import store
     from daemon.jobs.store import NewJob
 
+    logs.configure("warning", "json", sys.stderr)  # stdout carries only the JSON result lines
     db = await common.create_db("ajrss")
     try:
         conn = await asyncpg.connect(common.dsn(db))

@@ -104,7 +104,12 @@ class AddictedJobsPeer:
 
     def worker_env(self, db: str, mode: str, lat_out: str | None) -> dict[str, str]:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")}
+        # Engine settings may be varied from the outside (ADDICTED_JOBS_ENGINE__CLAIM_BATCH=...).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ADDICTED_JOBS_") or k.startswith("ADDICTED_JOBS_ENGINE__")
+        }
         env.update(
             {
                 "PYTHONPATH": f"{HERE / 'plugins'}:{ROOT}",

@@ -51,6 +51,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         flush_interval_s=settings.engine.flush_interval_ms / 1000,
         retention_days=settings.engine.retention_days,
         claim_batch=settings.engine.claim_batch,
+        retry_delay_scale=settings.engine.retry_delay_scale,
     )
 
 
@@ -75,6 +76,7 @@ class App:
         self.extra_ops: dict[str, OpHandler] = {}
         self.extra_read_only: set[str] = set()
         self._stop = asyncio.Event()
+        self.ready = asyncio.Event()  # set once READY=1 is sent (the demo waits on it)
         self._signals = 0
         self._exit_code = EXIT_OK
 
@@ -102,6 +104,10 @@ class App:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     async def reload(self) -> bool:
         """Re-read the config and apply what can change at run time; keep the old one if invalid."""
@@ -237,6 +243,7 @@ class App:
             state_dir=str(settings.state.dir),
         )
         self.notifier.ready(f"ready: {len(self.engine.dispatchers)} queues")
+        self.ready.set()
         interval = watchdog_interval()
         if interval is not None:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")

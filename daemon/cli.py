@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="TOML config file (default /etc/addicted-jobs/config.toml if present)",
     )
+    demo = sub.add_parser(
+        "demo", help="the whole pipeline on embedded defaults against the sandbox upstream"
+    )
+    demo.add_argument(
+        "--shows", type=int, default=200, help="shows in the sandbox catalogue (10 to 100000)"
+    )
+    demo.add_argument("--sample-shows", type=int, default=20, help="shows to refresh in full")
+    demo.add_argument(
+        "--sample-subtitles", type=int, default=60, help="subtitles to download and store"
+    )
+    demo.add_argument(
+        "--state", type=Path, help="keep the state here (default: a temporary directory)"
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the temporary state directory")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
     common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
@@ -150,6 +164,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(settings, args.config)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from daemon.demo import DemoOptions, run_demo
+
+    if not 10 <= args.shows <= 100_000:
+        print(f"addicted-jobs demo: --shows takes 10 to 100000, got {args.shows}", file=sys.stderr)
+        return EXIT_USAGE
+    options = DemoOptions(
+        args.shows, args.sample_shows, args.sample_subtitles, args.state, args.keep
+    )
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_demo(options))
+
+
 def make_client(path: Path, timeout: float) -> ControlClient:
     return ControlClient(path, timeout)
 
@@ -176,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if ns.command == "run":
         return cmd_run(ns)
+    if ns.command == "demo":
+        return cmd_demo(ns)
     try:
         path = resolve_socket(ns)
         return asyncio.run(_run_command(COMMANDS[ns.command], ns, path))

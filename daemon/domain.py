@@ -17,7 +17,7 @@ from daemon.jobs.onetime import OneTimeMigration
 from daemon.jobs.runner import Engine
 from daemon.jobs.spec import Registry
 from daemon.onetime_migrations import all_migrations
-from daemon.settings import Settings
+from daemon.settings import Settings, UpstreamResilience
 from daemon.tasks import storage_ops
 from daemon.tasks.catalogue import register_catalogue_jobs
 from daemon.tasks.catalogue_ops import request_subtitles_op
@@ -33,6 +33,7 @@ from daemon.tasks.storage import register_storage_jobs
 from daemon.tasks.storage_setup import open_subtitle_store
 from daemon.tasks.subtitle_store import SubtitleStore
 from daemon.upstream.addic7ed import Addic7edClient
+from daemon.upstream.resilience import BreakerSettings, RetrySettings, Timeouts
 from daemon.upstream.tmdb import TmdbClient
 
 READ_ONLY_OPS = {"credentials-list", *storage_ops.READ_ONLY_OPS}
@@ -46,6 +47,20 @@ class _CookieArgs(BaseModel):
 class _IdArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: int = Field(ge=1)
+
+
+def _resilience(conf: UpstreamResilience) -> dict[str, Any]:
+    return {
+        "retry": RetrySettings(conf.retries, conf.retry_base_s, conf.retry_max_s),
+        "breaker": BreakerSettings(
+            min_calls=conf.breaker_min_calls, open_seconds=conf.breaker_open_s
+        ),
+        "timeouts": Timeouts(
+            attempt=conf.attempt_timeout_s,
+            total=max(conf.attempt_timeout_s, 300.0),
+            connect=min(30.0, conf.attempt_timeout_s),
+        ),
+    }
 
 
 class Domain:

@@ -80,7 +80,9 @@ class EngineSettings(Section):
     max_interruptions: int = Field(default=5, ge=1)
     fallback_poll_s: float = Field(default=5.0, gt=0)
     flush_interval_ms: float = Field(default=2.0, ge=0)
-    claim_batch: int = Field(default=50, ge=1)
+    claim_batch: int = Field(default=200, ge=1)
+    # Multiplies every retry delay; below 1 only for drills and tests (fault storms in minutes).
+    retry_delay_scale: float = Field(default=1.0, gt=0, le=10)
     # Modules whose `register(registry)` adds job types: diagnostics, site-specific jobs, tests.
     job_modules: list[str] = Field(default_factory=list)
 
@@ -103,15 +105,32 @@ class RefreshSettings(Section):
     completed_show_refresh: timedelta = timedelta(days=90)
 
 
-class Addic7edSettings(Section):
+class UpstreamResilience(Section):
+    """Retry and circuit-breaker timings of one upstream (defaults: the original's)."""
+
+    retries: int = Field(default=8, ge=0, le=50)
+    retry_base_s: float = Field(default=10.0, ge=0)
+    retry_max_s: float = Field(default=60.0, ge=0)
+    breaker_min_calls: int = Field(default=20, ge=1)
+    breaker_open_s: float = Field(default=300.0, gt=0)
+    attempt_timeout_s: float = Field(default=180.0, gt=0)
+
+
+class Addic7edSettings(UpstreamResilience):
     base_url: str = "https://www.addic7ed.com"
     proxy: str | None = None
     requests_per_second: float = Field(default=2.0, ge=0)
 
 
-class TmdbSettings(Section):
+class TmdbSettings(UpstreamResilience):
     base_url: str = "https://api.themoviedb.org/3/"
     api_key: str = ""
+    retries: int = Field(default=3, ge=0, le=50)
+    retry_base_s: float = Field(default=1.0, ge=0)
+    retry_max_s: float = Field(default=30.0, ge=0)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_open_s: float = Field(default=120.0, gt=0)
+    attempt_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class LocalStorageSettings(Section):

@@ -40,7 +40,8 @@ class EngineConfig:
     max_interruptions: int = 5
     fallback_poll_s: float = 5.0
     flush_interval_s: float = 0.002
-    claim_batch: int = 50
+    claim_batch: int = 200
+    retry_delay_scale: float = 1.0
     retention_days: float = 7.0
     prune_every_s: float = 3600.0
 
@@ -479,7 +480,7 @@ class Engine:
         spec = self.registry.specs.get(job.name)
         policy = spec.retry if spec else None
         if policy is not None and job.attempt < job.max_attempts:
-            delay = policy.delay(job.attempt)
+            delay = policy.delay(job.attempt) * self.config.retry_delay_scale
             state = "scheduled" if delay > 0 else "ready"
             run_at = datetime.now(UTC) + timedelta(seconds=delay)
             return "retry", Outcome(job.id, state, run_at, _error_text(exc)), summary
@@ -516,7 +517,9 @@ class Engine:
             except DB_ERRORS:
                 self._outcomes = batch + self._outcomes
                 raise
-            if any(o.state == "ready" for o in batch) and not self.stopping:
+            # A retry scheduled sooner than the fallback poll must wake its dispatcher too: it is
+            # asleep until a due time computed before this job failed.
+            if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
                 for dispatcher in self.dispatchers.values():
                     dispatcher.wake.set()
         self._flush_idle.set()

@@ -10,7 +10,6 @@ from daemon.settings import ConfigError, Settings
 from daemon.storage.base import Storage
 from daemon.storage.compression import ORIGINAL_DICTIONARY_ID, Codec, Dictionary
 from daemon.storage.local import LocalStorage
-from daemon.storage.s3 import S3Storage
 from daemon.tasks.subtitle_store import SubtitleStore
 
 
@@ -19,6 +18,9 @@ def build_storage(settings: Settings) -> Storage:
     conf = settings.storage
     if conf.backend == "local":
         return LocalStorage(settings.local_storage_dir, max_object_size=conf.max_object_bytes)
+    # Imported here: aioboto3 and botocore take ~0.5 s to import, wasted on local storage.
+    from daemon.storage.s3 import S3Storage
+
     s3 = conf.s3
     if not s3.bucket:
         raise ConfigError('[storage.s3] bucket: required when [storage] backend = "s3"')
@@ -56,7 +58,10 @@ async def open_subtitle_store(settings: Settings, pool: asyncpg.Pool) -> Subtitl
     """Backend started, dictionaries loaded: ready for the storage jobs and `storage get`.
     Close it with `await store.close()` at shutdown."""
     storage = build_storage(settings)
-    if isinstance(storage, S3Storage):
+    if settings.storage.backend == "s3":
+        from daemon.storage.s3 import S3Storage
+
+        assert isinstance(storage, S3Storage)
         await storage.start()  # opens the client only: no request is made yet
     store = SubtitleStore(storage, build_codec(settings), pool)
     try:

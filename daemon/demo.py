@@ -1,0 +1,205 @@
+"""`addicted-jobs demo`: the whole pipeline in one command, on embedded defaults, against the sandbox
+upstream on loopback: catalogue sync, show refreshes, subtitle downloads and compressed storage.
+It needs no network and no database server; the daemon's own log goes to <state>/daemon.log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import asyncpg
+
+from daemon import logs
+from daemon.app import App
+from daemon.jobs.runner import JobRequest
+from daemon.settings import Settings
+from daemon.upstream.sandbox import Sandbox
+
+TERMINAL = ("succeeded", "failed", "deleted")
+COOKIES = ("demo-user-1=sandbox", "demo-user-2=sandbox", "demo-user-3=sandbox")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    shows: int = 200
+    sample_shows: int = 20
+    sample_subtitles: int = 60
+    state: Path | None = None
+    keep: bool = False
+
+
+class Progress:
+    """A redrawn line on a terminal; one plain line per change of phase or every few seconds otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._last_plain = 0.0
+
+    def show(self, phase: str, done: int, total: int, counts: dict[str, int]) -> None:
+        summary = " ".join(f"{k}={v}" for k, v in counts.items() if v)
+        if self.tty:
+            width = 28
+            filled = int(width * done / total) if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            self.out.write(f"\r\033[K{phase:<22} [{bar}] {done}/{total}  {summary}")
+            self.out.flush()
+        elif time.monotonic() - self._last_plain > 2 or done == total:
+            self._last_plain = time.monotonic()
+            print(f"{phase}: {done}/{total} jobs done ({summary})", file=self.out, flush=True)
+
+    def end_phase(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def demo_settings(state: Path, sandbox: Sandbox) -> Settings:
+    return Settings.model_validate(
+        {
+            "state": {"dir": state},
+            "control": {"socket": state / "control.sock"},
+            "log": {"level": "info", "format": "json"},
+            "shutdown": {"grace_seconds": 5},
+            "addic7ed": {"base_url": sandbox.addic7ed_url, "requests_per_second": 0},
+            "tmdb": {"base_url": sandbox.tmdb_url, "api_key": sandbox.tmdb_api_key},
+            "storage": {"backend": "local", "train_after": 0},
+            # The demo drives the jobs itself; the nightly schedule would only add noise.
+            "recurring": {name: {"enabled": False} for name in Settings().recurring},
+        }
+    )
+
+
+async def _wait_idle(
+    pool: asyncpg.Pool, app_task: asyncio.Task[int], phase: str, since_id: int, progress: Progress
+) -> None:
+    """Until every job created since `since_id` (continuations included) has finished."""
+    while not app_task.done():
+        rows = await pool.fetch(
+            "SELECT state, count(*) AS n FROM jobs.jobs WHERE id > $1 GROUP BY state", since_id
+        )
+        counts = {r["state"]: r["n"] for r in rows}
+        total = sum(counts.values())
+        done = sum(counts.get(s, 0) for s in TERMINAL)
+        progress.show(phase, done, total, counts)
+        if total and done == total:
+            progress.end_phase()
+            return
+        await asyncio.sleep(0.25)
+    raise asyncio.CancelledError
+
+
+async def _summary(pool: asyncpg.Pool, app: App, started: float) -> dict[str, Any]:
+    counts = {
+        table: await pool.fetchval(f"SELECT count(*) FROM {table}")
+        for table in ("tv_shows", "seasons", "episodes", "subtitles")
+    }
+    stored = await pool.fetch("SELECT storage_path FROM subtitles WHERE storage_path IS NOT NULL")
+    raw = packed = 0
+    assert app.domain is not None
+    for row in stored:
+        blob = await app.domain.store.storage.get(row["storage_path"])
+        if blob is not None:
+            packed += len(blob)
+            raw += len(await app.domain.store.decompress(blob))
+    jobs = {
+        r["state"]: r["n"]
+        for r in await pool.fetch("SELECT state, count(*) AS n FROM jobs.jobs GROUP BY 1")
+    }
+    return {
+        **counts,
+        "stored_files": len(stored),
+        "compression_ratio": round(raw / packed, 2) if packed else None,
+        "jobs": jobs,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+async def _pipeline(
+    app: App, app_task: asyncio.Task[int], options: DemoOptions, progress: Progress
+) -> None:
+    assert app.engine is not None and app.db is not None and app.db.pool is not None
+    assert app.domain is not None
+    pool, engine = app.db.pool, app.engine
+    for cookie in COOKIES:
+        await app.domain.resources.credentials.add(cookie)
+    mark = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
+    await engine.enqueue("refresh_available_shows")
+    await _wait_idle(pool, app_task, "catalogue sync", mark, progress)
+
+    shows = [
+        r["id"]
+        for r in await pool.fetch(
+            "SELECT id FROM tv_shows ORDER BY id LIMIT $1", options.sample_shows
+        )
+    ]
+    mark = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
+    await engine.enqueue_many([JobRequest("refresh_single_show", {"show_id": s}) for s in shows])
+    await _wait_idle(pool, app_task, "show refreshes", mark, progress)
+
+    subtitles = [
+        r["id"]
+        for r in await pool.fetch(
+            "SELECT id FROM subtitles WHERE completed ORDER BY id LIMIT $1",
+            options.sample_subtitles,
+        )
+    ]
+    mark = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
+    await engine.enqueue_many(
+        [JobRequest("download_subtitle", {"subtitle_id": s}) for s in subtitles]
+    )
+    await _wait_idle(pool, app_task, "downloads and stores", mark, progress)
+
+
+async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    state = options.state or Path(tempfile.mkdtemp(prefix="addicted-jobs-demo-"))
+    state.mkdir(parents=True, exist_ok=True)
+    log_file = (state / "daemon.log").open("a", encoding="utf-8")
+    logs.configure("info", "json", log_file)
+    progress = Progress(out)
+    started = time.monotonic()
+    print(f"addicted-jobs demo: state in {state}, daemon log in {state / 'daemon.log'}", file=out)
+    async with Sandbox(shows=options.shows, quota_per_cookie=10_000) as sandbox:
+        app = App(demo_settings(state, sandbox))
+        app_task = asyncio.create_task(app.run())
+        ready = asyncio.create_task(app.ready.wait())
+        await asyncio.wait([app_task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if app_task.done():
+            print(f"the daemon did not start; see {state / 'daemon.log'}", file=out)
+            return app_task.result() or 1
+        print(
+            f"sandbox upstream with {options.shows} shows at {sandbox.addic7ed_url}; daemon ready",
+            file=out,
+        )
+        # Ctrl-C stops the daemon (its own signal handler); the pipeline then stops with it.
+        pipeline = asyncio.create_task(_pipeline(app, app_task, options, progress))
+        await asyncio.wait([pipeline, app_task], return_when=asyncio.FIRST_COMPLETED)
+        interrupted = app.stopping
+        if interrupted:
+            pipeline.cancel()  # its queries may already have failed on the closing pool
+            await asyncio.gather(pipeline, return_exceptions=True)
+        else:
+            pipeline.result()  # a failure of the demo itself is shown, not swallowed
+        if not interrupted and app.db is not None and app.db.pool is not None:
+            summary = await _summary(app.db.pool, app, started)
+            print("\nsummary", file=out)
+            for key, value in summary.items():
+                if isinstance(value, dict):
+                    value = " ".join(f"{k}={v}" for k, v in sorted(value.items()))
+                print(f"  {key.replace('_', ' '):<18} {value}", file=out)
+        app.request_stop()
+        code = await app_task
+    log_file.close()
+    if options.state is None and not options.keep:
+        shutil.rmtree(state, ignore_errors=True)
+    if interrupted:
+        print("\ndemo interrupted; the daemon stopped cleanly", file=out)
+        return 130
+    return code

@@ -1,0 +1,58 @@
+"""`addicted-jobs demo`: the whole pipeline on embedded defaults, and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.daemon import postgres_processes
+
+pytestmark = pytest.mark.acceptance
+
+
+def demo(state: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "demo", "--state", str(state), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_the_demo_syncs_refreshes_downloads_and_stores(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = demo(state, "--shows", "40", "--sample-shows", "4", "--sample-subtitles", "12")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    summary = dict(
+        line.strip().split(None, 1) if "  " not in line.strip() else line.strip().split("  ", 1)
+        for line in out.split("summary", 1)[1].splitlines()
+        if line.strip()
+    )
+    assert int(summary["tv shows"]) == 40
+    assert int(summary["episodes"]) > 0 and int(summary["subtitles"]) > 0
+    assert int(summary["stored files"]) > 0
+    assert float(summary["compression ratio"]) > 1.5
+    assert "failed" not in summary["jobs"]
+    assert postgres_processes(state / "postgres" / "data") == [], "the embedded server is stopped"
+
+
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = demo(state, "--shows", "2000", "--sample-shows", "200", "--sample-subtitles", "500")
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 90
+    for line in proc.stdout:  # wait until the pipeline is under way
+        if "daemon ready" in line:
+            break
+        assert time.monotonic() < deadline, "the demo never got ready"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "demo interrupted; the daemon stopped cleanly" in out
+    assert postgres_processes(state / "postgres" / "data") == []
