@@ -11,8 +11,6 @@ import http.cookiejar
 import random
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
 import httpx
 import structlog
@@ -28,12 +26,10 @@ from daemon.upstream.errors import (
 from daemon.upstream.models import DownloadUsage, ParsedEpisode, ParsedShow
 from daemon.upstream.resilience import (
     BreakerSettings,
-    CircuitBreaker,
-    RateLimiter,
-    ResilientSender,
     RetrySettings,
     Timeouts,
 )
+from daemon.upstream.session import UpstreamSession
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +89,7 @@ def user_agent_for(draw: int) -> str:
     return family[draw % len(family)]
 
 
-class Addic7edClient:
+class Addic7edClient(UpstreamSession):
     """Talks to Addic7ed with pre-authenticated session cookies (or none, for downloads)."""
 
     def __init__(
@@ -119,7 +115,7 @@ class Addic7edClient:
         no_cookies = http.cookiejar.CookieJar(
             http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
         )
-        self._http = httpx.AsyncClient(
+        http_client = httpx.AsyncClient(
             base_url=self.base_url,
             proxy=proxy,
             follow_redirects=False,
@@ -129,30 +125,17 @@ class Addic7edClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
-        self.breaker = CircuitBreaker(UPSTREAM, breaker, clock)
-        self._sender = ResilientSender(
+        super().__init__(
             UPSTREAM,
+            http_client,
             retry=retry,
-            breaker=self.breaker,
-            limiter=RateLimiter(requests_per_second, clock),
+            breaker=breaker,
+            requests_per_second=requests_per_second,
             timeouts=timeouts,
             retry_statuses=RETRY_STATUSES,
             failure_statuses=BREAKER_STATUSES,
+            clock=clock,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def _request(
         self,

@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pydantic
@@ -30,12 +29,10 @@ from daemon.upstream.models import (
 )
 from daemon.upstream.resilience import (
     BreakerSettings,
-    CircuitBreaker,
-    RateLimiter,
-    ResilientSender,
     RetrySettings,
     Timeouts,
 )
+from daemon.upstream.session import UpstreamSession
 from daemon.upstream.tmdb_mapper import (
     clean_name,
     is_ended_status,
@@ -89,7 +86,7 @@ _MOVIE_PAGE = pydantic.TypeAdapter(TmdbMoviePage)
 _FIND = pydantic.TypeAdapter(TmdbFindResult)
 
 
-class TmdbClient:
+class TmdbClient(UpstreamSession):
     """One httpx.AsyncClient for the client's lifetime; every request carries the API key."""
 
     def __init__(
@@ -106,37 +103,24 @@ class TmdbClient:
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._api_key = api_key
-        self._http = httpx.AsyncClient(
+        http_client = httpx.AsyncClient(
             base_url=self.base_url,
             follow_redirects=False,
             headers={"User-Agent": f"addicted-jobs/{__version__}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
             limits=httpx.Limits(max_connections=max_connections),
         )
-        self.breaker = CircuitBreaker(UPSTREAM, breaker, clock)
-        self._sender = ResilientSender(
+        super().__init__(
             UPSTREAM,
+            http_client,
             retry=retry,
-            breaker=self.breaker,
-            limiter=RateLimiter(requests_per_second, clock),
+            breaker=breaker,
+            requests_per_second=requests_per_second,
             timeouts=timeouts,
             retry_statuses=RETRY_STATUSES,
             failure_statuses=BREAKER_STATUSES,
+            clock=clock,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def _get(self, path: str, adapter: pydantic.TypeAdapter[T], params: Params) -> T | None:
         query: Params = {**params, "api_key": self._api_key}
