@@ -126,6 +126,7 @@ class App:
             return str(exc)
         logs.set_level(new.log.level)
         if self.engine is not None:
+            self.engine.refresh_logger()
             for queue in self.engine.dispatchers:
                 self.engine.set_concurrency(queue, new.queue_concurrency(queue))
         if self.scheduler is not None:

@@ -43,8 +43,8 @@ CREATE TABLE jobs.queues (
 -- updates (ready -> running -> succeeded) never run a trigger function at all.
 CREATE FUNCTION jobs.notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('addicted_jobs', q.queue)
-    FROM (SELECT DISTINCT queue FROM new_rows WHERE state = 'ready') AS q;
+    PERFORM pg_notify('addicted_jobs', q.queue)  -- scheduled too: the dispatcher resets its timer
+    FROM (SELECT DISTINCT queue FROM new_rows WHERE state IN ('ready', 'scheduled')) AS q;
     RETURN NULL;
 END
 $$;

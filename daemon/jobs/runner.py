@@ -204,6 +204,12 @@ class Engine:
         self._cancel_reasons: dict[int, str] = {}
         self._caps: dict[str, int] = {s.name: s.cap for s in registry.specs.values() if s.cap}
         self.guard = LoopGuard()
+        self.refresh_logger()
+
+    def refresh_logger(self) -> None:
+        """A concrete logger for the per-job lines: the lazy proxy re-binds on every call, a cost
+        paid twice per job. Call again after the log level changes (reload)."""
+        self.job_log: Any = log.bind()
 
     # ---- enqueue ------------------------------------------------------------------------------
 
@@ -240,7 +246,8 @@ class Engine:
         prepared = [self._new_job(r) for r in requests]
         results = await store.enqueue(self.pool, [job for _, job in prepared])
         for (_, job), result in zip(prepared, results, strict=True):
-            if result.created and result.state == "ready":
+            # A scheduled job wakes its dispatcher too, so it sets its timer to the new due time.
+            if result.created and result.state in ("ready", "scheduled"):
                 self.wake(job.queue)
         return results
 
@@ -411,7 +418,9 @@ class Engine:
             except (LookupError, ValidationError) as exc:
                 # No handler, or stored arguments that can never fit: retrying cannot help.
                 raise _Unrunnable(exc) from exc
-            ctx = JobContext(job.id, job.name, queue, job.attempt, job.max_attempts, self, log)
+            ctx = JobContext(
+                job.id, job.name, queue, job.attempt, job.max_attempts, self, self.job_log
+            )
             if spec.lock_key is None:
                 await self._call(spec, ctx, args)
             elif spec.lock_mode == "try":
@@ -455,9 +464,9 @@ class Engine:
                 fields["retry_in_s"] = round((result.run_at - datetime.now(UTC)).total_seconds(), 1)
             structlog.contextvars.clear_contextvars()
             if outcome in ("succeeded", "skipped", "interrupted", "cancelled"):
-                log.info("job finished", **fields)
+                self.job_log.info("job finished", **fields)
             else:
-                log.warning("job finished", **fields)
+                self.job_log.warning("job finished", **fields)
 
     async def _call(self, spec: JobSpec[Any], ctx: JobContext, args: BaseModel) -> None:
         if spec.timeout is None:

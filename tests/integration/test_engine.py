@@ -320,6 +320,10 @@ async def test_delayed_jobs_wait_for_their_time(make_engine: EngineFactory) -> N
     registry = Registry()
     registry.register(JobSpec("later", "default", KeyArgs, rec.handler("later")))
     engine = await make_engine(registry, fallback_poll_s=30.0)
+    # Let the dispatcher drain and fall idle first: the delayed job must wake it (this once hung
+    # until the fallback poll, since only ready jobs woke an idle dispatcher).
+    warm = await engine.enqueue("later", {"key": 0})
+    await wait_until(lambda: _is(engine.pool, warm.id, "succeeded"), message="warm-up job ran")
     job = await engine.enqueue("later", {"key": 1}, delay=0.3)
     assert await state_of(engine.pool, job.id) == "scheduled"
     # Woken by the due time, not by the 30 s fallback poll.
@@ -390,3 +394,31 @@ async def test_a_job_that_blocks_the_event_loop_is_cut_by_its_timeout_and_others
     await wait_until(
         lambda: _is(engine.pool, later.id, "succeeded"), message="other queue still runs"
     )
+
+
+async def test_job_lines_follow_a_log_level_change(make_engine: EngineFactory) -> None:
+    import io
+    import json as _json
+
+    import structlog
+
+    from daemon import logs
+
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    try:
+        engine = await make_engine(default_registry())
+        first = await engine.enqueue("noop")
+        await wait_until(lambda: _is(engine.pool, first.id, "succeeded"), message="first noop")
+        logs.set_level("warning")
+        engine.refresh_logger()  # what a reload does
+        second = await engine.enqueue("noop")
+        await wait_until(lambda: _is(engine.pool, second.id, "succeeded"), message="second noop")
+        finished = [
+            entry["id"]
+            for entry in map(_json.loads, out.getvalue().splitlines())
+            if entry.get("event") == "job finished"
+        ]
+        assert finished == [first.id]
+    finally:
+        structlog.reset_defaults()
