@@ -76,9 +76,10 @@ class Domain:
             proxy=settings.addic7ed.proxy,
             requests_per_second=settings.addic7ed.requests_per_second,
             language_code=culture_name,
+            **_resilience(settings.addic7ed),
         )
         tmdb = (
-            TmdbClient(settings.tmdb.base_url, settings.tmdb.api_key)
+            TmdbClient(settings.tmdb.base_url, settings.tmdb.api_key, **_resilience(settings.tmdb))
             if settings.tmdb.api_key
             else None
         )

@@ -29,7 +29,15 @@ from daemon.jobs.supervisor import Supervisor
 
 log = structlog.get_logger("daemon.jobs")
 CHANNEL = "addicted_jobs"
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+# InternalClientError: asyncpg's protocol state after the server dropped a connection mid-reset
+# (a restart); the pool terminates that connection, so a later try gets a fresh one.
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncio.TimeoutError,
+)
 ERROR_TEXT_LIMIT = 4000
 
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import time
+
 from pydantic import BaseModel, ConfigDict
 
+from daemon.jobs.backoff import RetryPolicy
 from daemon.jobs.context import JobContext
-from daemon.jobs.spec import JobSpec, Registry
+from daemon.jobs.spec import JobSpec, NoArgs, Registry
+
+# Their own queues: a poison job must not be able to hide behind the default queue's traffic.
+POISON_QUEUE = "poison"
+HOG_QUEUE = "hog"
 
 
 class RecordArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n: int
+
+
+class PoisonError(RuntimeError):
+    pass
 
 
 async def record(ctx: JobContext, args: RecordArgs) -> None:
@@ -20,5 +31,22 @@ async def record(ctx: JobContext, args: RecordArgs) -> None:
     )
 
 
+async def crash(ctx: JobContext, args: NoArgs) -> None:
+    """A poison job: its handler fails on every run."""
+    raise PoisonError(f"poison job {ctx.job_id} crashed on attempt {ctx.attempt}")
+
+
+async def hog(ctx: JobContext, args: NoArgs) -> None:
+    """Blocking code in a coroutine: holds the whole event loop until something cuts it."""
+    # Deliberately blocking: the engine's loop guard must interrupt it.
+    time.sleep(60)  # noqa: ASYNC251
+
+
 def register(registry: Registry) -> None:
     registry.register(JobSpec("record", "default", RecordArgs, record))
+    registry.register(
+        JobSpec("crash", POISON_QUEUE, NoArgs, crash, retry=RetryPolicy(retries=2, delays=(0.1,)))
+    )
+    registry.register(
+        JobSpec("hog", HOG_QUEUE, NoArgs, hog, retry=RetryPolicy(retries=0), timeout=1.0)
+    )
