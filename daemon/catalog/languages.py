@@ -10,9 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-import langcodes
-from langcodes.tag_parser import LanguageTagError
-from language_data import names as language_names  # type: ignore[import-untyped]
+# langcodes and language_data are imported on the first lookup: they cost ~50 ms at start-up.
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +45,9 @@ _cache: dict[str, Culture] = {}
 
 def _culture(tag: str) -> Culture | None:
     """Build a Culture from a BCP 47 tag, or None when langcodes does not know the language."""
+    import langcodes
+    from langcodes.tag_parser import LanguageTagError
+
     try:
         language = langcodes.Language.get(tag)
     except (LanguageTagError, ValueError):
@@ -60,6 +61,8 @@ def _culture(tag: str) -> Culture | None:
 
 
 def _find_language(label: str) -> str | None:
+    import langcodes
+
     try:
         found: str = langcodes.find(label).to_tag()
     except LookupError:
@@ -68,6 +71,8 @@ def _find_language(label: str) -> str | None:
 
 
 def _qualifier_subtag(qualifier: str) -> str | None:
+    from language_data import names as language_names  # type: ignore[import-untyped]
+
     # Regions first: "Latin America" must not be read as the Latin script.
     for category in ("territory", "script"):
         code: str | None = language_names.name_to_code(category, qualifier, "en")
