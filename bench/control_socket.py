@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as `python bench/socket.py`, this file's folder leads sys.path and would shadow the
-# standard `socket` module for everything imported below.
+# The checkout's root first, so `daemon` imports from here even outside the venv's editable install.
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 sys.path.insert(0, os.path.dirname(HERE))
 
 import argparse
