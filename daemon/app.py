@@ -14,7 +14,6 @@ import time
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import structlog
 import uvloop
@@ -328,7 +327,3 @@ def run_daemon(settings: Settings, config_path: Path | None) -> int:
         # A signal arriving after the loop closed must not turn a clean stop into a traceback.
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-
-
-def describe(app: App) -> dict[str, Any]:
-    return {"version": __version__, "uptime_s": round(app.uptime(), 3), "pid": os.getpid()}

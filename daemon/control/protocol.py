@@ -20,7 +20,6 @@ ErrorCode = Literal[
     "unavailable",
     "internal",
 ]
-ERROR_CODES: tuple[str, ...] = ErrorCode.__args__  # type: ignore[attr-defined]
 EXPECTED = '{"v": 1, "id": <any>, "op": "<operation>", "args": {...}}'
 RequestId = str | int | float | bool | None
 M = TypeVar("M", bound=BaseModel)
@@ -31,7 +30,7 @@ JobState = Literal["awaiting", "scheduled", "ready", "running", "succeeded", "fa
 
 
 class OpError(Exception):
-    """A request that cannot be served; `code` is one of ERROR_CODES, `message` says what to fix."""
+    """A request that cannot be served; `code` is one of ErrorCode, `message` says what to fix."""
 
     def __init__(self, code: ErrorCode, message: str, details: list[dict[str, Any]] | None = None):
         super().__init__(message)

@@ -37,7 +37,3 @@ class JobContext:
     ) -> EnqueueResult:
         """Register a continuation that runs only once this job has succeeded."""
         return await self.engine.enqueue(name, args or {}, after=self.job_id)
-
-    @property
-    def is_last_attempt(self) -> bool:
-        return self.attempt >= self.max_attempts

@@ -36,7 +36,6 @@ class LoopGuard:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self.cuts = 0
 
     def watch(self, task: asyncio.Task[None], timeout: float) -> None:
         self._deadlines[task] = time.monotonic() + timeout
@@ -76,7 +75,6 @@ class LoopGuard:
         deadline = self._deadlines.get(task) if task is not None else None
         if deadline is not None and deadline < time.monotonic():
             self._deadlines.pop(task, None)  # type: ignore[arg-type]
-            self.cuts += 1
             raise JobBlockedLoop("the job blocked the event loop past its timeout")
 
     def stop(self) -> None:

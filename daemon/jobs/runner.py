@@ -204,8 +204,6 @@ class Engine:
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
         self._flush_wanted = asyncio.Event()
-        self._flush_idle = asyncio.Event()
-        self._flush_idle.set()
         self._loops: list[asyncio.Task[Any]] = []
         self._dispatch_loops: list[asyncio.Task[Any]] = []
         self._hurry = asyncio.Event()
@@ -522,7 +520,6 @@ class Engine:
         # Synchronous on purpose: no await between the job's end and its outcome being queued, so
         # a cancellation cannot lose it. The flusher writes it within a few milliseconds.
         self._outcomes.append(outcome)
-        self._flush_idle.clear()
         self._flush_wanted.set()
 
     async def flush(self) -> None:
@@ -539,10 +536,6 @@ class Engine:
             if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
                 for dispatcher in self.dispatchers.values():
                     dispatcher.wake.set()
-        self._flush_idle.set()
-
-    async def wait_flushed(self) -> None:
-        await self._flush_idle.wait()
 
     async def _flush_loop(self) -> None:
         failures = 0

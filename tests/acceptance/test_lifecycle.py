@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -103,19 +100,4 @@ async def test_a_second_signal_skips_the_grace_period_and_the_job_is_put_back(
 async def _state(conn: asyncpg.Connection, job_id: int, state: str) -> bool:
     return bool(
         await conn.fetchval("SELECT state = $2 FROM jobs.jobs WHERE id = $1", job_id, state)
-    )
-
-
-def run_cli(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
     )
