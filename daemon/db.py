@@ -27,6 +27,19 @@ MIGRATION_LOCK = 1
 INSTANCE_LOCK = 2
 
 
+# The database cannot be reached right now (down, restarting, out of connections): wait and retry.
+# InternalClientError is asyncpg's state after the server dropped a connection mid-reset.
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
 class DatabaseError(RuntimeError):
     """A database problem the operator must act on; the message says what and where."""
 

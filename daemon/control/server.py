@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -31,18 +30,10 @@ from daemon.control.protocol import (
     summarise,
 )
 from daemon.control.socketfile import SOCKET_MODE, ControlSocketError, SocketFile
+from daemon.db import UNREACHABLE
 
 log = structlog.get_logger("daemon.control")
 CHUNK = 256 * 1024
-OUTAGE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a connection broken mid-reset by a database restart
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
 SECRET_HINTS = ("pass", "secret", "token")
 
 
@@ -270,7 +261,7 @@ class ControlServer:
             error = OpError(
                 "unavailable", f"{op!r} did not finish within {self.request_timeout_s:g} s"
             )
-        except OUTAGE as exc:
+        except UNREACHABLE as exc:
             error = OpError(
                 "unavailable", f"the database is unavailable: {type(exc).__name__}: {exc}"
             )

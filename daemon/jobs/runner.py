@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from daemon.db import UNREACHABLE
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
@@ -29,15 +30,9 @@ from daemon.jobs.supervisor import Supervisor
 
 log = structlog.get_logger("daemon.jobs")
 CHANNEL = "addicted_jobs"
-# InternalClientError: asyncpg's protocol state after the server dropped a connection mid-reset
-# (a restart); the pool terminates that connection, so a later try gets a fresh one.
-DB_ERRORS = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncio.TimeoutError,
-)
+# The engine's loops also back off on any other database error rather than die: a vital task
+# that dies takes the daemon with it, and a failing statement is logged each time it is retried.
+DB_ERRORS = (*UNREACHABLE, asyncpg.PostgresError)
 ERROR_TEXT_LIMIT = 4000
 
 
