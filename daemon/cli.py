@@ -172,6 +172,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not 10 <= args.shows <= 100_000:
         print(f"addicted-jobs demo: --shows takes 10 to 100000, got {args.shows}", file=sys.stderr)
         return EXIT_USAGE
+    for flag, value in (
+        ("--sample-shows", args.sample_shows),
+        ("--sample-subtitles", args.sample_subtitles),
+    ):
+        if value < 0:
+            print(f"addicted-jobs demo: {flag} takes 0 or more, got {value}", file=sys.stderr)
+            return EXIT_USAGE
     options = DemoOptions(
         args.shows, args.sample_shows, args.sample_subtitles, args.state, args.keep
     )

@@ -77,11 +77,9 @@ def demo_settings(state: Path, sandbox: Sandbox) -> Settings:
     )
 
 
-async def _wait_idle(
-    pool: asyncpg.Pool, app_task: asyncio.Task[int], phase: str, since_id: int, progress: Progress
-) -> None:
+async def _wait_idle(pool: asyncpg.Pool, phase: str, since_id: int, progress: Progress) -> None:
     """Until every job created since `since_id` (continuations included) has finished."""
-    while not app_task.done():
+    while True:
         rows = await pool.fetch(
             "SELECT state, count(*) AS n FROM jobs.jobs WHERE id > $1 GROUP BY state", since_id
         )
@@ -92,8 +90,7 @@ async def _wait_idle(
         if total and done == total:
             progress.end_phase()
             return
-        await asyncio.sleep(0.25)
-    raise asyncio.CancelledError
+        await asyncio.sleep(0.25)  # a progress refresh, not a synchronisation
 
 
 async def _summary(pool: asyncpg.Pool, app: App, started: float) -> dict[str, Any]:
@@ -122,40 +119,38 @@ async def _summary(pool: asyncpg.Pool, app: App, started: float) -> dict[str, An
     }
 
 
-async def _pipeline(
-    app: App, app_task: asyncio.Task[int], options: DemoOptions, progress: Progress
-) -> None:
+async def _phase(app: App, phase: str, requests: list[JobRequest], progress: Progress) -> None:
+    """Enqueue one phase's jobs and wait until they and their continuations have finished."""
     assert app.engine is not None and app.db is not None and app.db.pool is not None
-    assert app.domain is not None
-    pool, engine = app.db.pool, app.engine
+    if not requests:
+        return
+    mark = int(await app.db.pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
+    await app.engine.enqueue_many(requests)
+    await _wait_idle(app.db.pool, phase, mark, progress)
+
+
+async def _pipeline(app: App, options: DemoOptions, progress: Progress) -> None:
+    assert app.db is not None and app.db.pool is not None and app.domain is not None
+    pool = app.db.pool
     for cookie in COOKIES:
         await app.domain.resources.credentials.add(cookie)
-    mark = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
-    await engine.enqueue("refresh_available_shows")
-    await _wait_idle(pool, app_task, "catalogue sync", mark, progress)
-
-    shows = [
-        r["id"]
-        for r in await pool.fetch(
-            "SELECT id FROM tv_shows ORDER BY id LIMIT $1", options.sample_shows
-        )
-    ]
-    mark = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
-    await engine.enqueue_many([JobRequest("refresh_single_show", {"show_id": s}) for s in shows])
-    await _wait_idle(pool, app_task, "show refreshes", mark, progress)
-
-    subtitles = [
-        r["id"]
-        for r in await pool.fetch(
-            "SELECT id FROM subtitles WHERE completed ORDER BY id LIMIT $1",
-            options.sample_subtitles,
-        )
-    ]
-    mark = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
-    await engine.enqueue_many(
-        [JobRequest("download_subtitle", {"subtitle_id": s}) for s in subtitles]
+    await _phase(app, "catalogue sync", [JobRequest("refresh_available_shows", {})], progress)
+    shows = await pool.fetch("SELECT id FROM tv_shows ORDER BY id LIMIT $1", options.sample_shows)
+    await _phase(
+        app,
+        "show refreshes",
+        [JobRequest("refresh_single_show", {"show_id": r["id"]}) for r in shows],
+        progress,
     )
-    await _wait_idle(pool, app_task, "downloads and stores", mark, progress)
+    subtitles = await pool.fetch(
+        "SELECT id FROM subtitles WHERE completed ORDER BY id LIMIT $1", options.sample_subtitles
+    )
+    await _phase(
+        app,
+        "downloads and stores",
+        [JobRequest("download_subtitle", {"subtitle_id": r["id"]}) for r in subtitles],
+        progress,
+    )
 
 
 async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
@@ -179,7 +174,7 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             file=out,
         )
         # Ctrl-C stops the daemon (its own signal handler); the pipeline then stops with it.
-        pipeline = asyncio.create_task(_pipeline(app, app_task, options, progress))
+        pipeline = asyncio.create_task(_pipeline(app, options, progress))
         await asyncio.wait([pipeline, app_task], return_when=asyncio.FIRST_COMPLETED)
         interrupted = app.stopping
         if interrupted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -29,11 +30,8 @@ def test_the_demo_syncs_refreshes_downloads_and_stores(tmp_path: Path) -> None:
     proc = demo(state, "--shows", "40", "--sample-shows", "4", "--sample-subtitles", "12")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    summary = dict(
-        line.strip().split(None, 1) if "  " not in line.strip() else line.strip().split("  ", 1)
-        for line in out.split("summary", 1)[1].splitlines()
-        if line.strip()
-    )
+    # Summary lines are "  <key>   <value>", the key padded with two or more spaces.
+    summary = dict(re.findall(r"^  (\S.*?)  +(.*)$", out.split("\nsummary\n", 1)[1], re.MULTILINE))
     assert int(summary["tv shows"]) == 40
     assert int(summary["episodes"]) > 0 and int(summary["subtitles"]) > 0
     assert int(summary["stored files"]) > 0
@@ -56,3 +54,15 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 130, out
     assert "demo interrupted; the daemon stopped cleanly" in out
     assert postgres_processes(state / "postgres" / "data") == []
+
+
+def test_bad_demo_arguments_are_usage_errors(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "demo", "--sample-subtitles", "-3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "--sample-subtitles takes 0 or more, got -3" in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,19 +29,11 @@ from daemon.upstream.resilience import (
 )
 from daemon.upstream.sandbox import FaultConfig, Sandbox
 from daemon.upstream.sandbox_data import Catalogue
+from tests.support import wait_until
 
 FAST = RetrySettings(max_retries=3, base_delay=0.001, max_delay=0.005)
 NEVER_OPENS = BreakerSettings(min_calls=1_000_000)
 SEASONS = "/ajax_getSeasons.php"
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait for a condition, failing after a deadline instead of sleeping a guessed time."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)
 
 
 def make_client(sandbox: Sandbox, **settings: Any) -> Addic7edClient:
@@ -154,12 +146,22 @@ async def test_breaker_opens_fails_fast_then_half_opens_and_closes(sandbox: Sand
             await client.get_seasons("c", 3)
         assert sandbox.requests[SEASONS] == 4  # failed fast, without a request
         # A failed probe opens the circuit again for another cool-down.
-        await eventually(lambda: state_of(client.breaker) is CircuitState.HALF_OPEN)
+        await wait_until(
+            lambda: state_of(client.breaker) is CircuitState.HALF_OPEN,
+            timeout=5,
+            interval=0.01,
+            message="half-open",
+        )
         with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
             await client.get_seasons("c", 3)
         assert state_of(client.breaker) is CircuitState.OPEN and sandbox.requests[SEASONS] == 5
         sandbox.faults = FaultConfig()
-        await eventually(lambda: state_of(client.breaker) is CircuitState.HALF_OPEN)
+        await wait_until(
+            lambda: state_of(client.breaker) is CircuitState.HALF_OPEN,
+            timeout=5,
+            interval=0.01,
+            message="half-open",
+        )
         assert await client.get_seasons("c", 3)
         assert state_of(client.breaker) is CircuitState.CLOSED
         assert await client.get_seasons("c", 3)
