@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -160,14 +161,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 def _json_dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"))
 
 
 def _json_loads(value: str) -> Any:
-    import json
-
     return json.loads(value)
 
 

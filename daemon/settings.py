@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -180,6 +181,16 @@ def _default_recurring() -> dict[str, RecurringSettings]:
     }
 
 
+def _over_defaults(value: Any, defaults: Mapping[str, Section]) -> Any:
+    """A file that tunes one entry keeps the defaults of the others, and of its own other keys."""
+    if not isinstance(value, dict):
+        return value  # pydantic reports the wrong type
+    merged: dict[str, Any] = {name: entry.model_dump() for name, entry in defaults.items()}
+    for name, conf in value.items():
+        merged[name] = {**merged.get(name, {}), **conf} if isinstance(conf, dict) else conf
+    return merged
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
@@ -202,26 +213,12 @@ class Settings(BaseSettings):
     @field_validator("queues", mode="before")
     @classmethod
     def _merge_queues(cls, value: Any) -> Any:
-        # A file that tunes one queue keeps the defaults of the others.
-        if isinstance(value, dict):
-            merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_queues().items()}
-            for name, conf in value.items():
-                merged[name] = {**merged.get(name, {}), **(conf if isinstance(conf, dict) else {})}
-                if not isinstance(conf, dict):
-                    merged[name] = conf
-            return merged
-        return value
+        return _over_defaults(value, _default_queues())
 
     @field_validator("recurring", mode="before")
     @classmethod
     def _merge_recurring(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_recurring().items()}
-            for name, conf in value.items():
-                base = merged.get(name, {})
-                merged[name] = {**base, **conf} if isinstance(conf, dict) else conf
-            return merged
-        return value
+        return _over_defaults(value, _default_recurring())
 
     @classmethod
     def settings_customise_sources(
