@@ -32,9 +32,14 @@ def test_file_overrides_defaults_and_environment_overrides_the_file(
     )
     settings = load_settings(config)
     assert settings.log.level == "debug" and settings.queue_concurrency("default") == 4
-    assert (
-        settings.queue_concurrency("fetch-subtitles") == 10
-    )  # untouched queues keep their defaults
+    # Untouched entries keep their defaults, and so do the untouched keys of a touched entry.
+    assert settings.queue_concurrency("fetch-subtitles") == 10
+    partial = tmp_path / "partial.toml"
+    partial.write_text("[recurring.redeem_download_credentials]\nenabled = false\n")
+    recurring = load_settings(partial).recurring
+    assert recurring["redeem_download_credentials"].cron == "11 * * * *"
+    assert not recurring["redeem_download_credentials"].enabled
+    assert recurring["refresh_available_shows"].enabled
     assert settings.refresh.season_refresh == timedelta(hours=1)
 
     monkeypatch.setenv("ADDICTED_JOBS_LOG__LEVEL", "warning")
