@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,6 +24,7 @@ ENV_PREFIX = "ADDICTED_JOBS_"
 SECRET_KEYS = (
     "database.dsn",
     "tmdb.api_key",
+    "addic7ed.proxy",  # may carry a user and password
     "storage.s3.access_key_id",
     "storage.s3.secret_access_key",
 )
@@ -121,6 +123,18 @@ class Addic7edSettings(UpstreamResilience):
     base_url: str = "https://www.addic7ed.com"
     proxy: str | None = None
     requests_per_second: float = Field(default=2.0, ge=0)
+
+    @field_validator("proxy")
+    @classmethod
+    def _http_proxy(cls, value: str | None) -> str | None:
+        # Checked here because the HTTP client is only built at the first request: a typo must
+        # stop the start (78), not fail every Addic7ed job later.
+        if not value:
+            return None  # an empty string, as in the example file, means no proxy
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// proxy URL with a host")
+        return value
 
 
 class TmdbSettings(UpstreamResilience):

@@ -110,21 +110,24 @@ class Addic7edClient(UpstreamSession):
         self._retry = retry
         self._language_code = language_code
         self._rng = rng or random.Random()
-        # A jar that refuses every cookie: a Set-Cookie from one credential's response must
-        # never ride along on the next request made with another credential.
-        no_cookies = http.cookiejar.CookieJar(
-            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-        )
-        http_client = httpx.AsyncClient(
-            base_url=self.base_url,
-            proxy=proxy,
-            follow_redirects=False,
-            cookies=no_cookies,
-            timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+
+        def http_client() -> httpx.AsyncClient:
+            # A jar that refuses every cookie: a Set-Cookie from one credential's response must
+            # never ride along on the next request made with another credential.
+            no_cookies = http.cookiejar.CookieJar(
+                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            )
+            return httpx.AsyncClient(
+                base_url=self.base_url,
+                proxy=proxy,
+                follow_redirects=False,
+                cookies=no_cookies,
+                timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+            )
+
         super().__init__(
             UPSTREAM,
             http_client,

@@ -1,5 +1,8 @@
 """What both upstream clients share: one httpx.AsyncClient for their lifetime, behind a circuit
 breaker, a politeness limiter and a retrying sender, closed as an async context manager.
+
+The AsyncClient is built on first use: building one loads the CA bundle (~40 ms), which a daemon
+that starts without upstream work to do should not spend before it claims its first job.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class UpstreamSession:
     def __init__(
         self,
         upstream: str,
-        http: httpx.AsyncClient,
+        http: Callable[[], httpx.AsyncClient],
         *,
         retry: RetrySettings,
         breaker: BreakerSettings,
@@ -35,7 +38,8 @@ class UpstreamSession:
         failure_statuses: frozenset[int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = http
+        self._make_http = http
+        self._client: httpx.AsyncClient | None = None
         self.breaker = CircuitBreaker(upstream, breaker, clock)
         self._sender = ResilientSender(
             upstream,
@@ -58,5 +62,12 @@ class UpstreamSession:
     ) -> None:
         await self.aclose()
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self._make_http()
+        return self._client
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()

@@ -103,13 +103,19 @@ class TmdbClient(UpstreamSession):
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._api_key = api_key
-        http_client = httpx.AsyncClient(
-            base_url=self.base_url,
-            follow_redirects=False,
-            headers={"User-Agent": f"addicted-jobs/{__version__}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
-            limits=httpx.Limits(max_connections=max_connections),
-        )
+
+        def http_client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=self.base_url,
+                follow_redirects=False,
+                headers={
+                    "User-Agent": f"addicted-jobs/{__version__}",
+                    "Accept": "application/json",
+                },
+                timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
+                limits=httpx.Limits(max_connections=max_connections),
+            )
+
         super().__init__(
             UPSTREAM,
             http_client,

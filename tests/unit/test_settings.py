@@ -91,3 +91,28 @@ def test_socket_defaults_to_the_runtime_directory_then_the_state_directory(
     assert load_settings(config).socket_path == tmp_path / "state" / "control.sock"
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))
     assert load_settings(config).socket_path == tmp_path / "run" / "control.sock"
+
+
+@pytest.mark.parametrize(
+    "proxy", ["proxy.local:3128", "socks5://user:pw@proxy.local:1080", "http://"]
+)
+def test_a_proxy_that_is_not_an_http_url_is_a_config_error(tmp_path: Path, proxy: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[addic7ed]\nproxy = '{proxy}'\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert "addic7ed.proxy" in str(err.value)
+    assert "http:// or https://" in str(err.value)
+    assert "pw" not in str(err.value)  # a proxy URL may carry a password
+
+
+def test_an_http_proxy_is_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[addic7ed]\nproxy = 'http://user:pw@proxy.local:3128'\n")
+    assert load_settings(config).addic7ed.proxy == "http://user:pw@proxy.local:3128"
+
+
+def test_an_empty_proxy_means_none(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[addic7ed]\nproxy = ''\n")
+    assert load_settings(config).addic7ed.proxy is None
