@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon.db import _init_connection, apply_migrations
+from daemon.db import SERVER_SETTINGS, _init_connection, apply_migrations
 from daemon.embedded_pg import EmbeddedPostgres
 
 pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon"]
@@ -112,6 +112,12 @@ async def db_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def db_pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=10, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        db_dsn,
+        min_size=1,
+        max_size=10,
+        init=_init_connection,
+        server_settings=SERVER_SETTINGS,
+    )
     yield pool
     await pool.close()

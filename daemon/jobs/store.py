@@ -191,28 +191,47 @@ async def _enqueue_loop(conn: Conn, jobs: Sequence[NewJob]) -> list[EnqueueResul
     return [r for r in results if r is not None]
 
 
-_CLAIM = """
-WITH free AS (
-    SELECT id, run_at FROM jobs.jobs
-    WHERE queue = $1 AND state IN ('ready', 'scheduled') AND run_at <= now() AND name <> ALL ($2::text[])
-    ORDER BY run_at, id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-), capped AS (
-    SELECT j.id, j.run_at FROM unnest($4::text[], $5::int[]) AS c(name, room)
+# The job types with ready or scheduled jobs in queue $1: a skip scan of jobs_claim_by_name, one
+# index descent per type. Claiming and the next due time then read each type's head of the same
+# index. A scan of the whole queue in run_at order that filtered types out instead would read
+# every queued job of a type at its cap, on each claim (30 ms with 10,000 of them queued).
+_QUEUE_TYPES = """
+names AS (
+    (SELECT name FROM jobs.jobs WHERE queue = $1 AND state IN ('ready', 'scheduled')
+     ORDER BY name LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.name FROM jobs.jobs j
+            WHERE j.queue = $1 AND j.state IN ('ready', 'scheduled') AND j.name > n.name
+            ORDER BY j.name LIMIT 1)
+    FROM names n WHERE n.name IS NOT NULL
+)"""
+
+# The oldest due jobs of each type, up to the limit or, for a capped type, its room; of those the
+# oldest $3. Candidates are read without locks: only the picked rows are locked (skipping any an
+# operator holds) and re-checked. The id lists go through arrays so the plan stays on the primary
+# key whatever the prepared statement's generic plan guesses for LIMIT $3.
+_CLAIM = f"""
+WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
+    SELECT c.id, c.run_at FROM names n
     CROSS JOIN LATERAL (
         SELECT id, run_at FROM jobs.jobs
-        WHERE queue = $1 AND name = c.name AND state IN ('ready', 'scheduled') AND run_at <= now()
+        WHERE queue = $1 AND name = n.name AND state IN ('ready', 'scheduled') AND run_at <= now()
         ORDER BY run_at, id
-        LIMIT c.room
-        FOR UPDATE SKIP LOCKED
-    ) j
-), picked AS (
-    SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM capped) u ORDER BY run_at, id LIMIT $3
+        LIMIT coalesce((SELECT r.room FROM unnest($2::text[], $4::int[]) AS r(name, room)
+                        WHERE r.name = n.name), $3)
+    ) c
+    WHERE n.name IS NOT NULL
+), locked AS (
+    SELECT id FROM jobs.jobs
+    WHERE id = ANY (ARRAY(SELECT id FROM candidates ORDER BY run_at, id LIMIT $3))
+      AND state IN ('ready', 'scheduled') AND run_at <= now()
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, started_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
+    RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.run_at
 )
-UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, started_at = now()
-FROM picked WHERE j.id = picked.id
-RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts
+SELECT id, name, args, attempt, max_attempts FROM claimed ORDER BY run_at, id
 """
 
 
@@ -223,20 +242,30 @@ async def claim(
     capped: Sequence[str] = (),
     rooms: dict[str, int] | None = None,
 ) -> list[Claimed]:
-    """Take up to `limit` due jobs of `queue`; a capped type takes at most its room."""
-    rooms = {k: v for k, v in (rooms or {}).items() if v > 0}
-    rows = await db.fetch(_CLAIM, queue, list(capped), limit, list(rooms), list(rooms.values()))
+    """Take up to `limit` due jobs of `queue`, oldest first; a capped type takes at most its room
+    (a capped type missing from `rooms` has none)."""
+    rooms = rooms or {}
+    names = list(capped)
+    room = [max(rooms.get(name, 0), 0) for name in names]
+    rows = await db.fetch(_CLAIM, queue, names, limit, room)
     return [Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"]) for r in rows]
+
+
+_NEXT_DUE = f"""
+WITH RECURSIVE {_QUEUE_TYPES}
+SELECT min(d.run_at) FROM names n
+CROSS JOIN LATERAL (
+    SELECT run_at FROM jobs.jobs
+    WHERE queue = $1 AND name = n.name AND state IN ('ready', 'scheduled')
+    ORDER BY run_at, id LIMIT 1
+) d
+WHERE n.name IS NOT NULL AND n.name <> ALL ($2::text[])
+"""
 
 
 async def next_due(db: Executor, queue: str, blocked: Sequence[str] = ()) -> datetime | None:
     """When the next job of `queue` falls due, ignoring types that are at their cap."""
-    value: datetime | None = await db.fetchval(
-        """SELECT min(run_at) FROM jobs.jobs
-           WHERE queue = $1 AND state IN ('ready', 'scheduled') AND name <> ALL ($2::text[])""",
-        queue,
-        list(blocked),
-    )
+    value: datetime | None = await db.fetchval(_NEXT_DUE, queue, list(blocked))
     return value
 
 
