@@ -69,6 +69,8 @@ class Dispatcher:
     At most `concurrency` jobs run at once. When a queue's jobs are short (a few milliseconds), the
     round trip to claim them costs more than running them, so the dispatcher claims a batch ahead
     into a local buffer; long jobs are claimed only as slots free up, so none sits claimed but idle.
+    A finishing job starts the next buffered one itself, and the buffer is refilled once half of
+    it is gone, so the next claim's round trip overlaps with running jobs instead of idling them.
     """
 
     SHORT_JOB_MS = 20.0
@@ -83,13 +85,16 @@ class Dispatcher:
         self.buffer: deque[Claimed] = deque()
         self.avg_ms: float | None = None  # moving average of job durations in this queue
 
+    def _prefetch(self) -> int:
+        short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
+        return self.engine.config.claim_batch if short else 0
+
     def _claim_limit(self) -> int:
-        prefetch = (
-            self.engine.config.claim_batch
-            if self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
-            else 0
-        )
-        return self.concurrency + prefetch - len(self.active) - len(self.buffer)
+        return self.concurrency + self._prefetch() - len(self.active) - len(self.buffer)
+
+    def _low_water(self) -> int:
+        """Claim again once the buffer holds fewer jobs than this."""
+        return max(self.concurrency, self._prefetch() // 2)
 
     async def run(self) -> None:
         outage = 0
@@ -101,7 +106,7 @@ class Dispatcher:
             while self.buffer and len(self.active) < self.concurrency:
                 self._start(self.buffer.popleft())
             limit = self._claim_limit()
-            if limit <= 0 or len(self.buffer) >= self.concurrency:
+            if limit <= 0 or len(self.buffer) >= self._low_water():
                 await self._wait(None)  # a finishing job wakes us
                 continue
             capped, rooms = self.engine.cap_state(self.queue)
@@ -164,6 +169,14 @@ class Dispatcher:
         elapsed = (time.monotonic() - started) * 1000
         self.avg_ms = elapsed if self.avg_ms is None else 0.8 * self.avg_ms + 0.2 * elapsed
         self.engine.wake_capped(job.name)
+        # Not while paused or stopping: the dispatcher loop hands the buffer back then.
+        if (
+            self.buffer
+            and len(self.active) < self.concurrency
+            and not self.paused
+            and not self.engine.stopping
+        ):
+            self._start(self.buffer.popleft())
         self.wake.set()
 
     def take_buffered(self, job_id: int) -> Claimed | None:
