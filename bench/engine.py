@@ -4,7 +4,9 @@ last line compares medians as ratios (absolute figures drift with this shared ma
 
     python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000]
 
-The peers run in their own virtualenv (.venv-peers, created on first use from PyPI).
+The peers run in their own virtualenv (.venv-peers, created on first use from PyPI), as installed
+from wheels; the daemon runs as deployed, from a wheel of this tree in .venv-bench (compiled
+bytecode, no development tools), not from the editable development install.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS = ROOT.parent / "shared" / "bench" / "peers"
 PEERS_VENV = ROOT / ".venv-peers"
+BENCH_VENV = ROOT / ".venv-bench"
 PEER_PACKAGES = ["pgqueuer[asyncpg]", "procrastinate", "psycopg[binary,pool]", "tqdm", "asyncpg"]
+
+
+DAEMON_PYTHON = sys.executable  # replaced by daemon_python() in main()
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -39,10 +45,27 @@ def peers_python() -> str:
     return str(python)
 
 
+def daemon_python() -> str:
+    """A production install of this tree, rebuilt each run so it measures the current code."""
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(ROOT)], check=True)
+    else:
+        reinstall = ["install", "--quiet", "--no-deps", "--force-reinstall", str(ROOT)]
+        subprocess.run([str(python), "-m", "pip", *reinstall], check=True)
+    return str(python)
+
+
 def run_peer(python: str, script: Path, args: list[str]) -> dict[str, Any]:
     started = time.monotonic()
     done = subprocess.run(
-        [python, str(script), *args], cwd=PEERS, capture_output=True, text=True, timeout=900
+        [python, str(script), *args],
+        cwd=PEERS,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "AJ_BENCH_DAEMON_PYTHON": DAEMON_PYTHON},
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -105,7 +128,7 @@ async def rss_over_ready_jobs(jobs: int) -> dict[str, Any]:
         started = time.monotonic()
         with open(os.devnull, "w") as devnull:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run"], env=env, stdout=devnull, stderr=devnull
+                [DAEMON_PYTHON, "-m", "daemon", "run"], env=env, stdout=devnull, stderr=devnull
             )
         while await conn.fetchval("SELECT count(*) FROM jobs.jobs WHERE state <> 'succeeded'"):
             await asyncio.sleep(0.5)
@@ -137,6 +160,8 @@ def main() -> None:
     if not PEERS.is_dir():
         emit({"error": f"{PEERS} is absent: the shared harness is needed for comparable figures"})
         sys.exit(2)
+    global DAEMON_PYTHON
+    DAEMON_PYTHON = daemon_python()
 
     contenders: list[tuple[str, str, Path, list[str]]] = [
         ("addicted-jobs c10", sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])

@@ -19,6 +19,8 @@ import asyncpg
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS = ROOT.parent / "shared" / "bench" / "peers"
+# bench/engine.py passes a production install of the daemon; alone, this runs the dev install.
+DAEMON_PYTHON = os.environ.get("AJ_BENCH_DAEMON_PYTHON", sys.executable)
 sys.path[:0] = [str(PEERS), str(ROOT)]
 
 import common
@@ -43,7 +45,11 @@ class AddictedJobsPeer:
         self.tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"aj-bench-{os.getpid()}"
 
     def versions(self) -> dict[str, str]:
-        return {"addicted-jobs": md.version("addicted-jobs"), "asyncpg": md.version("asyncpg")}
+        return {
+            "addicted-jobs": md.version("addicted-jobs"),
+            "asyncpg": md.version("asyncpg"),
+            "daemon_python": DAEMON_PYTHON,
+        }
 
     async def install(self, db: str) -> None:
         conn = await asyncpg.connect(common.dsn(db))
@@ -100,7 +106,7 @@ class AddictedJobsPeer:
         return list(dense.values())
 
     def worker_argv(self, variant: str) -> list[str]:
-        return [sys.executable, "-m", "daemon", "run"]
+        return [DAEMON_PYTHON, "-m", "daemon", "run"]
 
     def worker_env(self, db: str, mode: str, lat_out: str | None) -> dict[str, str]:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -112,7 +118,10 @@ class AddictedJobsPeer:
         }
         env.update(
             {
-                "PYTHONPATH": f"{HERE / 'plugins'}:{ROOT}",
+                # With an installed daemon, this tree must not shadow it.
+                "PYTHONPATH": str(HERE / "plugins")
+                if DAEMON_PYTHON != sys.executable
+                else f"{HERE / 'plugins'}:{ROOT}",
                 "ADDICTED_JOBS_DATABASE__DSN": common.dsn(db),
                 "ADDICTED_JOBS_STATE__DIR": str(self.tmp / mode),
                 "ADDICTED_JOBS_LOG__FORMAT": "json",
