@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 import asyncpg
 import structlog
 
-from daemon.db import LOCK_NAMESPACE
+from daemon.db import LOCK_NAMESPACE, release_session_lock
 
 log = structlog.get_logger("daemon.onetime")
 
@@ -233,7 +233,7 @@ async def run_pending(
                 )
             return report
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_NAMESPACE, ONETIME_LOCK)
+            await release_session_lock(conn, ONETIME_LOCK)
 
 
 async def _run_one(

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from daemon.db import DatabaseError, apply_migrations, load_migrations
+from daemon.db import (
+    LOCK_NAMESPACE,
+    MIGRATION_LOCK,
+    Database,
+    DatabaseError,
+    apply_migrations,
+    load_migrations,
+    release_session_lock,
+)
+from daemon.jobs.onetime import run_pending
+from tests.support import wait_until
 
 
 async def test_applied_once_in_order_and_a_tampered_file_is_detected(
@@ -52,3 +63,55 @@ def test_badly_named_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "1-first.sql").write_text("SELECT 1;")
     with pytest.raises(DatabaseError, match="NNN_snake_name.sql"):
         load_migrations(tmp_path)
+
+
+async def _advisory_locks(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    )
+
+
+async def test_start_up_locks_are_gone_when_their_pooled_connection_goes_back(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    # The daemon's pool skips asyncpg's reset query on release, so nothing else would drop them.
+    db = Database(db_dsn, tmp_path)
+    await db.start()
+    observer = await asyncpg.connect(db_dsn)
+    try:
+        assert db.pool is not None
+        async with db.pool.acquire() as conn:
+            await apply_migrations(conn)
+        await run_pending(db.pool, [])
+        assert await _advisory_locks(observer) == 0
+    finally:
+        await observer.close()
+        await db.close()
+
+
+async def test_a_lock_that_cannot_be_released_takes_its_connection_with_it(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    db = Database(db_dsn, tmp_path)
+    await db.start()
+    observer = await asyncpg.connect(db_dsn)
+    try:
+        assert db.pool is not None
+        async with db.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, MIGRATION_LOCK)
+            assert await _advisory_locks(observer) == 1
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0):  # cancelled while the unlock is on the wire
+                    await release_session_lock(conn, MIGRATION_LOCK)
+
+        async def released() -> bool:
+            return await _advisory_locks(observer) == 0
+
+        await wait_until(released, timeout=5, message="the terminated session's lock released")
+        assert await db.pool.fetchval("SELECT 1") == 1  # the pool replaced the connection
+    finally:
+        await observer.close()
+        await db.close()
