@@ -156,6 +156,9 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--rss-jobs", type=int, default=200_000, help="0 skips the RSS phase")
     parser.add_argument("--phases", default="bulk,drain,latency")
+    parser.add_argument(
+        "--no-warmup", dest="warmup", action="store_false", help="skip the discarded first run"
+    )
     args = parser.parse_args()
     if not PEERS.is_dir():
         emit({"error": f"{PEERS} is absent: the shared harness is needed for comparable figures"})
@@ -189,6 +192,11 @@ def main() -> None:
             ),
         ]
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in contenders}
+    if args.warmup:
+        # The reinstall just before leaves the machine busy for a while (page cache, writeback):
+        # one discarded run, so that does not land on whichever contender happens to go first.
+        warm = run_peer(sys.executable, HERE / "engine_peer.py", ["--phases", "bulk,drain"])
+        emit({"warmup": True, "contender": "addicted-jobs c10", **headline(warm)})
     for round_no in range(args.runs):
         for name, python, script, extra in contenders:
             result = run_peer(python, script, extra)
@@ -215,6 +223,13 @@ def main() -> None:
             continue
         a, b = median(ours, "drain_jobs_per_s"), median(peer, "drain_jobs_per_s")
         summary[f"drain_ratio_vs_{peer.replace(' ', '_')}"] = round(a / b, 2) if a and b else None
+        # Round by round too: the ratio of medians hides how much one noisy round moved.
+        summary[f"drain_ratio_by_round_vs_{peer.replace(' ', '_')}"] = [
+            round(x["drain_jobs_per_s"] / y["drain_jobs_per_s"], 2)
+            if x.get("drain_jobs_per_s") and y.get("drain_jobs_per_s")
+            else None
+            for x, y in zip(results[ours], results[peer], strict=False)
+        ]
     emit(summary)
 
 
