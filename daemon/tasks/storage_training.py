@@ -193,7 +193,9 @@ class AutoTrain:
     stored population doubles (a new dictionary is adopted only when it beats the current one).
 
     The population is counted in the database once, then followed in memory: a count(*) per
-    stored subtitle would scan the table.
+    stored subtitle would scan the table. Stores finishing during that count wait for it and then
+    add themselves: one that the count already saw is counted twice (at most a few early), but
+    none is lost, which would leave the threshold unreached.
     """
 
     def __init__(self, store: SubtitleStore, train_after: int, growth: float = 2.0) -> None:
@@ -203,6 +205,7 @@ class AutoTrain:
         self._total: int | None = None
         self._next = train_after
         self._queued = False
+        self._counting = asyncio.Lock()
 
     async def _count(self) -> None:
         total = await count_stored(self.store.pool)
@@ -216,10 +219,11 @@ class AutoTrain:
         """Called after each stored subtitle (already recorded in the table)."""
         if self.train_after <= 0:
             return
-        if self._total is None:
-            await self._count()
-        else:
-            self._total += 1
+        async with self._counting:
+            if self._total is None:
+                await self._count()
+            else:
+                self._total += 1
         assert self._total is not None
         if self._queued or self._total < self._next:
             return

@@ -5,6 +5,7 @@ original system's format, and an S3 outage in the middle of a store.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from daemon.storage.compression import ZSTD_MAGIC, Codec
 from daemon.storage.s3 import S3Storage
 from daemon.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
 from daemon.tasks.storage_ops import storage_get
-from daemon.tasks.storage_training import TrainingOptions
+from daemon.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
 from daemon.tasks.subtitle_store import SubtitleStore
 from daemon.upstream.sandbox_data import Catalogue, srt_text
 from tests.conftest import shared_path
@@ -292,3 +293,30 @@ def test_the_storage_job_table(env: CatalogueEnv) -> None:
         "train_dictionary": ("store-subtitle", True, True),
     }
     assert all(s.retry == DEFAULT_RETRY for s in registry.specs.values())
+
+
+async def test_stores_finishing_together_at_the_threshold_queue_one_training(
+    env: CatalogueEnv, bucket: S3Storage
+) -> None:
+    # Five store jobs run at once: the first one counts the stored population while the others
+    # keep finishing. An increment made during that count must not be lost, or the threshold is
+    # never reached and the first dictionary is never trained.
+    store = SubtitleStore(bucket, Codec(), env.pool)
+    show = await env.add_show(3)
+    ids = [await add_subtitle(env.pool, show, 1, n) for n in range(60)]
+    for attempt in range(5):
+        auto = AutoTrain(store, train_after=len(ids))
+        queued: list[str] = []
+
+        async def enqueue(name: str, args: dict[str, Any], into: list[str] = queued) -> None:
+            into.append(name)
+
+        async def one_store(sub_id: int, auto: AutoTrain = auto) -> None:
+            await env.pool.execute(
+                "UPDATE subtitles SET storage_path = 'k', stored_at = now() WHERE id = $1", sub_id
+            )
+            await auto.stored(enqueue)
+
+        await env.pool.execute("UPDATE subtitles SET storage_path = NULL, stored_at = NULL")
+        await asyncio.gather(*(one_store(i) for i in ids))
+        assert queued == [TRAIN_JOB], f"attempt {attempt}: training queued {len(queued)} times"
