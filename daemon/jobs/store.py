@@ -194,7 +194,7 @@ async def _enqueue_loop(conn: Conn, jobs: Sequence[NewJob]) -> list[EnqueueResul
 # The job types with ready or scheduled jobs in queue $1: a skip scan of jobs_claim_by_name, one
 # index descent per type. Claiming and the next due time then read each type's head of the same
 # index. A scan of the whole queue in run_at order that filtered types out instead would read
-# every queued job of a type at its cap, on each claim (30 ms with 10,000 of them queued).
+# every queued job of a type at its cap, on each claim (36 ms per claim with 100,000 queued).
 _QUEUE_TYPES = """
 names AS (
     (SELECT name FROM jobs.jobs WHERE queue = $1 AND state IN ('ready', 'scheduled')
