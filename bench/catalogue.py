@@ -30,7 +30,7 @@ import asyncpg
 
 from daemon.catalog.credentials import CredentialPool
 from daemon.catalog.languages import culture_name
-from daemon.db import _init_connection, apply_migrations
+from daemon.db import SERVER_SETTINGS, _init_connection, apply_migrations, keep_session
 from daemon.jobs.runner import Engine, EngineConfig, JobRequest
 from daemon.jobs.spec import Registry
 from daemon.settings import RefreshSettings
@@ -111,13 +111,18 @@ class Database:
             await _init_connection(conn)
             conn.add_query_logger(self._count)
 
-        return await asyncpg.create_pool(self.dsn(), min_size=2, max_size=20, init=init)
+        return await asyncpg.create_pool(
+            self.dsn(),
+            min_size=2,
+            max_size=20,
+            init=init,
+            server_settings=SERVER_SETTINGS,
+            reset=keep_session,  # as the daemon's pool
+        )
 
     def _count(self, record: Any) -> None:
         query = record.query
-        if "RESET ALL" in query:
-            kind = "pool_reset"  # asyncpg's reset when a connection goes back to the pool
-        elif "jobs." in query or "pg_catalog" in query or "jit" in query:
+        if "jobs." in query or "pg_catalog" in query or "jit" in query:
             kind = "engine"  # the engine's own SQL, and asyncpg's type introspection
         else:
             kind = "catalogue"
@@ -229,7 +234,6 @@ async def bench_refresh(admin: str, shows: int, rps: float, label: str) -> None:
             politeness_floor_s=round(floor, 1),
             at_upstream_pace=round(floor / wall, 3) if rps else None,
             queries_per_show=round(db.queries["catalogue"] / len(ids), 1),
-            pool_resets_per_show=round(db.queries["pool_reset"] / len(ids), 1),
         )  # fmt: skip
         await engine.stop(grace=5)
     finally:

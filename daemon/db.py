@@ -160,7 +160,7 @@ SERVER_SETTINGS = {"jit": "off"}
 
 async def release_session_lock(conn: asyncpg.Connection | PoolConnectionProxy, key: int) -> None:
     """Release a session advisory lock; a connection that cannot is terminated, so no pooled
-    connection is ever handed out still holding it (see _keep_session)."""
+    connection is ever handed out still holding it (see keep_session)."""
     try:
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_NAMESPACE, key)
     except BaseException:
@@ -168,7 +168,7 @@ async def release_session_lock(conn: asyncpg.Connection | PoolConnectionProxy, k
         raise
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
+async def keep_session(conn: asyncpg.Connection) -> None:
     """The pool's release hook, in place of asyncpg's reset query, which costs a round trip and
     four statements on every release: on every claim and every status flush. Safe because pooled
     connections keep no session state: nothing runs SET, LISTEN has its own connection, and the
@@ -230,7 +230,7 @@ class Database:
                 init=_init_connection,
                 command_timeout=None,
                 server_settings=SERVER_SETTINGS,
-                reset=_keep_session,
+                reset=keep_session,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             raise DatabaseError(
