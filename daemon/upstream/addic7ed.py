@@ -106,31 +106,19 @@ class Addic7edClient(UpstreamSession):
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._retry = retry
         self._language_code = language_code
         self._rng = rng or random.Random()
-
-        def http_client() -> httpx.AsyncClient:
-            # A jar that refuses every cookie: a Set-Cookie from one credential's response must
-            # never ride along on the next request made with another credential.
-            no_cookies = http.cookiejar.CookieJar(
-                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-            )
-            return httpx.AsyncClient(
-                base_url=self.base_url,
-                proxy=proxy,
-                follow_redirects=False,
-                cookies=no_cookies,
-                timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-            )
-
+        # A jar that refuses every cookie: a Set-Cookie from one credential's response must never
+        # ride along on the next request made with another credential.
+        no_cookies = http.cookiejar.CookieJar(
+            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+        )
         super().__init__(
             UPSTREAM,
-            http_client,
+            base_url,
+            max_connections=max_connections,
+            client_options={"proxy": proxy, "cookies": no_cookies},
             retry=retry,
             breaker=breaker,
             requests_per_second=requests_per_second,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -28,8 +28,10 @@ class UpstreamSession:
     def __init__(
         self,
         upstream: str,
-        http: Callable[[], httpx.AsyncClient],
+        base_url: str,
         *,
+        max_connections: int,
+        client_options: dict[str, Any],
         retry: RetrySettings,
         breaker: BreakerSettings,
         requests_per_second: float,
@@ -38,7 +40,10 @@ class UpstreamSession:
         failure_statuses: frozenset[int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._make_http = http
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._timeouts = timeouts
+        self._max_connections = max_connections
+        self._client_options = client_options  # what differs between upstreams: headers, proxy...
         self._client: httpx.AsyncClient | None = None
         self.breaker = CircuitBreaker(upstream, breaker, clock)
         self._sender = ResilientSender(
@@ -65,7 +70,16 @@ class UpstreamSession:
     @property
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = self._make_http()
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                follow_redirects=False,
+                timeout=httpx.Timeout(self._timeouts.attempt, connect=self._timeouts.connect),
+                limits=httpx.Limits(
+                    max_connections=self._max_connections,
+                    max_keepalive_connections=self._max_connections,
+                ),
+                **self._client_options,
+            )
         return self._client
 
     async def aclose(self) -> None:

@@ -101,24 +101,13 @@ class TmdbClient(UpstreamSession):
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._api_key = api_key
-
-        def http_client() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                base_url=self.base_url,
-                follow_redirects=False,
-                headers={
-                    "User-Agent": f"addicted-jobs/{__version__}",
-                    "Accept": "application/json",
-                },
-                timeout=httpx.Timeout(timeouts.attempt, connect=timeouts.connect),
-                limits=httpx.Limits(max_connections=max_connections),
-            )
-
+        headers = {"User-Agent": f"addicted-jobs/{__version__}", "Accept": "application/json"}
         super().__init__(
             UPSTREAM,
-            http_client,
+            base_url,
+            max_connections=max_connections,
+            client_options={"headers": headers},
             retry=retry,
             breaker=breaker,
             requests_per_second=requests_per_second,
