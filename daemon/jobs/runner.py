@@ -103,8 +103,7 @@ class Dispatcher:
                 self._hand_back(self.buffer)
                 await self._wait(None)
                 continue
-            while self.buffer and len(self.active) < self.concurrency:
-                self._start(self.buffer.popleft())
+            self._start_buffered()
             limit = self._claim_limit()
             if limit <= 0 or len(self.buffer) >= self._low_water():
                 await self._wait(None)  # a finishing job wakes us
@@ -123,8 +122,7 @@ class Dispatcher:
             self.buffer.extend(claimed)
             if self.engine.stopping:
                 break
-            while self.buffer and len(self.active) < self.concurrency:
-                self._start(self.buffer.popleft())
+            self._start_buffered()
             if outage:
                 outage = 0
                 self.engine.report_db_ok()
@@ -158,6 +156,17 @@ class Dispatcher:
             pass
         self.wake.clear()
 
+    def _start_buffered(self) -> None:
+        """Start claimed jobs while there is room; not while paused or stopping, when the
+        dispatcher loop hands the buffer back instead."""
+        while (
+            self.buffer
+            and len(self.active) < self.concurrency
+            and not self.paused
+            and not self.engine.stopping
+        ):
+            self._start(self.buffer.popleft())
+
     def _start(self, job: Claimed) -> None:
         task = asyncio.create_task(self.engine.execute(self.queue, job), name=f"job-{job.id}")
         self.active[job.id] = task
@@ -169,14 +178,7 @@ class Dispatcher:
         elapsed = (time.monotonic() - started) * 1000
         self.avg_ms = elapsed if self.avg_ms is None else 0.8 * self.avg_ms + 0.2 * elapsed
         self.engine.wake_capped(job.name)
-        # Not while paused or stopping: the dispatcher loop hands the buffer back then.
-        if (
-            self.buffer
-            and len(self.active) < self.concurrency
-            and not self.paused
-            and not self.engine.stopping
-        ):
-            self._start(self.buffer.popleft())
+        self._start_buffered()
         self.wake.set()
 
     def take_buffered(self, job_id: int) -> Claimed | None:
