@@ -1,14 +1,16 @@
-"""Engine fixtures: an Engine on the per-test database, stopped at the end of the test."""
+"""Engine fixtures: an Engine on the per-test database, stopped at the end of the test; the
+daemon's own Database (its pool options) on that database."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from daemon.db import _init_connection
+from daemon.db import Database, _init_connection
 from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import Registry
 
@@ -38,3 +40,12 @@ async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[Engin
     for engine in engines:
         if engine.started and not engine.stopping:
             await engine.stop(grace=2.0)
+
+
+@pytest.fixture
+async def daemon_db(db_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """The per-test database through the daemon's Database: its pool, its connection options."""
+    db = Database(db_dsn, tmp_path)
+    await db.start()
+    yield db
+    await db.close()

@@ -4,7 +4,6 @@ backlog of one type that does not make every claim read it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -114,17 +113,12 @@ async def test_a_backlog_of_a_type_at_its_cap_is_not_read_on_every_claim(
     assert [c.id for c in claimed] == quick
 
 
-async def test_the_daemons_connections_never_jit_compile(db_dsn: str, tmp_path: Path) -> None:
+async def test_the_daemons_connections_never_jit_compile(daemon_db: Database) -> None:
     # JIT compiled the claim on every run once its estimate crossed jit_above_cost: 15 ms each.
-    db = Database(db_dsn, tmp_path)
-    await db.start()
+    assert daemon_db.pool is not None
+    assert await daemon_db.pool.fetchval("SHOW jit") == "off"
+    conn = await daemon_db.connect()
     try:
-        assert db.pool is not None
-        assert await db.pool.fetchval("SHOW jit") == "off"
-        conn = await db.connect()
-        try:
-            assert await conn.fetchval("SHOW jit") == "off"
-        finally:
-            await conn.close()
+        assert await conn.fetchval("SHOW jit") == "off"
     finally:
-        await db.close()
+        await conn.close()

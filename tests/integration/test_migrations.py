@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -65,6 +66,14 @@ def test_badly_named_files_are_refused(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
+@pytest.fixture
+async def observer(db_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own, to look at the locks others hold."""
+    conn = await asyncpg.connect(db_dsn)
+    yield conn
+    await conn.close()
+
+
 async def _advisory_locks(conn: asyncpg.Connection) -> int:
     return int(
         await conn.fetchval(
@@ -75,43 +84,29 @@ async def _advisory_locks(conn: asyncpg.Connection) -> int:
 
 
 async def test_start_up_locks_are_gone_when_their_pooled_connection_goes_back(
-    db_dsn: str, tmp_path: Path
+    daemon_db: Database, observer: asyncpg.Connection
 ) -> None:
     # The daemon's pool skips asyncpg's reset query on release, so nothing else would drop them.
-    db = Database(db_dsn, tmp_path)
-    await db.start()
-    observer = await asyncpg.connect(db_dsn)
-    try:
-        assert db.pool is not None
-        async with db.pool.acquire() as conn:
-            await apply_migrations(conn)
-        await run_pending(db.pool, [])
-        assert await _advisory_locks(observer) == 0
-    finally:
-        await observer.close()
-        await db.close()
+    assert daemon_db.pool is not None
+    async with daemon_db.pool.acquire() as conn:
+        await apply_migrations(conn)
+    await run_pending(daemon_db.pool, [])
+    assert await _advisory_locks(observer) == 0
 
 
 async def test_a_lock_that_cannot_be_released_takes_its_connection_with_it(
-    db_dsn: str, tmp_path: Path
+    daemon_db: Database, observer: asyncpg.Connection
 ) -> None:
-    db = Database(db_dsn, tmp_path)
-    await db.start()
-    observer = await asyncpg.connect(db_dsn)
-    try:
-        assert db.pool is not None
-        async with db.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, MIGRATION_LOCK)
-            assert await _advisory_locks(observer) == 1
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0):  # cancelled while the unlock is on the wire
-                    await release_session_lock(conn, MIGRATION_LOCK)
+    assert daemon_db.pool is not None
+    async with daemon_db.pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, MIGRATION_LOCK)
+        assert await _advisory_locks(observer) == 1
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):  # cancelled while the unlock is on the wire
+                await release_session_lock(conn, MIGRATION_LOCK)
 
-        async def released() -> bool:
-            return await _advisory_locks(observer) == 0
+    async def released() -> bool:
+        return await _advisory_locks(observer) == 0
 
-        await wait_until(released, timeout=5, message="the terminated session's lock released")
-        assert await db.pool.fetchval("SELECT 1") == 1  # the pool replaced the connection
-    finally:
-        await observer.close()
-        await db.close()
+    await wait_until(released, timeout=5, message="the terminated session's lock released")
+    assert await daemon_db.pool.fetchval("SELECT 1") == 1  # the pool replaced the connection
