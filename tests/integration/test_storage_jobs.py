@@ -298,25 +298,40 @@ def test_the_storage_job_table(env: CatalogueEnv) -> None:
 async def test_stores_finishing_together_at_the_threshold_queue_one_training(
     env: CatalogueEnv, bucket: S3Storage
 ) -> None:
-    # Five store jobs run at once: the first one counts the stored population while the others
-    # keep finishing. An increment made during that count must not be lost, or the threshold is
-    # never reached and the first dictionary is never trained.
+    # Stores finishing at once: the first one counts the stored population while the others keep
+    # finishing. An increment made during that count must not be lost, or the threshold is never
+    # reached and the first dictionary is never trained. The race depends on timing, so the count
+    # is made slow (100,000 unstored subtitles to scan) and the whole thing is tried ten times.
     store = SubtitleStore(bucket, Codec(), env.pool)
     show = await env.add_show(3)
     ids = [await add_subtitle(env.pool, show, 1, n) for n in range(60)]
-    for attempt in range(5):
-        auto = AutoTrain(store, train_after=len(ids))
+    await env.pool.execute(
+        """INSERT INTO subtitles (episode_id, scene, version, completed, completion_pct,
+                                  hearing_impaired, corrected, download_uri, language)
+           SELECT episode_id, scene, version, completed, completion_pct, hearing_impaired,
+                  corrected, download_uri || '/' || n, language
+           FROM subtitles, generate_series(1, 100000) AS n WHERE id = $1""",
+        ids[0],
+    )
+
+    async def all_at_once(auto: AutoTrain) -> list[str]:
         queued: list[str] = []
 
-        async def enqueue(name: str, args: dict[str, Any], into: list[str] = queued) -> None:
-            into.append(name)
+        async def enqueue(name: str, args: dict[str, Any]) -> None:
+            queued.append(name)
 
-        async def one_store(sub_id: int, auto: AutoTrain = auto) -> None:
+        async def one_store(sub_id: int) -> None:
             await env.pool.execute(
                 "UPDATE subtitles SET storage_path = 'k', stored_at = now() WHERE id = $1", sub_id
             )
             await auto.stored(enqueue)
 
-        await env.pool.execute("UPDATE subtitles SET storage_path = NULL, stored_at = NULL")
+        await env.pool.execute(
+            "UPDATE subtitles SET storage_path = NULL, stored_at = NULL WHERE id = ANY($1)", ids
+        )
         await asyncio.gather(*(one_store(i) for i in ids))
+        return queued
+
+    for attempt in range(10):
+        queued = await all_at_once(AutoTrain(store, train_after=len(ids)))
         assert queued == [TRAIN_JOB], f"attempt {attempt}: training queued {len(queued)} times"
