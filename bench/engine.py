@@ -30,9 +30,6 @@ BENCH_VENV = ROOT / ".venv-bench"
 PEER_PACKAGES = ["pgqueuer[asyncpg]", "procrastinate", "psycopg[binary,pool]", "tqdm", "asyncpg"]
 
 
-DAEMON_PYTHON = sys.executable  # replaced by daemon_python() in main()
-
-
 def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
@@ -65,7 +62,6 @@ def run_peer(python: str, script: Path, args: list[str]) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "AJ_BENCH_DAEMON_PYTHON": DAEMON_PYTHON},
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -95,7 +91,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def rss_over_ready_jobs(jobs: int) -> dict[str, Any]:
+async def rss_over_ready_jobs(jobs: int, daemon: str) -> dict[str, Any]:
     """Peak RSS of the daemon started on `jobs` ready noop jobs and left to drain them all."""
     sys.path[:0] = [str(PEERS), str(ROOT)]
     import asyncpg
@@ -128,7 +124,7 @@ async def rss_over_ready_jobs(jobs: int) -> dict[str, Any]:
         started = time.monotonic()
         with open(os.devnull, "w") as devnull:
             proc = subprocess.Popen(
-                [DAEMON_PYTHON, "-m", "daemon", "run"], env=env, stdout=devnull, stderr=devnull
+                [daemon, "-m", "daemon", "run"], env=env, stdout=devnull, stderr=devnull
             )
         while await conn.fetchval("SELECT count(*) FROM jobs.jobs WHERE state <> 'succeeded'"):
             await asyncio.sleep(0.5)
@@ -163,8 +159,8 @@ def main() -> None:
     if not PEERS.is_dir():
         emit({"error": f"{PEERS} is absent: the shared harness is needed for comparable figures"})
         sys.exit(2)
-    global DAEMON_PYTHON
-    DAEMON_PYTHON = daemon_python()
+    daemon = daemon_python()
+    os.environ["AJ_BENCH_DAEMON_PYTHON"] = daemon  # engine_peer.py spawns this one
 
     contenders: list[tuple[str, str, Path, list[str]]] = [
         ("addicted-jobs c10", sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
@@ -204,7 +200,7 @@ def main() -> None:
             emit(line)
             results[name].append(line)
     if args.rss_jobs:
-        emit(asyncio.run(rss_over_ready_jobs(args.rss_jobs)))
+        emit(asyncio.run(rss_over_ready_jobs(args.rss_jobs, daemon)))
 
     def median(name: str, key: str) -> float | None:
         values = [r[key] for r in results.get(name, []) if r.get(key) is not None]
