@@ -30,7 +30,7 @@ import asyncpg
 
 from daemon.catalog.credentials import CredentialPool
 from daemon.catalog.languages import culture_name
-from daemon.db import SERVER_SETTINGS, _init_connection, apply_migrations, keep_session
+from daemon.db import POOL_OPTIONS, _init_connection, apply_migrations
 from daemon.jobs.runner import Engine, EngineConfig, JobRequest
 from daemon.jobs.spec import Registry
 from daemon.settings import RefreshSettings
@@ -116,8 +116,7 @@ class Database:
             min_size=2,
             max_size=20,
             init=init,
-            server_settings=SERVER_SETTINGS,
-            reset=keep_session,  # as the daemon's pool
+            **POOL_OPTIONS,  # as the daemon builds its pool
         )
 
     def _count(self, record: Any) -> None:

@@ -176,6 +176,10 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     transaction before this runs."""
 
 
+# The daemon's pool as tests and benches must build it too, so they exercise what runs.
+POOL_OPTIONS: dict[str, Any] = {"server_settings": SERVER_SETTINGS, "reset": keep_session}
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
@@ -229,8 +233,7 @@ class Database:
                 timeout=self._timeout,
                 init=_init_connection,
                 command_timeout=None,
-                server_settings=SERVER_SETTINGS,
-                reset=keep_session,
+                **POOL_OPTIONS,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             raise DatabaseError(

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon.db import SERVER_SETTINGS, _init_connection, apply_migrations, keep_session
+from daemon.db import POOL_OPTIONS, _init_connection, apply_migrations
 from daemon.embedded_pg import EmbeddedPostgres
 
 pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon"]
@@ -117,8 +117,7 @@ async def db_pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
         min_size=1,
         max_size=10,
         init=_init_connection,
-        server_settings=SERVER_SETTINGS,
-        reset=keep_session,  # as the daemon's pool: no reset query on release
+        **POOL_OPTIONS,  # as the daemon builds its pool
     )
     yield pool
     await pool.close()
