@@ -25,47 +25,16 @@ from daemon.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
 from daemon.tasks.storage_ops import storage_get
 from daemon.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
 from daemon.tasks.subtitle_store import SubtitleStore
-from daemon.upstream.sandbox_data import Catalogue, srt_text
 from tests.conftest import shared_path
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
+from tests.integration.storage_env import add_subtitle, sample_files
 from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, MotoServer
 from tests.support import wait_until
 
 FAST_RETRY = RetryPolicy(retries=10, delays=(0.3,))
 SMALL_TRAINING = TrainingOptions(dict_size=4096, min_samples=20)
 QUEUES = {"default": 2, "store-subtitle": 5, "fetch-subtitles": 2}
-
-
-def sample_files(count: int) -> list[bytes]:
-    """Realistic SRT files (the sandbox's), all different."""
-    catalogue, files = Catalogue(40, 3), []
-    for show in catalogue.show_ids():
-        for season in catalogue.seasons(show):
-            for episode in catalogue.episodes(show, season) or ():
-                files += [srt_text(3, s) for s in episode.subtitles]
-                if len(files) >= count:
-                    return files[:count]
-    raise AssertionError("the sandbox catalogue is too small")
-
-
-async def add_subtitle(pool: asyncpg.Pool, show_id: int, season: int, number: int) -> int:
-    episode_id = await pool.fetchval(
-        """INSERT INTO episodes (tv_show_id, season, number, title) VALUES ($1, $2, $3, 'Pilot')
-           ON CONFLICT (tv_show_id, season, number) DO UPDATE SET title = excluded.title
-           RETURNING id""",
-        show_id,
-        season,
-        number,
-    )
-    subtitle_id: int = await pool.fetchval(
-        """INSERT INTO subtitles (episode_id, scene, version, completed, completion_pct,
-                                  hearing_impaired, corrected, download_uri, language)
-           VALUES ($1, 'LOL', 0, true, 100, false, false, $2, 'English') RETURNING id""",
-        episode_id,
-        f"/updated/1/{uuid.uuid4().int % 10**9}/0",
-    )
-    return subtitle_id
 
 
 async def subtitle(pool: asyncpg.Pool, subtitle_id: int) -> dict[str, Any]:
@@ -145,7 +114,7 @@ async def test_store_then_read_back_byte_for_byte(
 ) -> None:
     rig = await make_rig(env, make_engine, bucket)
     show = await env.add_show(1)
-    sub_id = await add_subtitle(env.pool, show, 2, 7)
+    sub_id = await add_subtitle(env.pool, 7, show_id=show, season=2)
     data = sample_files(1)[0] + b"\xff\xfe not UTF-8 \r\n"
     done = await until_done(env.pool, await rig.store_job(sub_id, data))
     assert done["state"] == "succeeded"
@@ -195,7 +164,7 @@ async def test_s3_outage_during_store_retries_and_records_nothing_half_written(
     storage = s3(server.endpoint_url, name, max_attempts=2, connect_timeout=1.0, read_timeout=2.0)
     async with storage:
         rig = await make_rig(env, make_engine, storage)
-        sub_id = await add_subtitle(env.pool, await env.add_show(3), 1, 1)
+        sub_id = await add_subtitle(env.pool, 1, show_id=await env.add_show(3))
         data = sample_files(1)[0]
         server.stop()
         job_id = await rig.store_job(sub_id, data)
@@ -221,7 +190,7 @@ async def test_first_dictionary_is_trained_by_itself_and_plain_objects_migrate(
     rig = await make_rig(env, make_engine, bucket, train_after=40)
     show = await env.add_show(5)
     files = sample_files(40)
-    ids = [await add_subtitle(env.pool, show, 1, n) for n in range(len(files))]
+    ids = [await add_subtitle(env.pool, n, show_id=show) for n in range(len(files))]
     jobs = [await rig.store_job(i, f) for i, f in zip(ids, files, strict=True)]
     for job_id in jobs:
         assert (await until_done(env.pool, job_id))["state"] == "succeeded"
@@ -304,7 +273,7 @@ async def test_stores_finishing_together_at_the_threshold_queue_one_training(
     # is made slow (100,000 unstored subtitles to scan) and the whole thing is tried ten times.
     store = SubtitleStore(bucket, Codec(), env.pool)
     show = await env.add_show(3)
-    ids = [await add_subtitle(env.pool, show, 1, n) for n in range(60)]
+    ids = [await add_subtitle(env.pool, n, show_id=show) for n in range(60)]
     await env.pool.execute(
         """INSERT INTO subtitles (episode_id, scene, version, completed, completion_pct,
                                   hearing_impaired, corrected, download_uri, language)

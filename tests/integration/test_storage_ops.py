@@ -9,7 +9,6 @@ import asyncio
 import base64
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,38 +30,9 @@ from daemon.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_handler
 from daemon.tasks.storage_setup import build_codec, build_storage, open_subtitle_store
 from daemon.tasks.storage_training import NotEnoughSamples, TrainingOptions, train_dictionary
 from daemon.tasks.subtitle_store import SubtitleStore, mark_stored
-from daemon.upstream.sandbox_data import Catalogue, srt_text
+from tests.integration.storage_env import add_subtitle, sample_files
 
 OPTIONS = TrainingOptions(dict_size=4096, min_samples=20)
-
-
-def sample_files(count: int, seed: int = 5) -> list[bytes]:
-    catalogue, files = Catalogue(40, seed), []
-    for show in catalogue.show_ids():
-        for season in catalogue.seasons(show):
-            for episode in catalogue.episodes(show, season) or ():
-                files += [srt_text(seed, s) for s in episode.subtitles]
-                if len(files) >= count:
-                    return files[:count]
-    raise AssertionError("the sandbox catalogue is too small")
-
-
-async def add_subtitle(pool: asyncpg.Pool, number: int) -> int:
-    show_id = await pool.fetchval("INSERT INTO tv_shows (name) VALUES ('Stored') RETURNING id")
-    episode_id = await pool.fetchval(
-        "INSERT INTO episodes (tv_show_id, season, number, title) VALUES ($1, 1, $2, 'E')"
-        " RETURNING id",
-        show_id,
-        number,
-    )
-    subtitle_id: int = await pool.fetchval(
-        """INSERT INTO subtitles (episode_id, scene, version, completed, completion_pct,
-               hearing_impaired, corrected, download_uri, language)
-           VALUES ($1, 'X', 0, true, 100, false, false, $2, 'English') RETURNING id""",
-        episode_id,
-        f"/updated/1/{uuid.uuid4().int % 10**9}/0",
-    )
-    return subtitle_id
 
 
 async def put_stored(store: SubtitleStore, subtitle_id: int, number: int, data: bytes) -> str:
@@ -135,7 +105,7 @@ async def test_the_command_line_gets_a_subtitle_through_the_socket(
     tmp_path: Path,
     capsysbinary: pytest.CaptureFixture[bytes],
 ) -> None:
-    data = sample_files(1)[0] + b"\x00\xff"
+    data = sample_files(1, seed=5)[0] + b"\x00\xff"
     subtitle_id = await add_subtitle(db_pool, 1)
     await put_stored(store, subtitle_id, 1, data)
     socket = ["--socket", str(server.path)]
