@@ -208,10 +208,10 @@ class AutoTrain:
         self._counting = asyncio.Lock()
 
     async def _count(self) -> None:
-        total = await count_stored(self.store.pool)
         newest = self.store.newest
+        trained_at = newest.created_at if newest is not None else None
+        total, before = await count_stored(self.store.pool, trained_at)
         if newest is not None:
-            before = total - await count_stored(self.store.pool, newest.created_at)
             self._next = max(self.train_after, int(before * self.growth))
         self._total = total
 

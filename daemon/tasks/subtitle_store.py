@@ -74,14 +74,16 @@ async def count_download(pool: asyncpg.Pool, subtitle_id: int) -> None:
     )
 
 
-async def count_stored(pool: asyncpg.Pool, since: datetime | None = None) -> int:
-    """Subtitles stored (or stored again) after `since`; all stored ones when None."""
-    count = await pool.fetchval(
-        """SELECT count(*) FROM subtitles
-           WHERE storage_path IS NOT NULL AND ($1::timestamptz IS NULL OR stored_at > $1)""",
-        since,
+async def count_stored(pool: asyncpg.Pool, before: datetime | None) -> tuple[int, int]:
+    """Subtitles stored in all, and those stored at or before `before` (rows without a stored_at,
+    from before it was recorded, count as before)."""
+    row = await pool.fetchrow(
+        """SELECT count(*) AS total, count(*) FILTER (WHERE stored_at IS NULL OR stored_at <= $1) AS before
+           FROM subtitles WHERE storage_path IS NOT NULL""",
+        before,
     )
-    return int(count)
+    assert row is not None  # an aggregate always returns its one row
+    return int(row["total"]), int(row["before"])
 
 
 async def sample_stored(pool: asyncpg.Pool, limit: int) -> list[str]:

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from daemon.jobs.backoff import DEFAULT_RETRY, RetryPolicy
 from daemon.jobs.runner import Engine
 from daemon.jobs.spec import Registry
-from daemon.storage.compression import ZSTD_MAGIC, Codec
+from daemon.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
+from daemon.storage.dictionaries import save_dictionary
 from daemon.storage.s3 import S3Storage
 from daemon.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
 from daemon.tasks.storage_ops import storage_get
@@ -304,3 +305,34 @@ async def test_stores_finishing_together_at_the_threshold_queue_one_training(
     for attempt in range(10):
         queued = await all_at_once(AutoTrain(store, train_after=len(ids)))
         assert queued == [TRAIN_JOB], f"attempt {attempt}: training queued {len(queued)} times"
+
+
+async def test_after_a_restart_the_next_training_waits_for_the_population_to_double(
+    env: CatalogueEnv, bucket: S3Storage
+) -> None:
+    # Ten subtitles were stored before the newest dictionary, one of them by the original system
+    # (no stored_at): a restarted daemon trains again once twenty are stored, not at train_after.
+    store = SubtitleStore(bucket, Codec(), env.pool)
+    show = await env.add_show(3)
+    ids = [await add_subtitle(env.pool, n, show_id=show) for n in range(20)]
+    await env.pool.execute(
+        """UPDATE subtitles SET storage_path = 'k',
+               stored_at = CASE WHEN id = $2 THEN NULL ELSE now() - interval '1 hour' END
+           WHERE id = ANY($1)""",
+        ids[:10],
+        ids[0],
+    )
+    await save_dictionary(env.pool, train_dictionary(sample_files(120), size=4096), trained_on=10)
+    await store.load_dictionaries()
+    auto = AutoTrain(store, train_after=5)
+    queued: list[str] = []
+
+    async def enqueue(name: str, args: dict[str, Any]) -> None:
+        queued.append(name)
+
+    for n, sub_id in enumerate(ids[10:], start=11):
+        await env.pool.execute(
+            "UPDATE subtitles SET storage_path = 'k', stored_at = now() WHERE id = $1", sub_id
+        )
+        await auto.stored(enqueue)
+        assert queued == ([TRAIN_JOB] if n == 20 else []), f"after {n} stored"
