@@ -49,7 +49,8 @@ class _IdArgs(BaseModel):
     id: int = Field(ge=1)
 
 
-def _resilience(conf: UpstreamResilience) -> dict[str, Any]:
+def resilience_of(conf: UpstreamResilience) -> dict[str, Any]:
+    """An upstream client's retry, breaker and timeout arguments from its config section."""
     return {
         "retry": RetrySettings(conf.retries, conf.retry_base_s, conf.retry_max_s),
         "breaker": BreakerSettings(
@@ -76,10 +77,12 @@ class Domain:
             proxy=settings.addic7ed.proxy,
             requests_per_second=settings.addic7ed.requests_per_second,
             language_code=culture_name,
-            **_resilience(settings.addic7ed),
+            **resilience_of(settings.addic7ed),
         )
         tmdb = (
-            TmdbClient(settings.tmdb.base_url, settings.tmdb.api_key, **_resilience(settings.tmdb))
+            TmdbClient(
+                settings.tmdb.base_url, settings.tmdb.api_key, **resilience_of(settings.tmdb)
+            )
             if settings.tmdb.api_key
             else None
         )

@@ -116,3 +116,18 @@ def test_an_empty_proxy_means_none(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[addic7ed]\nproxy = ''\n")
     assert load_settings(config).addic7ed.proxy is None
+
+
+def test_the_upstream_clients_defaults_are_the_configurations_defaults() -> None:
+    # The numbers are written twice (settings for the daemon, the clients for direct use): they
+    # must not drift apart.
+    from daemon.domain import resilience_of
+    from daemon.settings import Addic7edSettings, TmdbSettings
+    from daemon.upstream import addic7ed, tmdb
+
+    for client, conf in ((addic7ed, Addic7edSettings()), (tmdb, TmdbSettings())):
+        assert resilience_of(conf) == {
+            "retry": client.DEFAULT_RETRY,
+            "breaker": client.DEFAULT_BREAKER,
+            "timeouts": client.DEFAULT_TIMEOUTS,
+        }, client.__name__
