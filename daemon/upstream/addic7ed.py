@@ -16,6 +16,8 @@ import httpx
 import structlog
 
 from daemon.upstream import addic7ed_html
+from daemon.upstream.addic7ed_dom import SkippedRow
+from daemon.upstream.addic7ed_download import check_subtitle_body
 from daemon.upstream.errors import (
     DownloadFailed,
     DownloadLimitExceeded,
@@ -87,6 +89,22 @@ def user_agent_for(draw: int) -> str:
     else:
         family = _FIREFOX
     return family[draw % len(family)]
+
+
+def _skip_logger(**where: int) -> Callable[[SkippedRow], None]:
+    """A parser's on_skip that names the show (and season) the page was fetched for."""
+
+    def skipped(row: SkippedRow) -> None:
+        log.warning(
+            "unreadable row skipped",
+            page=row.page,
+            **where,
+            row=row.row,
+            cell=row.cell,
+            reason=row.reason,
+        )
+
+    return skipped
 
 
 class Addic7edClient(UpstreamSession):
@@ -169,7 +187,7 @@ class Addic7edClient(UpstreamSession):
         """Season numbers of a show; an unreadable page means no seasons (spec 4.2)."""
         html = await self._page("ajax_getSeasons.php", cookie, {"showID": show_external_id})
         try:
-            return addic7ed_html.parse_seasons(html)
+            return addic7ed_html.parse_seasons(html, on_skip=_skip_logger(show=show_external_id))
         except NothingToParse as exc:
             log.warning("no seasons parsed", show=show_external_id, reason=str(exc))
             return []
@@ -186,7 +204,9 @@ class Addic7edClient(UpstreamSession):
             "hi": "undefined",
         }
         html = await self._page("ajax_loadShow.php", cookie, params)
-        episodes = addic7ed_html.parse_season_table(html, self._language_code)
+        episodes = addic7ed_html.parse_season_table(
+            html, self._language_code, on_skip=_skip_logger(show=show_external_id, season=season)
+        )
         if not episodes:
             log.warning("season table has no subtitles", show=show_external_id, season=season)
         return episodes
@@ -211,6 +231,13 @@ class Addic7edClient(UpstreamSession):
                 raise DownloadLimitExceeded(download_uri, cookie_used=cookie is not None)
             raise SubtitleFileDeleted(download_uri, location)
         if 200 <= status < 300:
+            # A 200 HTML page (a limit or login page) is not the file: never returned as one.
+            check_subtitle_body(
+                download_uri,
+                response.content,
+                response.headers.get("content-type", ""),
+                cookie_used=cookie is not None,
+            )
             return response.content
         # The original returned any other body (a lasting 404 page, say) as the subtitle.
         retried = self._sender.is_retry_status(status)

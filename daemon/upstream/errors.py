@@ -64,3 +64,15 @@ class DownloadFailed(UpstreamError):
         super().__init__(
             f"download of {download_uri} failed: HTTP {status} after {attempts} attempt(s)"
         )
+
+
+class NotASubtitle(UpstreamError):
+    """A download answered 200 with an HTML page (a login or error page), not a subtitle file.
+
+    Retryable: the page is never stored. `what` names the page (its title, type and size).
+    """
+
+    def __init__(self, download_uri: str, what: str) -> None:
+        self.download_uri = download_uri
+        self.what = what
+        super().__init__(f"download of {download_uri} answered {what} instead of a subtitle file")

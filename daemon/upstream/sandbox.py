@@ -16,17 +16,20 @@ import socket
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 
 from daemon.upstream import sandbox_tmdb as tmdb
-from daemon.upstream.sandbox_data import (
-    Catalogue,
+from daemon.upstream.sandbox_data import Catalogue, srt_charset, srt_text
+from daemon.upstream.sandbox_pages import (
+    LIMIT_PAGE,
+    LOGIN_PAGE,
+    page_bytes,
     panel_page,
     season_page,
     seasons_page,
     shows_page,
-    srt_text,
 )
 from daemon.upstream.sandbox_tmdb import Handler
 
@@ -86,6 +89,12 @@ class Sandbox:
         self.cookies_seen: Counter[str | None] = Counter()
         self.history: deque[SeenRequest] = deque(maxlen=history)
         self.inbox_cleared: Counter[str] = Counter()
+        # How a spent quota is answered: Addic7ed's 302 to /downloadexceeded.php, or a 200 page.
+        self.exceeded_answer: Literal["redirect", "page"] = "redirect"
+        # When set, every download answers 200 with the login page instead of the file.
+        self.login_wall = False
+        # When set, season lists and tables also carry options and rows no parser can read.
+        self.hostile_cells = False
         self._used: Counter[str | None] = Counter()
         self._rng = random.Random(seed)
         self._host, self._port = host, port
@@ -194,11 +203,12 @@ class Sandbox:
         return _html(await asyncio.to_thread(shows_page, self.catalogue))
 
     async def _seasons(self, request: web.Request) -> web.Response:
-        return _html(seasons_page(self.catalogue, _int(request.query.get("showID"))))
+        show = _int(request.query.get("showID"))
+        return _html(seasons_page(self.catalogue, show, hostile=self.hostile_cells))
 
     async def _season(self, request: web.Request) -> web.Response:
         show, season = _int(request.query.get("show")), _int(request.query.get("season"))
-        return _html(season_page(self.catalogue, show, season))
+        return _html(season_page(self.catalogue, show, season, hostile=self.hostile_cells))
 
     async def _panel(self, request: web.Request) -> web.Response:
         cookie = request.headers.get("Cookie")
@@ -222,17 +232,24 @@ class Sandbox:
         episode, subtitle = found
         if subtitle.deleted:
             raise web.HTTPFound(f"/show/{episode.episode_id // 100_000}")
+        if self.login_wall:
+            return _html(LOGIN_PAGE)
         cookie = request.headers.get("Cookie")
         quota = self.quota_per_cookie if cookie else self.anonymous_quota
         if self._used[cookie] >= quota:
+            if self.exceeded_answer == "page":
+                return _html(LIMIT_PAGE)
             raise web.HTTPFound("/downloadexceeded.php")
         self._used[cookie] += 1
         name = f"{episode.title}.{subtitle.language}.{subtitle.version}.Addic7ed.com.srt"
+        # UTF-8 (with or without a BOM) says so; a Latin-1 file names no charset at all.
+        charset = srt_charset(self.seed, subtitle)
         return web.Response(
             body=srt_text(self.seed, subtitle),
-            content_type="text/srt",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={
+                "Content-Type": "text/srt" if charset == "latin-1" else "text/srt; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
         )
 
     async def _plain_page(self, request: web.Request) -> web.Response:
@@ -247,7 +264,10 @@ def _int(value: str | None) -> int:
 
 
 def _html(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html")
+    # Addic7ed's Content-Type names no charset; the bytes are UTF-8 with a few stray bytes.
+    response = web.Response(
+        body=page_bytes(text), status=status, headers={"Content-Type": "text/html"}
+    )
     # Addic7ed hands out sessions; a client that kept them would mix up credentials.
     response.set_cookie("PHPSESSID", f"sandbox{random.getrandbits(32):08x}", path="/")
     return response

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
-from html import escape
 
 from daemon.upstream.sandbox_tmdb import SPECIAL_SHOWS, stable_hash, tv_variants
 
@@ -34,6 +33,7 @@ _TAILS = (
         "Gambit Ghosts Girls Kids Rebels Shadows Sisters Brothers"
     ).split(),
 )
+_FOREIGN = ("{} ‼", "Тайны: {}", "{} (비밀의 숲)", "{}‼ Ёлки", "한국 {}", "Город {}")
 _NAME_SPACE = len(_ADJECTIVES) * len(_NOUNS) * len(_TAILS)
 _TITLE_WORDS = (
     "Pilot Reckoning Homecoming Exodus Ghosts Crossroads Blackout Truth Dare Lockdown Fallout "
@@ -55,6 +55,8 @@ LANGUAGES: tuple[tuple[int, str], ...] = (
     (42, "Korean"), (37, "Indonesian"), (40, "Malay"), (50, "Thai"), (51, "Ukrainian"),
     (53, "French (Canadian)"), (47, "Bengali"), (59, "Klingon"), (30, "Czech"),
 )  # fmt: skip
+# Languages whose sample lines Latin-1 can encode.
+_LATIN_1 = frozenset({"English", "French", "Spanish (Spain)", "Portuguese (Brazilian)", "German"})
 _LINES = {
     "English": "Where were you last night?|We don't have much time.|I told you this would happen.|"
     "Get in the car.|You have to trust me.|That's not what I meant.|Nobody leaves this room.|"
@@ -122,7 +124,9 @@ class Catalogue:
         variants = tv_variants(self.seed, base)
         roll = stable_hash(self.seed, "suffix", show_id) % 100
         if variants is None or roll >= 9:
-            return base
+            # Some names are not ASCII, as on the real list (Cyrillic, Korean, "‼").
+            script = stable_hash(self.seed, "script", show_id) % (4 * len(_FOREIGN))
+            return _FOREIGN[script].format(base) if script < len(_FOREIGN) else base
         (year0, country0), (year1, country1) = variants
         if roll < 5:
             return f"{base} ({year0 if roll % 2 else year1})"
@@ -168,7 +172,9 @@ def _season(seed: int, show_id: int, season: int) -> tuple[FakeEpisode, ...]:
         episode_id = episode_id_for(show_id, season, number)
         subtitles: list[FakeSubtitle] = []
         for version in range(rng.randint(1, 3)):
-            groups = rng.sample(_SCENES, rng.choice((1, 1, 2, 3)))
+            groups = rng.sample(_SCENES, rng.choice((1, 1, 2, 3, 3, 8)))
+            if rng.random() < 0.05:
+                groups[0] = "WEB-DL & HDTV"  # written raw in the page, as Addic7ed does
             scene = "+".join(groups) if rng.random() < 0.8 else " + ".join(groups)
             hd = rng.random() < 0.5
             others = rng.sample(LANGUAGES[1:], rng.choice((0, 0, 1, 2, 4)))
@@ -179,14 +185,20 @@ def _season(seed: int, show_id: int, season: int) -> tuple[FakeEpisode, ...]:
                     if original
                     else f"/updated/{language_id}/{episode_id}/{version}"
                 )
-                done = rng.random() < 0.88
+                done, untouched = rng.random() < 0.88, rng.random() < 0.1
                 subtitles.append(
                     FakeSubtitle(
                         language_id=language_id,
                         language=language,
                         scene=scene,
                         version=version,
-                        completion=100.0 if done else round(rng.uniform(1.0, 99.99), 2),
+                        completion=(
+                            100.0
+                            if done
+                            else 0.0
+                            if untouched
+                            else round(rng.uniform(1.0, 99.99), 2)
+                        ),
                         hearing_impaired=rng.random() < 0.15,
                         corrected=rng.random() < 0.2,
                         hd=hd,
@@ -199,8 +211,28 @@ def _season(seed: int, show_id: int, season: int) -> tuple[FakeEpisode, ...]:
     return tuple(episodes)
 
 
+def srt_charset(seed: int, subtitle: FakeSubtitle) -> str:
+    """How the file is encoded: "utf-8-sig" (a BOM), "latin-1" or "utf-8".
+
+    The Content-Type names no charset for a Latin-1 file, as Addic7ed serves old uploads.
+    """
+    roll = stable_hash(seed, "encoding", subtitle.href) % 10
+    if roll < 2:
+        return "utf-8-sig"
+    if roll < 4 and subtitle.language in _LATIN_1:
+        return "latin-1"
+    return "utf-8"
+
+
 def srt_text(seed: int, subtitle: FakeSubtitle) -> bytes:
-    """A plausible SRT file: varied timings and lines, some italics, CRLF line ends."""
+    """A plausible SRT file, the bytes as served: varied timings and lines, some italics, CRLF
+    line ends; in UTF-8, UTF-8 with a BOM or Latin-1 (see srt_charset).
+    """
+    return srt_lines(seed, subtitle).encode(srt_charset(seed, subtitle))
+
+
+def srt_lines(seed: int, subtitle: FakeSubtitle) -> str:
+    """The text of srt_text, decoded."""
     rng = random.Random(stable_hash(seed, "srt", subtitle.href))
     lines = _LINES.get(subtitle.language, _LINES["English"]).split("|")
     cues = max(3, int(rng.randint(40, 120) * subtitle.completion / 100))
@@ -214,7 +246,7 @@ def srt_text(seed: int, subtitle: FakeSubtitle) -> bytes:
             text = [f"<i>{line}</i>" for line in text]
         blocks.append("\r\n".join([str(index), f"{_stamp(start)} --> {_stamp(clock)}", *text]))
         clock += rng.uniform(0.1, 3.0)
-    return ("\r\n\r\n".join(blocks) + "\r\n").encode("utf-8")
+    return "\r\n\r\n".join(blocks) + "\r\n"
 
 
 def _stamp(seconds: float) -> str:
@@ -223,77 +255,3 @@ def _stamp(seconds: float) -> str:
     minutes, millis = divmod(millis, 60_000)
     secs, millis = divmod(millis, 1000)
     return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
-
-
-def shows_page(catalogue: Catalogue) -> str:
-    options = "".join(
-        f'<option value="{show_id}">{escape(catalogue.show_name(show_id))}</option>'
-        for show_id in catalogue.show_ids()
-    )
-    return (
-        '<select name="qsShow" id="qsShow" onchange="selectShow(this.value)" class="qsSelect">'
-        f'<option value="0">[Select a show]</option>{options}</select>'
-    )
-
-
-def seasons_page(catalogue: Catalogue, show_id: int) -> str:
-    options = "".join(f'<option value="{n}">{n}</option>' for n in catalogue.seasons(show_id))
-    return (
-        '<select name="qsiSeason" id="qsiSeason" onchange="changeSeason()" class="qsSelect">'
-        f'<option value="">Season</option>{options}</select>'
-    )
-
-
-def season_page(catalogue: Catalogue, show_id: int, season: int) -> str:
-    episodes = catalogue.episodes(show_id, season)
-    if episodes is None:
-        return '<div id="season"><span class="titulo">No subtitles found</span></div>'
-    slug = catalogue.show_name(show_id).replace(" ", "_")
-    rows = []
-    for episode in episodes:
-        title_cell = (
-            f'<a href="/serie/{escape(slug)}/{season}/{episode.number}/{escape(episode.title)}">'
-            f"{escape(episode.title)}</a>"
-        )
-        for sub in episode.subtitles:
-            status = "Completed" if sub.completion >= 100 else f"{sub.completion:.2f}% Completed"
-            cells = (
-                str(season),
-                str(episode.number),
-                title_cell,
-                sub.language,
-                escape(sub.scene),
-                status,
-                "✔" if sub.hearing_impaired else "",
-                "✔" if sub.corrected else "",
-                "✔" if sub.hd else "",
-                f'<a href="{sub.href}">Download</a>',
-            )
-            css = "completed" if sub.completion >= 100 else "incomplete"
-            rows.append(
-                f'<tr class="epeven {css}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-            )
-    header = "".join(
-        f"<th>{h}</th>"
-        for h in ("S", "E", "Episode", "Language", "Version", "Status", "HI", "Corrected", "HD", "")
-    )
-    return (
-        '<div id="season"><table class="tabel" width="100%" border="0">'
-        f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
-
-
-def panel_page(used: int, total: int, user: str) -> str:
-    # The quota link sits in the second half of the page, after a menu with "/mydownloads.php".
-    menu = '<div class="subItem"><a href="/mydownloads.php">My Downloads</a></div>' * 3
-    profile = "".join(
-        f'<tr><td class="topItem">{k}</td><td>{v}</td><td></td></tr>'
-        for k, v in (("Public Profile", escape(user)), ("Addict Since", "2022-04-03"))
-    )
-    return (
-        f"<html><head><title>Addic7ed panel</title></head><body>{menu}"
-        '<table class="tabel70"><tr><td><table class="tabel" border="0" align="center">'
-        f'{profile}<tr><td class="topItem">Downloads by User Today</td>'
-        f"<td><a href='mydownloads.php'>{used} of {total}</a></td><td></td></tr>"
-        "</table></td></tr></table></body></html>"
-    )

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
 
 from daemon.catalog.languages import culture_name
 from daemon.upstream.addic7ed import Addic7edClient, user_agent_for
 from daemon.upstream.errors import (
     DownloadFailed,
     DownloadLimitExceeded,
+    NotASubtitle,
     NothingToParse,
     SubtitleFileDeleted,
     UpstreamUnavailable,
@@ -199,6 +201,32 @@ async def test_quota_exceeded_and_deleted_are_told_apart(
         await client.download("cred=2", deleted)
     assert gone.value.location.startswith("/show/")
     assert sandbox.requests[deleted] == 1  # a redirect is an answer, not a failure to retry
+
+
+async def test_a_200_html_page_is_never_returned_as_the_file(
+    sandbox: Sandbox, client: Addic7edClient
+) -> None:
+    href = find_href(sandbox.catalogue, deleted=False)
+    sandbox.exceeded_answer = "page"
+    sandbox.set_downloads_used("cred=1", sandbox.quota_per_cookie)
+    with pytest.raises(DownloadLimitExceeded) as exceeded:
+        await client.download("cred=1", href)
+    assert exceeded.value.cookie_used
+    sandbox.login_wall = True
+    with pytest.raises(NotASubtitle) as login:
+        await client.download("cred=2", href)
+    assert "'Login - Addic7ed.com' (text/html, " in str(login.value)
+    assert sandbox.requests[href] == 2  # an answer, not a failure: no retries
+
+
+async def test_unreadable_rows_are_logged_with_the_show_and_season(
+    sandbox: Sandbox, client: Addic7edClient
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        episodes = await client.get_season_episodes("c", 3, 1)
+    assert episodes and not [e for e in logs if e["event"] == "unreadable row skipped"]
+    # The spacer rows and the 2-cell trailer of the real page are not "unreadable".
+    assert not [e for e in logs if e["log_level"] == "warning"]
 
 
 async def test_other_download_statuses_fail_clearly(

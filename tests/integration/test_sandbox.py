@@ -20,7 +20,7 @@ from daemon.upstream.addic7ed_html import (
 )
 from daemon.upstream.errors import NothingToParse
 from daemon.upstream.sandbox import FaultConfig, Sandbox
-from daemon.upstream.sandbox_data import Catalogue
+from daemon.upstream.sandbox_data import Catalogue, FakeSubtitle, srt_charset, srt_lines, srt_text
 
 KEY = "test-key"
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})$")
@@ -42,15 +42,84 @@ async def http(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _subtitle_hrefs(catalogue: Catalogue, *, deleted: bool) -> list[str]:
+def _subtitle_hrefs(catalogue: Catalogue, *, deleted: bool, at_least: int = 6) -> list[str]:
     hrefs = []
     for show_id in catalogue.show_ids():
         for season in catalogue.seasons(show_id):
             for episode in catalogue.episodes(show_id, season) or ():
                 hrefs += [s.href for s in episode.subtitles if s.deleted == deleted]
-        if len(hrefs) > 5:
+        if len(hrefs) >= at_least:
             return hrefs
     return hrefs
+
+
+def _fake(sandbox: Sandbox, href: str) -> FakeSubtitle:
+    found = sandbox.catalogue.subtitle_by_href(href)
+    assert found is not None
+    return found[1]
+
+
+async def test_pages_are_fragments_in_utf8_with_stray_bytes_and_no_charset(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    for path in (
+        "ajax_getShows.php",
+        "ajax_getSeasons.php?showID=3",
+        "ajax_loadShow.php?show=3&season=1",
+    ):
+        response = await http.get(path)
+        assert response.headers["Content-Type"] == "text/html"  # no charset, as Addic7ed sends
+        assert b"<html" not in response.content and b"\xe9" in response.content
+        with pytest.raises(UnicodeDecodeError):
+            response.content.decode("utf-8")
+    # Decoded as httpx does without a charset (UTF-8, invalid bytes replaced), the names survive.
+    names = {s.name for s in parse_shows((await http.get("ajax_getShows.php")).text)}
+    foreign = {n for n in names if not n.isascii()}
+    assert any("‼" in n for n in foreign) and any("Тайны" in n or "Город" in n for n in foreign)
+    assert names == {sandbox.catalogue.show_name(i) for i in sandbox.catalogue.show_ids()}
+
+
+async def test_subtitle_files_come_in_utf8_with_bom_and_latin1_without_charset(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    seen: dict[str, bytes] = {}
+    for href in _subtitle_hrefs(sandbox.catalogue, deleted=False, at_least=400):
+        fake = _fake(sandbox, href)
+        charset = srt_charset(sandbox.seed, fake)
+        if charset in seen or (charset == "latin-1" and srt_lines(sandbox.seed, fake).isascii()):
+            continue
+        response = await http.get(href, headers={"Cookie": f"enc-{charset}"})
+        seen[charset] = response.content
+        assert response.content == srt_text(sandbox.seed, fake)
+        assert (
+            response.headers["Content-Type"]
+            == {
+                "utf-8": "text/srt; charset=utf-8",
+                "utf-8-sig": "text/srt; charset=utf-8",
+                "latin-1": "text/srt",
+            }[charset]
+        )
+        # CRLF line ends only.
+        assert b"\r\n" in response.content and b"\n" not in response.content.replace(b"\r\n", b"")
+    assert seen.keys() == {"utf-8", "utf-8-sig", "latin-1"}
+    assert seen["utf-8-sig"].startswith(b"\xef\xbb\xbf1\r\n")
+    with pytest.raises(UnicodeDecodeError):
+        seen["latin-1"].decode("utf-8")
+
+
+async def test_a_spent_quota_or_a_login_wall_can_answer_200_html(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    href = _subtitle_hrefs(sandbox.catalogue, deleted=False)[0]
+    sandbox.exceeded_answer = "page"
+    sandbox.set_downloads_used("a=1", sandbox.quota_per_cookie)
+    limit = await http.get(href, headers={"Cookie": "a=1"})
+    assert (limit.status_code, limit.headers["Content-Type"]) == (200, "text/html")
+    assert limit.content.startswith(b"<!DOCTYPE html>") and b"exceeded" in limit.content
+    sandbox.login_wall = True
+    login = await http.get(href, headers={"Cookie": "b=1"})
+    assert login.status_code == 200 and b"<title>Login" in login.content
+    assert sandbox.downloads_used("b=1") == 0
 
 
 async def test_start_picks_a_free_port_and_stop_frees_it() -> None:
@@ -122,8 +191,8 @@ async def test_downloads_quota_and_deleted(sandbox: Sandbox, http: httpx.AsyncCl
     hrefs = _subtitle_hrefs(sandbox.catalogue, deleted=False)
     response = await http.get(hrefs[0], headers={"Cookie": "a=1"})
     assert response.status_code == 200
-    text = response.content.decode("utf-8")
-    blocks = text.split("\r\n\r\n")
+    text = response.content.decode(srt_charset(sandbox.seed, _fake(sandbox, hrefs[0])))
+    blocks = text.removeprefix("\ufeff").split("\r\n\r\n")
     assert text.endswith("\r\n") and len(blocks) >= 3
     for number, block in enumerate(blocks[:-1], start=1):
         lines = block.split("\r\n")

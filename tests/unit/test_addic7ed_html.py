@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.upstream.addic7ed_dom import SkippedRow
 from daemon.upstream.addic7ed_html import (
     normalize_scene,
     parse_download_usage,
@@ -18,13 +19,8 @@ from daemon.upstream.addic7ed_html import (
 )
 from daemon.upstream.errors import NothingToParse
 from daemon.upstream.models import QUALITY_HD
-from daemon.upstream.sandbox_data import (
-    Catalogue,
-    panel_page,
-    season_page,
-    seasons_page,
-    shows_page,
-)
+from daemon.upstream.sandbox_data import Catalogue
+from daemon.upstream.sandbox_pages import panel_page, season_page, seasons_page, shows_page
 
 HEADER = "<tr>" + "<th>h</th>" * 10 + "</tr>"
 
@@ -158,31 +154,42 @@ def test_flags_title_language_and_grouping() -> None:
     assert first.language_code is None
 
 
-def test_short_rows_are_skipped_but_malformed_rows_fail_the_page() -> None:
+def test_short_rows_are_skipped_and_a_page_of_unreadable_rows_fails() -> None:
     spacer = "<tr><td colspan='10'>Spacer</td></tr>"
     assert len(parse_season_table(_season_html(spacer, _row()))) == 1
     short = "<tr>" + "<td>1</td>" * 5 + "</tr>"
-    with pytest.raises(NothingToParse, match="row 2"):
-        parse_season_table(_season_html(_row(), short))
+    skipped: list[SkippedRow] = []
+    episodes = parse_season_table(_season_html(_row(), short), on_skip=skipped.append)
+    assert [e.number for e in episodes] == [1]  # the readable row still applies
+    assert skipped == [
+        SkippedRow("ajax_loadShow.php", 2, "row", "expected 10 cells or more, found 5")
+    ]
+    with pytest.raises(NothingToParse, match=r"any readable row \(row 1, row: expected 10"):
+        parse_season_table(_season_html(short), on_skip=skipped.append)
 
 
 @pytest.mark.parametrize(
     ("row", "missing"),
     [
-        (_row(season="S1"), "season cell of row 1"),
-        (_row(episode=""), "episode cell of row 1"),
-        (_row(href="/serie/whatever"), "download link in row 1"),
-        (_row(href="https://www.addic7ed.com/updated/1/2/3"), "download link in row 1"),
+        (
+            _row(season="S1"),
+            "row 1, season: expected a whole number from 0 to 2147483647, got 'S1'",
+        ),
+        (_row(episode=""), "row 1, episode: expected a whole number"),
+        (_row(href="/serie/whatever"), "row 1, download: expected a /updated/ or /original/ link"),
+        (_row(href="https://www.addic7ed.com/updated/1/2/3"), "row 1, download: expected"),
     ],
 )
 def test_bad_cells_name_the_row(row: str, missing: str) -> None:
-    with pytest.raises(NothingToParse, match=missing):
-        parse_season_table(_season_html(row))
+    with pytest.raises(NothingToParse) as raised:
+        parse_season_table(_season_html(row), on_skip=lambda _: None)
+    assert missing in str(raised.value)
 
 
 def test_truncated_season_page_is_not_half_parsed() -> None:
     page = season_page(Catalogue(50, 3), 5, 1)
-    for cut in (len(page) // 3, len(page) // 2, len(page) - 20):
+    # The last cut falls in the trailer row, just before the episode table closes.
+    for cut in (len(page) // 3, len(page) // 2, page.index("</tbody></table>") - 20):
         with pytest.raises(NothingToParse):
             parse_season_table(page[:cut])
 
@@ -280,7 +287,7 @@ def test_sandbox_pages_round_trip() -> None:
             assert sub.completed == (fake.completion >= 100)
             assert (sub.hearing_impaired, sub.corrected) == (fake.hearing_impaired, fake.corrected)
             assert sub.qualities == (QUALITY_HD if fake.hd else 0)
-            assert "+" not in sub.scene
+            assert "+" not in sub.scene and sub.scene == normalize_scene(fake.scene)
 
 
 def test_parsing_is_fast() -> None:
