@@ -43,7 +43,8 @@ SEASONS_PAGE = "ajax_getSeasons.php"
 PANEL_PAGE = "panel.php"
 
 # The original's `(\d{1,2}) of (\d{1,2})` mis-read quotas of three digits or more.
-_USAGE = re.compile(r"(\d+)\s+of\s+(\d+)", re.IGNORECASE)
+# Anchored at the start of a digit run, so a long run is scanned once, not from every digit.
+_USAGE = re.compile(r"(?<!\d)(\d+)\s+of\s+(\d+)", re.IGNORECASE)
 # A <select ...> start tag; quoted attribute values may contain ">".
 _SELECT_TAG = re.compile(r"""<select\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
 _SELECT_END = re.compile(r"</select\s*>", re.IGNORECASE)

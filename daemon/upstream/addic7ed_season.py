@@ -29,7 +29,8 @@ SEASON_PAGE = "ajax_loadShow.php"
 
 # The original's `(?<completion>\d+\.?\d+)%` needed two digits, so "5%" read as complete, and it
 # left Completed false for "100%". One or more digits, optional decimals, fixes both.
-_COMPLETION = re.compile(r"(\d{1,12}(?:\.\d{1,12})?)\s*%")
+# Anchored at the start of a digit run, so a long run is scanned once, not from every digit.
+_COMPLETION = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
 # The original dropped "/updated/" and "/original/" then took the second segment, which for
 # "/original/{episodeId}/{version}" is the version. Both shapes end in episode id then version.
 _HREF = re.compile(r"^/(?:updated/\d{1,10}|original)/(\d{1,20})/(\d{1,20})/?$")
@@ -110,8 +111,8 @@ class _RowReader:
             # Addic7ed writes a finished subtitle as plain "Completed".
             completed, pct = True, 100.0
         else:
-            pct = float(status.group(1))
-            if not (math.isfinite(pct) and pct <= 100.0):
+            pct = float(status.group(1)) if len(status.group(1)) <= 24 else math.inf
+            if pct > 100.0:
                 raise Unreadable("status", f"expected a percentage up to 100, got {texts[5]!r}")
             completed = pct >= 100.0
         language = texts[3].strip()
