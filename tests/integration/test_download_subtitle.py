@@ -168,6 +168,38 @@ async def test_a_spent_quota_rotates_to_the_next_credential(rig: Rig) -> None:
     await rig.stored(subtitle_id)
 
 
+async def test_a_200_limit_page_rotates_like_the_redirect_and_is_never_stored(rig: Rig) -> None:
+    second, _ = await rig.env.credentials.add("PHPSESSID=second")
+    rig.env.sandbox.exceeded_answer = "page"  # 200 text/html instead of the 302
+    rig.env.sandbox.set_downloads_used(COOKIE, rig.env.sandbox.quota_per_cookie)
+    sub = rig.pick()
+    subtitle_id = await rig.add(sub)
+    assert (await rig.download(subtitle_id))["state"] == "succeeded"
+    assert rig.cookies_downloading() == [COOKIE, "PHPSESSID=second"]
+    first = await rig.credential(1)
+    assert first["download_exceeded_date"] is not None
+    assert (await rig.credential(second))["download_exceeded_date"] is None
+    checks = await rig.pool.fetch("SELECT args FROM jobs.jobs WHERE name = $1", RESET)
+    assert [c["args"] for c in checks] == [{"credential_id": 1}]
+    # What is stored is the file from the second credential, not the page from the first.
+    assert await rig.stored(subtitle_id) == srt_text(rig.env.sandbox.seed, sub)
+
+
+async def test_any_other_200_page_is_retried_and_nothing_is_stored(rig: Rig) -> None:
+    rig.env.sandbox.login_wall = True  # every download answers the login page
+    subtitle_id = await rig.add(rig.pick())
+    job = await rig.download(subtitle_id)
+    assert job["state"] == "scheduled" and job["attempt"] == 1  # retried later, not failed
+    assert "NotASubtitle" in job["last_error"] and "'Login - Addic7ed.com'" in job["last_error"]
+    assert (await rig.credential(1))["download_exceeded_date"] is None  # not a quota matter
+    assert await rig.count(subtitle_id) == 0
+    assert await rig.env.count("jobs.jobs", "name = 'store_subtitle'") == 0
+    stored = await rig.pool.fetchval(
+        "SELECT storage_path FROM subtitles WHERE id = $1", subtitle_id
+    )
+    assert stored is None
+
+
 async def test_three_spent_attempts_end_with_a_retryable_error(rig: Rig) -> None:
     cookies = [COOKIE, "PHPSESSID=two", "PHPSESSID=three"]
     for cookie in cookies:
