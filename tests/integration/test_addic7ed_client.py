@@ -68,6 +68,11 @@ async def client(sandbox: Sandbox) -> AsyncIterator[Addic7edClient]:
 async def test_catalogue_calls(sandbox: Sandbox, client: Addic7edClient) -> None:
     shows = await client.get_shows("session=1")
     assert len(shows) == 40 and shows[0].name == "Shameless (US)"
+    # Through the client: a page with no charset and stray bytes still gives every name, spaced
+    # names collapsed and non-ASCII ones intact.
+    catalogue = sandbox.catalogue
+    assert [s.name for s in shows] == [catalogue.show_name(i) for i in catalogue.show_ids()]
+    assert any(not s.name.isascii() for s in shows)
     seasons = await client.get_seasons("session=1", 3)
     assert seasons == sandbox.catalogue.seasons(3)
     episodes = await client.get_season_episodes("session=1", 3, seasons[0])
