@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import structlog
 from selectolax.lexbor import LexborNode
 
+from daemon.upstream.models import PG_INT_MAX
+
 log = structlog.get_logger(__name__)
 
 # PostgreSQL `int`, the type of seasons.number, episodes.season/number and subtitles.version: a
 # larger number from a page would fail the whole season's write with a DataError on every retry.
-INT_MAX = 2**31 - 1
+INT_MAX = PG_INT_MAX
 _ASCII_SPACE = " \t\n\r\f"
 _WHITESPACE = re.compile(r"[ \t\n\r\f]+")
 _WHITESPACE_RUN = re.compile(r"[\t\n\r\f]| {2}")

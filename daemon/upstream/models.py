@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The largest PostgreSQL `int`: seasons, episode numbers, versions, TMDB and TVDB ids are stored
+# in `int` columns, so a larger number from upstream must be refused before it reaches a query.
+PG_INT_MAX = 2**31 - 1
+
 # Subtitle quality bit flags, as stored in Subtitles.Qualities.
 QUALITY_720P = 4
 QUALITY_1080P = 8

@@ -65,7 +65,11 @@ _SPECIAL_TV: dict[str, tuple[int, tuple[TmdbEntry, ...], int]] = {
     "house of cards": (0, (_e(1425, "House of Cards", "2013-02-01", "US"),
                            _e(37523, "House of Cards", "1990-11-18", "GB", "Canceled")), 0),
     "zzyzx road chronicles": (0, (), 0),
+    # Ids past PostgreSQL's int: the result is skipped, the TVDB id of 4242 (below) ignored.
+    "hostile ids": (0, (_e(99_999_999_999, "Hostile Ids", "2001-01-01", "US"),
+                        _e(4242, "Hostile Ids", "2001-01-01", "US")), 0),
 }  # fmt: skip
+_HOSTILE_TVDB = {4242: 99_999_999_999}
 _SPECIAL_MOVIES: dict[str, tuple[TmdbEntry, ...]] = {
     "dune": (_e(841, "Dune", "1984-12-14", "US", "Released"),
              _e(438631, "Dune", "2021-09-15", "US", "Released")),
@@ -196,6 +200,7 @@ def external_ids(seed: int, kind: str, tmdb_id: int) -> dict[str, Any] | None:
         return None
     h = stable_hash(seed, "tvdb", kind, tmdb_id)
     tvdb = None if kind == "movie" or h % 10 == 0 else 70_000 + h % 400_000
+    tvdb = _HOSTILE_TVDB.get(tmdb_id, tvdb)
     suffix = 2 if kind == "movie" else 1
     return {"id": tmdb_id, "imdb_id": f"tt{tmdb_id * 10 + suffix:08d}", "tvdb_id": tvdb}
 

@@ -6,6 +6,7 @@ original. The name mapper built on it lives in tmdb_mapper and is re-exported he
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -18,6 +19,7 @@ import structlog
 from daemon import __version__
 from daemon.upstream.errors import UpstreamUnavailable
 from daemon.upstream.models import (
+    PG_INT_MAX,
     TmdbExternalIds,
     TmdbFindResult,
     TmdbMovieDetails,
@@ -86,6 +88,17 @@ _MOVIE_PAGE = pydantic.TypeAdapter(TmdbMoviePage)
 _FIND = pydantic.TypeAdapter(TmdbFindResult)
 
 
+def _fits(tmdb_or_tvdb_id: int | None) -> bool:
+    """An id the catalogue's `int` columns can hold (or none): anything else would fail the
+    whole batch's write with a DataError on every retry.
+    """
+    return tmdb_or_tvdb_id is None or 0 < tmdb_or_tvdb_id <= PG_INT_MAX
+
+
+def _unfit(what: str, value: int | None) -> None:
+    log.warning("tmdb id out of range, ignored", what=what, value=value, max=PG_INT_MAX)
+
+
 class TmdbClient(UpstreamSession):
     """One httpx.AsyncClient for the client's lifetime; every request carries the API key."""
 
@@ -141,20 +154,39 @@ class TmdbClient(UpstreamSession):
             log.warning("tmdb answer unreadable", path=path, error=str(exc)[:200])
             return None
 
+    # Every id read below is range-checked (_fits): details with an unfit id are None, an unfit
+    # TVDB id is None, search and find results with an unfit id are skipped.
+
     async def get_show(self, tmdb_id: int) -> TmdbShowDetails | None:
-        return await self._get(f"tv/{tmdb_id}", _SHOW, {})
+        details = await self._get(f"tv/{tmdb_id}", _SHOW, {})
+        if details is not None and not _fits(details.id):
+            _unfit("tv id", details.id)
+            return None
+        return details
 
     async def get_show_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
-        return await self._get(f"tv/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+        ids = await self._get(f"tv/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+        return _fit_ids(ids)
 
     async def get_movie(self, tmdb_id: int) -> TmdbMovieDetails | None:
-        return await self._get(f"movie/{tmdb_id}", _MOVIE, {})
+        details = await self._get(f"movie/{tmdb_id}", _MOVIE, {})
+        if details is not None and not _fits(details.id):
+            _unfit("movie id", details.id)
+            return None
+        return details
 
     async def get_movie_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
-        return await self._get(f"movie/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+        ids = await self._get(f"movie/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+        return _fit_ids(ids)
 
     async def find_by_imdb(self, imdb_id: str) -> TmdbFindResult | None:
-        return await self._get(f"find/{imdb_id}", _FIND, {"external_source": "imdb_id"})
+        found = await self._get(f"find/{imdb_id}", _FIND, {"external_source": "imdb_id"})
+        if found is None:
+            return None
+        return TmdbFindResult(
+            tv_results=_fit_results(found.tv_results, "tv id"),
+            movie_results=_fit_results(found.movie_results, "movie id"),
+        )
 
     async def _pages(
         self, path: str, params: Params, adapter: pydantic.TypeAdapter[P]
@@ -182,7 +214,10 @@ class TmdbClient(UpstreamSession):
         async with aclosing(self._pages("search/tv", params, _TV_PAGE)) as pages:
             async for page in pages:
                 for result in page.results:
-                    yield result
+                    if _fits(result.id):
+                        yield result
+                    else:
+                        _unfit("search result id", result.id)
 
     async def search_movie(
         self, query: str, *, language: str = "en-US"
@@ -193,4 +228,24 @@ class TmdbClient(UpstreamSession):
         async with aclosing(self._pages("search/movie", params, _MOVIE_PAGE)) as pages:
             async for page in pages:
                 for result in page.results:
-                    yield result
+                    if _fits(result.id):
+                        yield result
+                    else:
+                        _unfit("search result id", result.id)
+
+
+def _fit_ids(ids: TmdbExternalIds | None) -> TmdbExternalIds | None:
+    if ids is None or _fits(ids.tvdb_id):
+        return ids
+    _unfit("tvdb id", ids.tvdb_id)
+    return dataclasses.replace(ids, tvdb_id=None)
+
+
+R = TypeVar("R", TmdbTvResult, TmdbMovieResult)
+
+
+def _fit_results(results: tuple[R, ...], what: str) -> tuple[R, ...]:
+    for result in results:
+        if not _fits(result.id):
+            _unfit(what, result.id)
+    return tuple(r for r in results if _fits(r.id))
