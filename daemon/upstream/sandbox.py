@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import signal
-import socket
-import struct
 from collections import Counter, deque
-from dataclasses import dataclass
 from typing import Literal
 
 from aiohttp import web
 
 from daemon.upstream import sandbox_tmdb as tmdb
 from daemon.upstream.sandbox_data import Catalogue, srt_charset, srt_text
+from daemon.upstream.sandbox_faults import FaultConfig, SeenRequest, reset_connection
 from daemon.upstream.sandbox_pages import (
     LIMIT_PAGE,
     LOGIN_PAGE,
@@ -33,34 +30,9 @@ from daemon.upstream.sandbox_pages import (
 )
 from daemon.upstream.sandbox_tmdb import Handler
 
+__all__ = ["FaultConfig", "Sandbox", "SeenRequest", "main"]  # the faults are set through here
+
 TMDB_PREFIX = "/tmdb/3"
-
-
-@dataclass
-class FaultConfig:
-    """What goes wrong, for requests whose path starts with one of `paths` (all if empty)."""
-
-    error_rate: float = 0.0  # share of requests answered with error_status
-    error_status: int = 503
-    fail_next: int = 0  # the next N matching requests fail with error_status, whatever the rate
-    latency: float = 0.0  # seconds added before answering
-    truncate_rate: float = 0.0  # share of HTML pages cut off half-way
-    reset_rate: float = 0.0  # share of connections reset without an answer
-    reset_next: int = 0  # the next N matching requests get their connection reset
-    paths: tuple[str, ...] = ()
-
-    def applies_to(self, path: str) -> bool:
-        return not self.paths or path.startswith(self.paths)
-
-
-@dataclass(frozen=True, slots=True)
-class SeenRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    cookie: str | None
-    user_agent: str | None
-    referer: str | None
 
 
 class Sandbox:
@@ -183,7 +155,7 @@ class Sandbox:
             await asyncio.sleep(faults.latency)
         if faults.reset_next > 0 or (faults.reset_rate and self._rng.random() < faults.reset_rate):
             faults.reset_next = max(0, faults.reset_next - 1)
-            _reset(request)
+            reset_connection(request)
             raise web.HTTPServiceUnavailable()  # never sent: the connection is gone
         if faults.fail_next > 0 or (faults.error_rate and self._rng.random() < faults.error_rate):
             faults.fail_next = max(0, faults.fail_next - 1)
@@ -271,18 +243,6 @@ def _html(text: str, status: int = 200) -> web.Response:
     # Addic7ed hands out sessions; a client that kept them would mix up credentials.
     response.set_cookie("PHPSESSID", f"sandbox{random.getrandbits(32):08x}", path="/")
     return response
-
-
-def _reset(request: web.Request) -> None:
-    # SO_LINGER 0 then abort: the peer sees a TCP reset, not a clean close.
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 async def _serve(args: argparse.Namespace) -> None:
