@@ -74,9 +74,9 @@ def _cells(row: LexborNode) -> list[LexborNode]:
 
 
 def _episode_table(document: LexborHTMLParser) -> LexborNode | None:
-    # The spec's "first table in #season" is, on the real page, the layout table around the
-    # episode table. So: the first table under a #season with a row of subtitle width, else (a
-    # season without subtitles) the first table that holds no other table.
+    # The spec (4.3) says "the first table in #season"; on the real page that is the layout table
+    # around the episode table, and the real site wins. So: the first table under a #season with
+    # a row of subtitle width, else (a season without subtitles) the first with no table inside.
     fallback: LexborNode | None = None
     for season in document.css("#season"):  # an id the fragment may repeat
         for table in season.css("table"):
