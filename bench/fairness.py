@@ -47,6 +47,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def count(conn: asyncpg.Connection, name: str, state: str) -> int:
     sql = "SELECT count(*) FROM jobs.jobs WHERE name = $1 AND state = $2"
     return int(await conn.fetchval(sql, name, state))
@@ -57,6 +63,9 @@ async def phase(args: argparse.Namespace, backlog: int, work: Path) -> dict[str,
     name = f"aj_fair_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    for setting in args.pg_setting:  # a diagnosis: e.g. synchronous_commit=off for every session
+        key, _, value = setting.partition("=")
+        await admin.execute(f'ALTER DATABASE "{name}" SET {key} = {value}')
     dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
     conn = await asyncpg.connect(dsn)
     proc: subprocess.Popen[bytes] | None = None
@@ -97,6 +106,7 @@ async def phase(args: argparse.Namespace, backlog: int, work: Path) -> dict[str,
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # settled: the trickle dispatcher is LISTEN-waiting again
         big_before, window = await count(conn, "bench_sleep", "succeeded"), time.monotonic()
+        cpu_before = cpu_seconds(proc.pid)
         ready_at: dict[int, float] = {}
         for i in range(args.trickle):
             await store.enqueue(conn, [NewJob("bench_trickle", "store-subtitle", {"i": i}, 1)])
@@ -107,6 +117,7 @@ async def phase(args: argparse.Namespace, backlog: int, work: Path) -> dict[str,
                 raise RuntimeError(f"the daemon died; see {work}")
             await asyncio.sleep(0.05)
         window = time.monotonic() - window
+        daemon_cpu = cpu_seconds(proc.pid) - cpu_before
         big_done = await count(conn, "bench_sleep", "succeeded") - big_before
         left = await count(conn, "bench_sleep", "ready")
         proc.send_signal(signal.SIGINT)
@@ -125,8 +136,10 @@ async def phase(args: argparse.Namespace, backlog: int, work: Path) -> dict[str,
             "lag_p99_ms": round(percentile(lags, 0.99), 2),
             "lag_max_ms": round(max(lags), 2),
             "backlog_jobs_per_s": round(big_done / window, 1),
+            "daemon_cpu_pct": round(100 * daemon_cpu / window, 1),  # of one core
             "backlog_left_ready": left,
             "target_p99_ms": 20.0,
+            "pg_settings": args.pg_setting,
         }
     finally:
         if proc is not None and proc.poll() is None:
@@ -151,6 +164,10 @@ def main() -> None:
     parser.add_argument("--trickle", type=int, default=200)
     parser.add_argument("--gap-ms", type=float, default=50.0)
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    parser.add_argument(
+        "--pg-setting", action="append", default=[], metavar="KEY=VALUE",
+        help="a PostgreSQL setting for the bench database (ALTER DATABASE ... SET), to diagnose",
+    )  # fmt: skip
     args = parser.parse_args()
     logs.configure("warning", "json", sys.stderr)
     asyncio.run(run(args))
