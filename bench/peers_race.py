@@ -10,7 +10,8 @@ line of medians and ratios, and the issue's targets checked against every peer.
 The peers are installed as their README says (pinned versions, one virtualenv per Python peer,
 graphile-worker with npm) under this checkout, outside git: .venv-peers (pgqueuer, procrastinate
 and the graphile-worker driver), .venv-peers-oban (needs a python3.12 on PATH; skipped without
-one), .venv-peers-chancy, .peers-gw/node_modules.
+one), .venv-peers-chancy, .peers-gw/node_modules. Through engine.py, addicted-jobs runs from a
+wheel install (.venv-bench), as deployed; run alone, this measures the development install.
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ def summarise(rows: dict[str, list[dict[str, Any]]], ours: str) -> dict[str, Any
     summary["rounds"] = max((len(v) for v in rows.values()), default=0)
     for metric in [*METRICS, "drain_peak_rss_mib"]:
         summary[metric] = {name: median(name, metric) for name in rows}
+    if ours not in rows:
+        return summary  # --only left us out: medians, no comparison
     peers = [name for name in rows if name != ours]
     ratios: dict[str, Any] = {}
     for peer in peers:
