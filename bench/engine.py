@@ -3,6 +3,7 @@ harness, in one run, plus the daemon's peak RSS over 200,000 ready jobs. Prints 
 last line compares medians as ratios (absolute figures drift with this shared machine's load).
 
     python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000]
+    python bench/engine.py --race [--rounds 3] [--only aj,pgq,gw]   # every peer: peers_race.py
 
 The peers run in their own virtualenv (.venv-peers, created on first use from PyPI), as installed
 from wheels; the daemon runs as deployed, from a wheel of this tree in .venv-bench (compiled
@@ -21,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import peers_race  # this folder leads sys.path when run as `python bench/engine.py`
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -155,12 +158,17 @@ def main() -> None:
     parser.add_argument(
         "--no-warmup", dest="warmup", action="store_false", help="skip the discarded first run"
     )
+    parser.add_argument("--race", action="store_true", help="every peer: bench/peers_race.py")
+    peers_race.add_arguments(parser.add_argument_group("race (with --race)"))
     args = parser.parse_args()
     if not PEERS.is_dir():
         emit({"error": f"{PEERS} is absent: the shared harness is needed for comparable figures"})
         sys.exit(2)
     daemon = daemon_python()
     os.environ["AJ_BENCH_DAEMON_PYTHON"] = daemon  # engine_peer.py spawns this one
+    if args.race:
+        peers_race.race(args)
+        return
 
     contenders: list[tuple[str, str, Path, list[str]]] = [
         ("addicted-jobs c10", sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])

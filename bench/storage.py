@@ -1,6 +1,7 @@
 """Storage benchmark on a generated SRT corpus: ratio and speed of plain zstd-5, our trained
 dictionary and the original one (if present) next to the zstd CLI, and end-to-end store
-throughput to local files and to moto's S3 server on loopback. One JSON line per measurement."""
+throughput to local files and to moto's S3 server on loopback. One JSON line per measurement.
+The level sweep on real-shaped files that chose `[storage] zstd_level`: bench/storage_levels.py."""
 
 from __future__ import annotations
 
@@ -155,7 +156,9 @@ def bench_codecs(
     emit(**row, seconds=round(time.perf_counter() - started, 1))
     (work / "trained.dict").write_bytes(trained.data)
     # name -> (compress, decompress, dictionary file for the CLI), all through our own code
-    plain, ours = zc.Codec(), zc.Codec([trained])
+    # Level 5 on purpose: these rows compare with `zstd -b5` (the level sweep and the daemon's
+    # default are bench/storage_levels.py's).
+    plain, ours = zc.Codec(level=5), zc.Codec([trained], level=5)
     codecs: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes], Path | None]] = {
         "zstd-5-plain": (plain.compress, plain.decompress, None),
         "zstd-5-trained-dict": (ours.compress, ours.decompress, work / "trained.dict"),
@@ -196,7 +199,9 @@ def bench_codecs(
     small, small_bytes = classes["<10KB"], sum(map(len, classes["<10KB"]))
     reused = best_mb_s(lambda: [ours.compress(f) for f in small], small_bytes, args.min_seconds)
     # What reuse saves: building the compressor (digesting the dictionary) on every call.
-    rebuilt = best_mb_s(lambda: [zc.Codec([trained]).compress(f) for f in small], small_bytes, 0)
+    rebuilt = best_mb_s(
+        lambda: [zc.Codec([trained], level=5).compress(f) for f in small], small_bytes, 0
+    )
     row = {"bench": "reuse", "codec": "zstd-5-trained-dict", "size_class": "<10KB"}
     row |= {"reused_compress_mb_s": reused, "rebuilt_per_call_compress_mb_s": rebuilt}
     emit(**row, speedup=round(reused / rebuilt, 1))

@@ -169,6 +169,9 @@ class StorageSettings(Section):
     train_after: int = Field(
         default=1000, ge=0
     )  # stored subtitles before a dictionary is trained; 0: never
+    # zstd level new objects are written at; old objects read back whatever their level. 19 is
+    # the most readers accept without a large window (bench/storage_levels.py chose the default).
+    zstd_level: int = Field(default=19, ge=1, le=19)
 
 
 def _default_queues() -> dict[str, QueueSettings]:

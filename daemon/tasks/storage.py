@@ -203,7 +203,7 @@ class StorageJobs:
         except (CorruptObject, UnsupportedFormat, ObjectTooLarge) as exc:
             ctx.log.error("object unreadable; left as it is", path=path, error=str(exc))
             return
-        new = self.store.codec.compress(data)
+        new = await self.store.compress(data)
         if self.store.codec.decompress(new) != data:
             raise CorruptObject(f"re-compressed {path} does not decode to the original")
         # A put replaces the object atomically: the old one stays until the new one is whole.

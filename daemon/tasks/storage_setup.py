@@ -35,8 +35,8 @@ def build_storage(settings: Settings) -> Storage:
 
 
 def build_codec(settings: Settings) -> Codec:
-    """A codec bounded by `[storage] max_object_bytes`, reading the original system's objects
-    when `[storage] original_dictionary` names its dictionary file."""
+    """A codec writing at `[storage] zstd_level`, bounded by `[storage] max_object_bytes`, reading
+    the original system's objects when `[storage] original_dictionary` names its dictionary file."""
     conf = settings.storage
     original: bytes | None = None
     if conf.original_dictionary is not None:
@@ -51,7 +51,9 @@ def build_codec(settings: Settings) -> Codec:
                 f"[storage] original_dictionary: {path} is dictionary {found}, not the original "
                 f"system's srt-dict ({ORIGINAL_DICTIONARY_ID})"
             )
-    return Codec(original_dictionary=original, max_output_size=conf.max_object_bytes)
+    return Codec(
+        original_dictionary=original, max_output_size=conf.max_object_bytes, level=conf.zstd_level
+    )
 
 
 async def open_subtitle_store(settings: Settings, pool: asyncpg.Pool) -> SubtitleStore:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,6 +119,9 @@ class SubtitleStore:
         self._reload = asyncio.Lock()
         # One training at a time (the job and the command): each one measures the current writer.
         self.training_lock = asyncio.Lock()
+        # Compressing at a high level takes tens of milliseconds per file: off the event loop, on
+        # one thread, because a zstd compressor must not be used by two threads at once.
+        self._compressing = ThreadPoolExecutor(1, thread_name_prefix="zstd-compress")
 
     async def load_dictionaries(self) -> list[StoredDictionary]:
         """Load every dictionary of the table not loaded yet; the newest becomes the writer."""
@@ -152,9 +156,14 @@ class SubtitleStore:
 
     async def put(self, key: str, data: bytes) -> int:
         """Compress and upload; returns once the object is durably stored (its size)."""
-        blob = self.codec.compress(data)
+        blob = await self.compress(data)
         await self.storage.put(key, blob)
         return len(blob)
+
+    async def compress(self, data: bytes) -> bytes:
+        """`data` as put() writes it, compressed off the event loop. Raises ObjectTooLarge."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._compressing, self.codec.compress, data)
 
     async def get(self, key: str) -> bytes | None:
         """The decompressed object, or None when there is none under `key`."""
@@ -181,3 +190,4 @@ class SubtitleStore:
 
     async def close(self) -> None:
         await self.storage.close()
+        self._compressing.shutdown(wait=False)

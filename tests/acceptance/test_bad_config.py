@@ -44,6 +44,14 @@ def run(
             "[shutdown]\ngrace_seconds = -1\n",
             ["key 'shutdown.grace_seconds' = -1", "greater than or equal to 0"],
         ),
+        (
+            "[storage]\nzstd_level = 22\n",
+            ["key 'storage.zstd_level' = 22", "less than or equal to 19"],
+        ),
+        (
+            "[storage]\nzstd_level = 'max'\n",
+            ["key 'storage.zstd_level' = 'max'", "valid integer"],
+        ),
         ("[log\nlevel = 'info'\n", ["invalid TOML"]),
     ],
 )
