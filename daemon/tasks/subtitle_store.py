@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,8 +22,12 @@ from daemon.storage.compression import (
     UnknownDictionary,
 )
 from daemon.storage.dictionaries import StoredDictionary, load_dictionaries, save_dictionary
+from daemon.storage.legacy_formats import legacy_key
 
 log = structlog.get_logger(__name__)
+
+# Called with a legacy `….brotli` key a read fell back to: queues its migrate_compression.
+OnLegacy = Callable[[str], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,7 @@ class SubtitleStore:
         self.storage = storage
         self.codec = codec
         self.pool = pool
+        self.on_legacy: OnLegacy | None = None
         self.newest: StoredDictionary | None = None
         self._reload = asyncio.Lock()
         # One training at a time (the job and the command): each one measures the current writer.
@@ -157,9 +163,19 @@ class SubtitleStore:
         return len(blob)
 
     async def get(self, key: str) -> bytes | None:
-        """The decompressed object, or None when there is none under `key`."""
+        """The decompressed object, or None when there is none under `key` nor under the
+        original's legacy `key + ".brotli"`; reading a legacy one queues its migration (spec 7.2)."""
         blob = await self.storage.get(key)
-        return None if blob is None else await self.decompress(blob)
+        if blob is not None:
+            return await self.decompress(blob)
+        legacy = legacy_key(key)
+        blob = await self.storage.get(legacy)
+        if blob is None:
+            return None
+        data = self.codec.decompress_raw_brotli(blob)
+        if self.on_legacy is not None:
+            await self.on_legacy(legacy)
+        return data
 
     async def decompress(self, blob: bytes) -> bytes:
         try:

@@ -1,0 +1,133 @@
+"""Moving one batch of a table from the source to the target: the source's binary COPY output is
+piped, chunk by chunk, into a binary COPY on the target, so no row is ever decoded in Python and
+memory holds a few chunks, whatever the batch size. The batch lands in a temporary staging table
+and is inserted from there, so rows already present (a resumed run) are skipped, not fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from daemon.importer.source import TableMap
+
+_PIPE_CHUNKS = 32  # chunks in flight between the two connections (each a few KiB)
+
+
+def quote(name: str) -> str:
+    """A PostgreSQL identifier, quoted (the source's names are PascalCase)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def stage_name(table: TableMap) -> str:
+    return f"import_stage_{table.target}"
+
+
+async def target_types(conn: asyncpg.Connection, table: TableMap) -> list[str]:
+    """Our column types for `table`, in its column order: the source casts to them, so the two
+    binary COPY streams agree even where the original used another width (int vs bigint)."""
+    rows = await conn.fetch(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+           FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0
+             AND NOT a.attisdropped""",
+        table.target,
+    )
+    types = {r["attname"]: r["type"] for r in rows}
+    return [types[column] for column in table.target_columns]
+
+
+async def create_stage(conn: asyncpg.Connection, table: TableMap) -> None:
+    """A temporary table shaped like the batch, emptied at every commit."""
+    columns = ", ".join(table.target_columns)
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage_name(table)} ON COMMIT DELETE ROWS AS "
+        f"SELECT {columns} FROM {table.target} WITH NO DATA"
+    )
+
+
+def batch_query(table: TableMap, types: list[str], after: int, limit: int) -> str:
+    """The source SELECT of the `limit` rows after id `after`, cast to our types. COPY takes no
+    parameters; both numbers are ints formatted by us."""
+    exprs = ", ".join(
+        f"{quote(src)}::{typ}" for src, typ in zip(table.source_columns, types, strict=True)
+    )
+    return (
+        f"SELECT {exprs} FROM {quote(table.source)} WHERE {quote('Id')} > {int(after)} "
+        f"ORDER BY {quote('Id')} LIMIT {int(limit)}"
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch did: rows read from the source, rows inserted, the last source id."""
+
+    read: int
+    inserted: int
+    last_id: int
+
+
+async def pipe(
+    source: asyncpg.Connection, target: asyncpg.Connection, query: str, stage: str
+) -> None:
+    """Stream `COPY (query) TO STDOUT` on the source into `COPY stage FROM STDIN` on the target.
+    Either side failing cancels the other and raises."""
+    chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_PIPE_CHUNKS)
+
+    async def produce() -> None:
+        try:
+            await source.copy_from_query(query, output=chunks.put, format="binary")
+        finally:
+            await chunks.put(None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        while (chunk := await chunks.get()) is not None:
+            yield chunk
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(produce())
+        group.create_task(target.copy_to_table(stage, source=stream(), format="binary"))
+
+
+async def copy_batch(
+    source: asyncpg.Connection,
+    target: asyncpg.Connection,
+    table: TableMap,
+    types: list[str],
+    after: int,
+    limit: int,
+) -> Batch:
+    """Copy the next batch inside the caller's target transaction: staged, then inserted where
+    no row with its id or natural key exists yet and its parent row does."""
+    stage = stage_name(table)
+    await pipe(source, target, batch_query(table, types, after, limit), stage)
+    staged = await target.fetchrow(f"SELECT count(*), max(id) FROM {stage}")
+    assert staged is not None  # an aggregate always returns its one row
+    read, last = staged
+    if not read:
+        return Batch(0, 0, after)
+    columns = ", ".join(table.target_columns)
+    where = ""
+    if table.parent is not None:
+        parent, fk = table.parent
+        where = f"WHERE EXISTS (SELECT 1 FROM {parent} p WHERE p.id = s.{fk})"
+    status = await target.execute(
+        f"INSERT INTO {table.target} ({columns}) SELECT {columns} FROM {stage} s {where} "
+        "ON CONFLICT DO NOTHING"
+    )
+    return Batch(int(read), int(status.rsplit(" ", 1)[-1]), int(last))
+
+
+async def bump_sequence(target: asyncpg.Connection, table: str) -> None:
+    """Move `table`'s id sequence past the copied ids, so rows the daemon creates later never
+    take an id the original used (ids stay the original's, spec 9.1)."""
+    seq = await target.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table)
+    if seq is None:
+        return
+    await target.execute(
+        f"""SELECT setval($1::regclass, m) FROM (SELECT max(id) AS m FROM {table}) t
+            WHERE m IS NOT NULL AND m >= (SELECT last_value FROM {seq})""",
+        seq,
+    )
