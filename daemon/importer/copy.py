@@ -108,16 +108,28 @@ async def copy_batch(
     read, last = staged
     if not read:
         return Batch(0, 0, after)
+    inserted = await _insert_staged(target, table, stage)
+    return Batch(int(read), inserted, int(last))
+
+
+async def _insert_staged(target: asyncpg.Connection, table: TableMap, stage: str) -> int:
+    """Rows inserted from the stage. The foreign key already checks every parent, so the parent
+    filter (a second lookup per row) runs only for a batch the key refused, in a savepoint."""
     columns = ", ".join(table.target_columns)
-    where = ""
-    if table.parent is not None:
+    insert = f"INSERT INTO {table.target} ({columns}) SELECT {columns} FROM {stage} s"
+    if table.parent is None:
+        return _count(await target.execute(f"{insert} ON CONFLICT DO NOTHING"))
+    try:
+        async with target.transaction():
+            return _count(await target.execute(f"{insert} ON CONFLICT DO NOTHING"))
+    except asyncpg.ForeignKeyViolationError:
         parent, fk = table.parent
-        where = f"WHERE EXISTS (SELECT 1 FROM {parent} p WHERE p.id = s.{fk})"
-    status = await target.execute(
-        f"INSERT INTO {table.target} ({columns}) SELECT {columns} FROM {stage} s {where} "
-        "ON CONFLICT DO NOTHING"
-    )
-    return Batch(int(read), int(status.rsplit(" ", 1)[-1]), int(last))
+        exists = f"WHERE EXISTS (SELECT 1 FROM {parent} p WHERE p.id = s.{fk})"
+        return _count(await target.execute(f"{insert} {exists} ON CONFLICT DO NOTHING"))
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 n"
 
 
 async def bump_sequence(target: asyncpg.Connection, table: str) -> None:

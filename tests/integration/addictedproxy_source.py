@@ -6,9 +6,13 @@ bulk rows generated server-side, and the edge cases an import must get right.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+
+from tests.conftest import _with_database
 
 ORIGINAL_DDL = """
 CREATE OR REPLACE FUNCTION updated_set_now() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -143,16 +147,18 @@ async def fill_bulk(
     await conn.execute(
         """INSERT INTO "Subtitles" ("EpisodeId", "Scene", "Version", "Completed", "CompletionPct",
                "HearingImpaired", "Corrected", "HD", "Qualities", "Release", "DownloadUri",
-               "Language", "LanguageIsoCode", "StoragePath", "StoredAt", "Discovered",
+               "Language", "LanguageIsoCode", "StoragePath", "StoredAt", "UniqueId", "Discovered",
                "DownloadCount", "Source", "ExternalId", "CreatedAt", "UpdatedAt")
            SELECT e."Id", 'LOL, DIMENSION', n, n % 7 <> 0, CASE WHEN n % 7 = 0 THEN 42.5 ELSE 100 END,
                   n % 3 = 0, n % 2 = 0, n % 2 = 1, CASE WHEN n % 2 = 1 THEN 12 ELSE 0 END, NULL,
                   '/updated/' || n || '/' || e."Id" || '/0', 'English', 'en',
+                  -- the original's key: the subtitle's own UniqueId under its episode
                   CASE WHEN n % 2 = 0 THEN e."TvShowId" || '/' || e."Season" || '/' || e."Number"
                        || '/' || u || '.srt' END,
-                  CASE WHEN n % 2 = 0 THEN $2::timestamptz END, $2::timestamptz, n * 3, 0,
+                  CASE WHEN n % 2 = 0 THEN $2::timestamptz END, u, $2::timestamptz, n * 3, 0,
                   '/updated/' || n || '/' || e."Id" || '/0', $2::timestamptz, $2::timestamptz
-           FROM "Episodes" e, generate_series(1, $1) n, LATERAL (SELECT gen_random_uuid() AS u) g""",
+           FROM "Episodes" e, generate_series(1, $1) n,
+                LATERAL (SELECT md5(e."Id" || '/' || n)::uuid AS u) g""",
         subtitles,
         BASE,
     )
@@ -232,3 +238,25 @@ async def add_edge_cases(conn: asyncpg.Connection) -> dict[str, object]:
         t,
     )
     return {"empty_show": empty, "twins": twins, "unstored": unstored, "exceeded": exceeded}
+
+
+@asynccontextmanager
+async def original_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh original-schema database: 4 shows × 2 seasons × 3 episodes × 5 subtitles, and the
+    edge cases; dropped on exit."""
+    name = f"aj_addictedproxy_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = _with_database(admin_dsn, name)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await create_original_schema(conn)
+            await fill_bulk(conn, 4, 2, 3, 5)
+            await add_edge_cases(conn)
+        finally:
+            await conn.close()
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -6,7 +6,6 @@ imported is refused in one line with nothing written.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import os
@@ -29,34 +28,15 @@ from daemon.importer.progress import Progress
 from daemon.importer.run import ImportRefused, ImportReport, import_addictedproxy
 from daemon.importer.source import TABLES, UnrecognisedSource
 from daemon.settings import RefreshSettings
-from tests.conftest import ROOT, _with_database
-from tests.integration.addictedproxy_source import (
-    BASE,
-    add_edge_cases,
-    create_original_schema,
-    fill_bulk,
-)
+from tests.conftest import ROOT
+from tests.integration.addictedproxy_source import BASE, original_database
 from tests.support import wait_until
 
 
 @pytest.fixture
 async def source_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
-    """A fresh original-schema database: 4 shows × 2 seasons × 3 episodes × 5 subtitles, and the
-    edge cases."""
-    name = f"aj_addictedproxy_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = _with_database(pg_admin_dsn, name)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await create_original_schema(conn)
-        await fill_bulk(conn, 4, 2, 3, 5)
-        await add_edge_cases(conn)
-    finally:
-        await conn.close()
-    yield dsn
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with original_database(pg_admin_dsn) as dsn:
+        yield dsn
 
 
 async def run_import(source_dsn: str, target_dsn: str, **options: object) -> ImportReport:
@@ -313,4 +293,46 @@ def test_source_ddl_matches_the_mapping() -> None:
             assert f'"{column}"' in ORIGINAL_DDL
 
 
-_ = asyncio  # pytest-asyncio runs the coroutines
+async def test_rows_the_target_refuses_are_counted_and_their_children_skipped(
+    source_dsn: str, db_dsn: str
+) -> None:
+    await run_import(source_dsn, db_dsn)
+    clash = uuid.uuid4()
+    target = await asyncpg.connect(db_dsn)
+    try:
+        await target.execute("UPDATE tv_shows SET unique_id = $1 WHERE id = 1", clash)
+    finally:
+        await target.close()
+    source = await asyncpg.connect(source_dsn)
+    try:
+        # A show added since, whose public id the target already gives to show 1.
+        await source.execute(
+            """INSERT INTO "TvShows" ("Id", "UniqueId", "ExternalId", "Name", "LastUpdated",
+                   "Discovered", "IsCompleted", "Type", "CreatedAt", "UpdatedAt")
+               VALUES (50, $1, 50, 'Clash', now(), now(), false, 0, now(), now())""",
+            clash,
+        )
+        await source.execute(
+            """INSERT INTO "TvShows" ("Id", "ExternalId", "Name", "LastUpdated", "Discovered",
+                   "IsCompleted", "Type", "CreatedAt", "UpdatedAt")
+               VALUES (51, 51, 'Fine', now(), now(), false, 0, now(), now());
+               INSERT INTO "Episodes" ("TvShowId", "Season", "Number", "Title", "Discovered",
+                   "CreatedAt", "UpdatedAt")
+               VALUES (50, 1, 1, 'Orphan', now(), now(), now()),
+                      (51, 1, 1, 'Kept', now(), now(), now())"""
+        )
+    finally:
+        await source.close()
+    report = await run_import(source_dsn, db_dsn)
+    got = {t.table: (t.copied, t.skipped) for t in report.tables}
+    assert got["TvShows"] == (1, 1) and got["Episodes"] == (1, 1)
+    target = await asyncpg.connect(db_dsn)
+    try:
+        titles = await target.fetch("SELECT title FROM episodes WHERE title IN ('Orphan', 'Kept')")
+        assert [t["title"] for t in titles] == ["Kept"]
+        skipped = await target.fetch(
+            "SELECT source_table, skipped FROM addictedproxy_import WHERE skipped > 0 ORDER BY 1"
+        )
+        assert [tuple(r) for r in skipped] == [("Episodes", 1), ("TvShows", 1)]
+    finally:
+        await target.close()
