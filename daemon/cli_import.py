@@ -34,6 +34,13 @@ DEFAULT_BATCH = 50_000
     ),
     arg("--dry-run", action="store_true", help="print the counts it would copy; write nothing"),
     arg(
+        "--lanes",
+        type=int,
+        default=2,
+        metavar="N",
+        help="connection pairs copying a big table side by side (default 2)",
+    ),
+    arg(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH,
@@ -42,16 +49,24 @@ DEFAULT_BATCH = 50_000
     ),
 )
 async def import_addictedproxy(ctx: Context, ns: argparse.Namespace) -> int:
-    from daemon.db import Database, apply_migrations
+    import asyncpg
+
+    from daemon.db import Database, DatabaseError, apply_migrations
     from daemon.importer.progress import Progress
-    from daemon.importer.run import ImportRefused, open_source
+    from daemon.importer.run import ImportRefused, open_lane_source, open_source
     from daemon.importer.run import import_addictedproxy as run_import
     from daemon.importer.source import UnrecognisedSource
+    from daemon.importer.table import Lane
+    from daemon.logs import configure
     from daemon.settings import load_settings
 
     if not 1 <= ns.batch_size <= 1_000_000:
         raise UsageError(f"--batch-size takes 1 to 1000000, got {ns.batch_size}")
+    if not 1 <= ns.lanes <= 8:
+        raise UsageError(f"--lanes takes 1 to 8, got {ns.lanes}")
     settings = load_settings(ns.config)  # ConfigError: exit 78 in main()
+    # Logs to stderr, like the progress: stdout carries the summary (or the --json document) only.
+    configure(settings.log.level, settings.log.format, sys.stderr)
     database = Database(settings.database.dsn, settings.state.dir, pool_min=1, pool_max=2)
     try:
         source = await open_source(ns.source)
@@ -61,19 +76,34 @@ async def import_addictedproxy(ctx: Context, ns: argparse.Namespace) -> int:
             try:
                 if not ns.dry_run:
                     await apply_migrations(target)
+
+                async def more_lanes(snapshot: str) -> Lane:
+                    lane_source = await open_lane_source(ns.source, snapshot)
+                    return Lane(lane_source, await database.connect())
+
                 report = await run_import(
                     source,
                     target,
                     batch_size=ns.batch_size,
                     dry_run=ns.dry_run,
                     progress=Progress(),
+                    more_lanes=more_lanes,
+                    lanes=ns.lanes,
                 )
             finally:
                 await target.close()
         finally:
             await source.close()
-    except (ImportRefused, UnrecognisedSource) as exc:
+    except (ImportRefused, UnrecognisedSource, DatabaseError) as exc:
         print(f"addicted-jobs import-addictedproxy: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # Every committed batch stays committed: the next run continues after the last one.
+        print(
+            f"addicted-jobs import-addictedproxy: stopped ({type(exc).__name__}: {exc}); "
+            "run it again to continue where it stopped",
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     finally:
         await database.close()

@@ -48,14 +48,17 @@ async def create_stage(conn: asyncpg.Connection, table: TableMap) -> None:
     )
 
 
-def batch_query(table: TableMap, types: list[str], after: int, limit: int) -> str:
-    """The source SELECT of the `limit` rows after id `after`, cast to our types. COPY takes no
-    parameters; both numbers are ints formatted by us."""
+def batch_query(
+    table: TableMap, types: list[str], after: int, until: int | None, limit: int
+) -> str:
+    """The source SELECT of the `limit` rows after id `after` (up to `until`, if given), cast to
+    our types. COPY takes no parameters; the numbers are ints formatted by us."""
     exprs = ", ".join(
         f"{quote(src)}::{typ}" for src, typ in zip(table.source_columns, types, strict=True)
     )
+    bound = "" if until is None else f" AND {quote('Id')} <= {int(until)}"
     return (
-        f"SELECT {exprs} FROM {quote(table.source)} WHERE {quote('Id')} > {int(after)} "
+        f"SELECT {exprs} FROM {quote(table.source)} WHERE {quote('Id')} > {int(after)}{bound} "
         f"ORDER BY {quote('Id')} LIMIT {int(limit)}"
     )
 
@@ -97,12 +100,13 @@ async def copy_batch(
     table: TableMap,
     types: list[str],
     after: int,
+    until: int | None,
     limit: int,
 ) -> Batch:
     """Copy the next batch inside the caller's target transaction: staged, then inserted where
     no row with its id or natural key exists yet and its parent row does."""
     stage = stage_name(table)
-    await pipe(source, target, batch_query(table, types, after, limit), stage)
+    await pipe(source, target, batch_query(table, types, after, until, limit), stage)
     staged = await target.fetchrow(f"SELECT count(*), max(id) FROM {stage}")
     assert staged is not None  # an aggregate always returns its one row
     read, last = staged

@@ -15,29 +15,26 @@ from typing import Any
 import asyncpg
 
 from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE, redact
-from daemon.importer.copy import bump_sequence, copy_batch, create_stage, quote, target_types
+from daemon.importer.copy import quote
 from daemon.importer.progress import Progress
-from daemon.importer.source import MIGRATIONS_TABLE, TABLES, TableMap, check_source
+from daemon.importer.source import MIGRATIONS_TABLE, TABLES, check_source
+from daemon.importer.table import (
+    Lane,
+    LaneFactory,
+    TableReport,
+    copy_table,
+    load_stripes,
+    remaining,
+)
 
 DEFAULT_BATCH = 50_000
 _RUNNING, _FAIL = 1, 2  # MigrationState (spec 9.2)
+__all__ = ["DEFAULT_BATCH", "ImportRefused", "ImportReport", "TableReport", "import_addictedproxy"]
 
 
 class ImportRefused(Exception):
     """The import cannot start (unreachable source, unknown schema, daemon running, a target
     that already holds its own catalogue); nothing was written. The message is one line."""
-
-
-@dataclass
-class TableReport:
-    """One source table: its rows, those copied by this run, by earlier runs, and refused."""
-
-    table: str
-    source_rows: int
-    copied: int = 0
-    earlier: int = 0
-    skipped: int = 0
-    seconds: float = 0.0
 
 
 @dataclass
@@ -69,20 +66,21 @@ async def open_source(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-async def _progress_rows(target: asyncpg.Connection) -> dict[str, asyncpg.Record]:
-    if await target.fetchval("SELECT to_regclass('addictedproxy_import')") is None:
-        return {}  # a dry run against a target not migrated yet
-    rows = await target.fetch(
-        "SELECT source_table, last_id, copied, skipped FROM addictedproxy_import"
-    )
-    return {r["source_table"]: r for r in rows}
+async def open_lane_source(dsn: str, snapshot: str) -> asyncpg.Connection:
+    """Another read-only source connection, in a transaction that sees `snapshot` (exported by
+    the import's own transaction), so every lane copies from one consistent state."""
+    conn = await open_source(dsn)
+    try:
+        await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await conn.execute(f"SET TRANSACTION SNAPSHOT {quote_literal(snapshot)}")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
-async def _count(source: asyncpg.Connection, table: TableMap, after: int) -> int:
-    count: int = await source.fetchval(
-        f"SELECT count(*) FROM {quote(table.source)} WHERE {quote('Id')} > $1", after
-    )
-    return count
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 async def _lock_out_the_daemon(target: asyncpg.Connection) -> None:
@@ -97,9 +95,10 @@ async def _lock_out_the_daemon(target: asyncpg.Connection) -> None:
         )
 
 
-async def _check_target(target: asyncpg.Connection, done: dict[str, asyncpg.Record]) -> None:
+async def _check_target(target: asyncpg.Connection) -> None:
     shows = await target.fetchval("SELECT count(*) FROM tv_shows")
-    if shows and not done:
+    started = await target.fetchval("SELECT count(*) FROM addictedproxy_import")
+    if shows and not started:
         raise ImportRefused(
             f"the target database already holds {shows} shows of its own: the import fills a fresh "
             "daemon database (before its first catalogue sync), keeping the original's ids"
@@ -113,11 +112,14 @@ async def import_addictedproxy(
     batch_size: int = DEFAULT_BATCH,
     dry_run: bool = False,
     progress: Progress | None = None,
+    more_lanes: LaneFactory | None = None,
+    lanes: int = 1,
 ) -> ImportReport:
-    """Copy the original's catalogue from `source` into the migrated daemon database `target`.
+    """Copy the original's catalogue from `source` into the migrated daemon database `target`;
+    with `more_lanes`, big tables are copied by `lanes` connection pairs side by side.
 
     Idempotent and resumable: each batch commits with its progress row, so a second run copies
-    only what the source gained, and a killed run continues after its last batch. Raises
+    only what the source gained, and a killed run continues after its last batches. Raises
     ImportRefused before writing anything when it cannot go ahead (see there).
     """
     started = time.monotonic()
@@ -125,12 +127,10 @@ async def import_addictedproxy(
     report = ImportReport(dry_run=dry_run)
     async with source.transaction(isolation="repeatable_read", readonly=True):
         report.skipped_tables = await check_source(source)
-        done = await _progress_rows(target)
         for table in TABLES:
-            total = await _count(source, table, 0)
-            row = done.get(table.source)
-            earlier = total - await _count(source, table, row["last_id"]) if row else 0
-            report.tables.append(TableReport(table.source, total, earlier=earlier))
+            total = await source.fetchval(f"SELECT count(*) FROM {quote(table.source)}")
+            left = await remaining(source, table, await load_stripes(target, table))
+            report.tables.append(TableReport(table.source, total, earlier=total - left))
         report.migrations_source = await source.fetchval(
             f"SELECT count(*) FROM {quote(MIGRATIONS_TABLE)}"
         )
@@ -138,57 +138,23 @@ async def import_addictedproxy(
             report.seconds = time.monotonic() - started
             return report
         await _lock_out_the_daemon(target)
+        extra: list[Lane] = []
         try:
-            await _check_target(target, done)
+            await _check_target(target)
+            if more_lanes is not None and lanes > 1:
+                # Every lane reads the same snapshot as this transaction.
+                snapshot = await source.fetchval("SELECT pg_export_snapshot()")
+                extra = [await more_lanes(snapshot) for _ in range(lanes - 1)]
             for table, entry in zip(TABLES, report.tables, strict=True):
-                await _copy_table(source, target, table, entry, batch_size, progress)
+                await copy_table([Lane(source, target), *extra], table, entry, batch_size, progress)
             report.migrations_copied = await _copy_migration_states(source, target)
         finally:
+            for lane in extra:
+                await lane.source.close()
+                await lane.target.close()
             await target.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_NAMESPACE, INSTANCE_LOCK)
     report.seconds = time.monotonic() - started
     return report
-
-
-async def _copy_table(
-    source: asyncpg.Connection,
-    target: asyncpg.Connection,
-    table: TableMap,
-    entry: TableReport,
-    batch_size: int,
-    progress: Progress,
-) -> None:
-    began = time.monotonic()
-    await target.execute(
-        "INSERT INTO addictedproxy_import (source_table) VALUES ($1) ON CONFLICT DO NOTHING",
-        table.source,
-    )
-    last_id = await target.fetchval(
-        "SELECT last_id FROM addictedproxy_import WHERE source_table = $1", table.source
-    )
-    types = await target_types(target, table)
-    await create_stage(target, table)
-    progress.start(table.source, entry.source_rows, entry.earlier)
-    while True:
-        async with target.transaction():
-            batch = await copy_batch(source, target, table, types, last_id, batch_size)
-            if not batch.read:
-                break
-            refused = batch.read - batch.inserted
-            await target.execute(
-                """UPDATE addictedproxy_import SET last_id = $2, copied = copied + $3,
-                          skipped = skipped + $4, updated_at = now() WHERE source_table = $1""",
-                table.source,
-                batch.last_id,
-                batch.inserted,
-                refused,
-            )
-        last_id = batch.last_id
-        entry.copied += batch.inserted
-        entry.skipped += refused
-        progress.advance(batch.read)
-    await bump_sequence(target, table.target)
-    progress.finish()
-    entry.seconds = time.monotonic() - began
 
 
 async def _copy_migration_states(source: asyncpg.Connection, target: asyncpg.Connection) -> int:

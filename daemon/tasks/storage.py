@@ -19,7 +19,7 @@ from daemon.storage.compression import (
     CompressionError,
     CorruptObject,
 )
-from daemon.storage.legacy_formats import LEGACY_SUFFIX, current_key
+from daemon.storage.legacy_formats import LEGACY_SUFFIX, current_key, legacy_key
 from daemon.tasks.resources import Resources
 from daemon.tasks.storage_training import (
     DEFAULT_SAMPLES,
@@ -144,7 +144,7 @@ class StorageJobs:
         if row is None:
             ctx.log.warning("no such subtitle; nothing downloaded", subtitle_id=args.subtitle_id)
             return
-        if row.storage_path and await self.store.storage.exists(row.storage_path):
+        if row.storage_path and await self._stored(row.storage_path):
             ctx.log.info("subtitle already stored", subtitle_id=row.id, path=row.storage_path)
             return
         try:
@@ -228,6 +228,11 @@ class StorageJobs:
         if target != path:
             await self.store.storage.delete(path)
         ctx.log.info("object migrated", path=path, to=target, old_size=len(old), new_size=len(new))
+
+    async def _stored(self, key: str) -> bool:
+        # An imported subtitle may exist only as the original's legacy object (spec 7.2).
+        storage = self.store.storage
+        return await storage.exists(key) or await storage.exists(legacy_key(key))
 
     async def _readable(self, key: str) -> bool:
         blob = await self.store.storage.get(key)

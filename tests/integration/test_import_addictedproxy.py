@@ -25,8 +25,14 @@ from daemon.catalog.seasons import list_seasons
 from daemon.catalog.shows import get_show
 from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE
 from daemon.importer.progress import Progress
-from daemon.importer.run import ImportRefused, ImportReport, import_addictedproxy
+from daemon.importer.run import (
+    ImportRefused,
+    ImportReport,
+    import_addictedproxy,
+    open_lane_source,
+)
 from daemon.importer.source import TABLES, UnrecognisedSource
+from daemon.importer.table import Lane
 from daemon.settings import RefreshSettings
 from tests.conftest import ROOT
 from tests.integration.addictedproxy_source import BASE, original_database
@@ -39,11 +45,25 @@ async def source_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
         yield dsn
 
 
-async def run_import(source_dsn: str, target_dsn: str, **options: object) -> ImportReport:
+async def run_import(
+    source_dsn: str, target_dsn: str, *, lanes: int = 2, **options: object
+) -> ImportReport:
+    """The import in this process, as the command runs it: `lanes` connection pairs."""
+
+    async def more_lanes(snapshot: str) -> Lane:
+        return Lane(await open_lane_source(source_dsn, snapshot), await asyncpg.connect(target_dsn))
+
     source, target = await asyncpg.connect(source_dsn), await asyncpg.connect(target_dsn)
     try:
         progress = Progress(io.StringIO(), bar=False)
-        return await import_addictedproxy(source, target, progress=progress, **options)  # type: ignore[arg-type]
+        return await import_addictedproxy(
+            source,
+            target,
+            progress=progress,
+            more_lanes=more_lanes,
+            lanes=lanes,
+            **options,  # type: ignore[arg-type]
+        )
     finally:
         await source.close()
         await target.close()
@@ -101,6 +121,10 @@ async def test_every_row_and_column_arrives(source_dsn: str, db_dsn: str) -> Non
     assert report.skipped_tables == ["SuperSubtitlesState"]
     conn = await asyncpg.connect(db_dsn)
     try:
+        stripes = await conn.fetchval(
+            "SELECT count(*) FROM addictedproxy_import WHERE source_table = 'Subtitles'"
+        )
+        assert stripes == 2  # copied by two lanes side by side
         # Rows the daemon adds later never take one of the original's ids.
         new_id = await conn.fetchval("INSERT INTO tv_shows (name) VALUES ('new') RETURNING id")
         assert new_id == 8
@@ -331,7 +355,8 @@ async def test_rows_the_target_refuses_are_counted_and_their_children_skipped(
         titles = await target.fetch("SELECT title FROM episodes WHERE title IN ('Orphan', 'Kept')")
         assert [t["title"] for t in titles] == ["Kept"]
         skipped = await target.fetch(
-            "SELECT source_table, skipped FROM addictedproxy_import WHERE skipped > 0 ORDER BY 1"
+            """SELECT source_table, sum(skipped) FROM addictedproxy_import
+               GROUP BY 1 HAVING sum(skipped) > 0 ORDER BY 1"""
         )
         assert [tuple(r) for r in skipped] == [("Episodes", 1), ("TvShows", 1)]
     finally:

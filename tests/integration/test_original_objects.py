@@ -159,3 +159,22 @@ async def test_storage_get_serves_imported_subtitles_from_the_original_objects(
         assert base64.b64decode(got["content"]) == text
         assert got["path"] == row["storage_path"]
     assert queued == [rows[3]["storage_path"] + ".brotli"]
+
+
+async def test_a_subtitle_stored_only_as_a_legacy_object_is_not_downloaded_again(
+    db_pool: asyncpg.Pool, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    from tests.integration.test_download_subtitle import _rig
+
+    async for download_rig in _rig(db_pool, make_engine, tmp_path, credential=True):
+        subtitle_id = await download_rig.add(download_rig.pick())
+        key = "7/1/1/imported.srt"
+        await db_pool.execute(
+            "UPDATE subtitles SET storage_path = $2, stored_at = now() WHERE id = $1",
+            subtitle_id,
+            key,
+        )
+        await download_rig.store.storage.put(key + ".brotli", brotli.compress(b"1\r\nold\r\n"))
+        assert (await download_rig.download(subtitle_id))["state"] == "succeeded"
+        assert download_rig.cookies_downloading() == []  # no quota spent on Addic7ed
+        assert await download_rig.count(subtitle_id) == 0
