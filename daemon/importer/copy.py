@@ -73,10 +73,15 @@ class Batch:
 
 
 async def pipe(
-    source: asyncpg.Connection, target: asyncpg.Connection, query: str, stage: str
-) -> None:
-    """Stream `COPY (query) TO STDOUT` on the source into `COPY stage FROM STDIN` on the target.
-    Either side failing cancels the other and raises."""
+    source: asyncpg.Connection,
+    target: asyncpg.Connection,
+    query: str,
+    into: str,
+    columns: list[str] | None = None,
+) -> int:
+    """Stream `COPY (query) TO STDOUT` on the source into `COPY into FROM STDIN` on the target;
+    the rows copied. If the target refuses, the source's COPY still runs to its end: cancelling
+    it would abort the source's snapshot transaction, which later batches read from."""
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_PIPE_CHUNKS)
 
     async def produce() -> None:
@@ -85,13 +90,33 @@ async def pipe(
         finally:
             await chunks.put(None)
 
+    ended = False
+
     async def stream() -> AsyncIterator[bytes]:
+        nonlocal ended
         while (chunk := await chunks.get()) is not None:
             yield chunk
+        ended = True
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(produce())
-        group.create_task(target.copy_to_table(stage, source=stream(), format="binary"))
+    producer = asyncio.create_task(produce())
+    try:
+        status = await target.copy_to_table(into, source=stream(), columns=columns, format="binary")
+    except BaseException:
+        # The target may refuse only at the end of the stream (asyncpg reads the error then).
+        while not ended and await chunks.get() is not None:
+            pass
+        await producer
+        raise
+    await producer
+    return _count(status)
+
+
+# What a target may refuse in a batch: then the batch goes through the stage, which skips them.
+_REFUSALS = (
+    asyncpg.UniqueViolationError,
+    asyncpg.ForeignKeyViolationError,
+    asyncpg.ExclusionViolationError,
+)
 
 
 async def copy_batch(
@@ -103,10 +128,38 @@ async def copy_batch(
     until: int | None,
     limit: int,
 ) -> Batch:
-    """Copy the next batch inside the caller's target transaction: staged, then inserted where
-    no row with its id or natural key exists yet and its parent row does."""
+    """Copy the next batch inside the caller's target transaction. Straight into the table
+    first (a fresh import refuses nothing); if the target refuses a row, the batch is read again
+    into the stage and inserted where no row with its id or natural key exists yet and its
+    parent row does."""
+    query = batch_query(table, types, after, until, limit)
+    try:
+        async with target.transaction():  # a savepoint: a refusal undoes only this attempt
+            read = await pipe(source, target, query, table.target, table.target_columns)
+    except _REFUSALS:
+        return await _copy_staged(source, target, table, query, after)
+    if not read:
+        return Batch(0, 0, after)
+    # The batch's last id, from the source's own index (in the snapshot, the same rows).
+    last = await source.fetchval(
+        f"""SELECT max(i) FROM (SELECT "Id" AS i FROM {quote(table.source)}
+               WHERE "Id" > $1 AND ($2::bigint IS NULL OR "Id" <= $2) ORDER BY "Id" LIMIT $3) b""",
+        after,
+        until,
+        read,
+    )
+    return Batch(read, read, int(last))
+
+
+async def _copy_staged(
+    source: asyncpg.Connection,
+    target: asyncpg.Connection,
+    table: TableMap,
+    query: str,
+    after: int,
+) -> Batch:
     stage = stage_name(table)
-    await pipe(source, target, batch_query(table, types, after, until, limit), stage)
+    await pipe(source, target, query, stage)
     staged = await target.fetchrow(f"SELECT count(*), max(id) FROM {stage}")
     assert staged is not None  # an aggregate always returns its one row
     read, last = staged
