@@ -3,7 +3,7 @@
 ids) from a local PostgreSQL database into a fresh daemon database, run as the command runs
 (a child process, its peak RSS read from wait4). JSON lines.
 
-    python bench/import.py [--subtitles 1000000] [--batch-size 50000] [--dsn ADMIN_DSN] [--keep]
+    python bench/import.py [--subtitles 1000000] [--batch-size 50000] [--lanes 2] [--dsn DSN] [--keep]
 
 Targets: at least 20,000 subtitles/s, under 200 MiB peak RSS (rows stream through in batches).
 """
@@ -70,7 +70,9 @@ async def prepare(admin_dsn: str, shows: int, source: str, target: str) -> None:
         await conn.close()
 
 
-def run_import(admin_dsn: str, source: str, target: str, batch: int) -> dict[str, object]:
+def run_import(
+    admin_dsn: str, source: str, target: str, batch: int, lanes: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text(
@@ -80,6 +82,7 @@ def run_import(admin_dsn: str, source: str, target: str, batch: int) -> dict[str
         )
         cmd = [sys.executable, "-m", "daemon", "import-addictedproxy", "--config", str(config)]
         cmd += ["--from", with_database(admin_dsn, source), "--batch-size", str(batch), "--json"]
+        cmd += ["--lanes", str(lanes)]
         started = time.monotonic()
         proc = subprocess.Popen(
             cmd, cwd=os.path.dirname(HERE), stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -111,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subtitles", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--lanes", type=int, default=2)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep both databases afterwards")
     args = parser.parse_args()
@@ -118,7 +122,7 @@ def main() -> None:
     source, target = f"aj_bench_import_src_{os.getpid()}", f"aj_bench_import_dst_{os.getpid()}"
     asyncio.run(prepare(args.dsn, shows, source, target))
     try:
-        report = run_import(args.dsn, source, target, args.batch_size)
+        report = run_import(args.dsn, source, target, args.batch_size, args.lanes)
         tables = {t["table"]: t for t in report["tables"]}  # type: ignore[attr-defined]
         for name, t in tables.items():
             emit(
@@ -141,6 +145,7 @@ def main() -> None:
             cpu_s=round(report["cpu_s"], 1),  # type: ignore[call-overload]
             peak_rss_mib=round(report["peak_rss_mib"], 1),  # type: ignore[call-overload]
             batch_size=args.batch_size,
+            lanes=args.lanes,
         )
     finally:
         if not args.keep:
