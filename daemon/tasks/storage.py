@@ -15,10 +15,7 @@ from daemon.jobs.backoff import DEFAULT_RETRY, RetryPolicy
 from daemon.jobs.context import JobContext
 from daemon.jobs.spec import JobSpec, Registry
 from daemon.storage.base import validate_key
-from daemon.storage.compression import (
-    CompressionError,
-    CorruptObject,
-)
+from daemon.storage.compression import CompressionError, CorruptObject
 from daemon.storage.legacy_formats import LEGACY_SUFFIX, current_key, legacy_key
 from daemon.tasks.resources import Resources
 from daemon.tasks.storage_training import (

@@ -95,6 +95,15 @@ async def test_every_original_format_reads_back_and_legacy_objects_migrate(
     jobs = await env.pool.fetch("SELECT id, args FROM jobs.jobs WHERE name = 'migrate_compression'")
     assert [j["args"] for j in jobs] == [{"path": "1/1/3/legacy.srt.brotli"}]
     assert (await until_done(env.pool, jobs[0]["id"]))["state"] == "succeeded"
+    # A legacy object whose key was stored again since is only stale: deleted, the new one kept.
+    await backend.put("1/1/3/legacy.srt.brotli", brotli.compress(b"stale"))
+    done = await until_done(
+        env.pool,
+        (await engine.enqueue("migrate_compression", {"path": "1/1/3/legacy.srt.brotli"})).id,
+    )
+    assert done["state"] == "succeeded"
+    assert await backend.get("1/1/3/legacy.srt.brotli") is None
+    assert await backend.get("1/1/3/legacy.srt") == new
     # Every other non-current format is rewritten in place on request, then reads the same.
     for key in ("1/1/1/signed.srt", "1/1/2/unsigned.srt", "1/1/4/srtdict.srt"):
         done = await until_done(
