@@ -174,7 +174,10 @@ class SubtitleStore:
             return None
         data = self.codec.decompress_raw_brotli(blob)
         if self.on_legacy is not None:
-            await self.on_legacy(legacy)
+            try:
+                await self.on_legacy(legacy)
+            except Exception as exc:  # the read itself succeeded; the next one queues it again
+                log.warning("legacy object not queued for migration", path=legacy, error=str(exc))
         return data
 
     async def decompress(self, blob: bytes) -> bytes:
