@@ -100,6 +100,7 @@ class Domain:
     def bind(self, engine: Engine) -> None:
         """Hooks that need the engine: an exceeded credential's release queues its quota check."""
         self.resources.credentials.on_exceeded = credential_check_hook(engine.enqueue)
+        self.store.on_legacy = lambda path: engine.enqueue("migrate_compression", {"path": path})
 
     def migrations(self) -> list[OneTimeMigration]:
         return all_migrations(self.resources)

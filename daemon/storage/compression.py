@@ -10,6 +10,8 @@ from typing import Any
 
 import zstandard
 
+from daemon.storage.legacy_formats import BrotliError, BrotliTooLarge, decompress_brotli
+
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # The original system prefixes its dictionary frames with this signature (its `ZstdSrtDict`).
 ORIGINAL_SIGNATURE = b"\xef\x2f\xaa\xa1"
@@ -52,7 +54,7 @@ class CorruptObject(CompressionError):
 
 
 class UnsupportedFormat(CompressionError):
-    """Not a zstd object at all (legacy Brotli objects are handled by the migration job)."""
+    """Neither zstd nor Brotli: no known signature, and not a Brotli stream either."""
 
 
 class ObjectTooLarge(CompressionError):
@@ -179,7 +181,10 @@ class Codec:
         return self.dictionaries.compressor().compress(data)
 
     def decompress(self, blob: bytes) -> bytes:
-        """Decode an object in any supported format, never producing more than the limit."""
+        """Decode an object in any supported format, never producing more than the limit.
+        Signatures are tried longest first; without one, the bytes are raw Brotli (spec 7.1)."""
+        if blob[:4] not in (ORIGINAL_SIGNATURE, ZSTD_MAGIC):
+            return self._decompress_brotli(blob)
         frame, signed = _strip_signature(blob)
         try:
             params = zstandard.get_frame_parameters(frame)
@@ -199,6 +204,29 @@ class Codec:
             return dctx.decompress(frame, allow_extra_data=False)
         except zstandard.ZstdError as exc:
             raise CorruptObject(f"zstd frame does not decode: {exc}") from exc
+
+    def decompress_raw_brotli(self, blob: bytes) -> bytes:
+        """A legacy `….brotli` object: raw Brotli whatever its first bytes (spec 7.2)."""
+        return self._brotli(memoryview(blob), "legacy Brotli object")
+
+    def _decompress_brotli(self, blob: bytes) -> bytes:
+        if blob[:4] == BROTLI_SIGNATURE:
+            return self._brotli(memoryview(blob)[4:], "signed Brotli object")
+        try:
+            return self._brotli(memoryview(blob), "")
+        except CorruptObject:
+            start = blob[:8].hex(" ") or "nothing"
+            raise UnsupportedFormat(
+                f"no zstd or Brotli signature and not a Brotli stream: starts with {start}"
+            ) from None
+
+    def _brotli(self, data: memoryview, what: str) -> bytes:
+        try:
+            return decompress_brotli(data, self.max_output_size)
+        except BrotliTooLarge as exc:
+            raise ObjectTooLarge(f"{what or 'Brotli object'}: {exc}") from exc
+        except BrotliError as exc:
+            raise CorruptObject(f"{what or 'Brotli object'}: {exc}") from exc
 
     def _decompress_unsized(
         self, dctx: zstandard.ZstdDecompressor, frame: memoryview, params: zstandard.FrameParameters
@@ -250,8 +278,6 @@ def _strip_signature(blob: bytes) -> tuple[memoryview, bool]:
         return view[4:], True
     if blob[:4] == ZSTD_MAGIC:
         return view, False
-    if blob[:4] == BROTLI_SIGNATURE:
-        raise UnsupportedFormat("signed Brotli object (legacy format): migrate it")
     raise UnsupportedFormat(f"not a zstd object: starts with {blob[:8].hex(' ') or 'nothing'}")
 
 

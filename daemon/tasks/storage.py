@@ -15,7 +15,8 @@ from daemon.jobs.backoff import DEFAULT_RETRY, RetryPolicy
 from daemon.jobs.context import JobContext
 from daemon.jobs.spec import JobSpec, Registry
 from daemon.storage.base import validate_key
-from daemon.storage.compression import CorruptObject, ObjectTooLarge, UnsupportedFormat
+from daemon.storage.compression import CompressionError, CorruptObject
+from daemon.storage.legacy_formats import LEGACY_SUFFIX, current_key, legacy_key
 from daemon.tasks.resources import Resources
 from daemon.tasks.storage_training import (
     DEFAULT_SAMPLES,
@@ -140,7 +141,7 @@ class StorageJobs:
         if row is None:
             ctx.log.warning("no such subtitle; nothing downloaded", subtitle_id=args.subtitle_id)
             return
-        if row.storage_path and await self.store.storage.exists(row.storage_path):
+        if row.storage_path and await self._stored(row.storage_path):
             ctx.log.info("subtitle already stored", subtitle_id=row.id, path=row.storage_path)
             return
         try:
@@ -187,31 +188,58 @@ class StorageJobs:
         ) from limit
 
     async def migrate_compression(self, ctx: JobContext, args: MigrateArgs) -> None:
+        """Rewrite one object in the current format (spec 1.13): a legacy `….brotli` object moves
+        to its key without the suffix; any other non-current format is rewritten in place. The
+        old object goes only once the new one has read back byte for byte."""
         path = args.path
-        if path.endswith(".brotli"):
-            ctx.log.error("legacy Brotli objects are not supported; left as they are", path=path)
-            return
+        target = current_key(path) if path.endswith(LEGACY_SUFFIX) else path
         old = await self.store.storage.get(path)
         if old is None:
             ctx.log.error("no object to migrate", path=path)
             return
-        if self.store.is_current(old):
+        if target != path and await self._readable(target):
+            # Stored again since (reads already serve it): the legacy copy is only stale.
+            await self.store.storage.delete(path)
+            ctx.log.info("legacy object superseded; deleted", path=path, current=target)
+            return
+        if target == path and self.store.is_current(old):
             ctx.log.info("object already in the current format", path=path)
             return
         try:
-            data = await self.store.decompress(old)
-        except (CorruptObject, UnsupportedFormat, ObjectTooLarge) as exc:
+            if target != path:
+                data = self.store.codec.decompress_raw_brotli(old)
+            else:
+                data = await self.store.decompress(old)
+        except CompressionError as exc:
             ctx.log.error("object unreadable; left as it is", path=path, error=str(exc))
             return
         new = await self.store.compress(data)
         if self.store.codec.decompress(new) != data:
             raise CorruptObject(f"re-compressed {path} does not decode to the original")
         # A put replaces the object atomically: the old one stays until the new one is whole.
-        await self.store.storage.put(path, new)
-        if await self.store.storage.get(path) != new:
-            await self.store.storage.put(path, old)
-            raise CorruptObject(f"{path} did not read back as written; the old object is restored")
-        ctx.log.info("object migrated", path=path, old_size=len(old), new_size=len(new))
+        await self.store.storage.put(target, new)
+        if await self.store.storage.get(target) != new:
+            if target == path:
+                await self.store.storage.put(path, old)
+            raise CorruptObject(f"{target} did not read back as written; the old object is kept")
+        if target != path:
+            await self.store.storage.delete(path)
+        ctx.log.info("object migrated", path=path, to=target, old_size=len(old), new_size=len(new))
+
+    async def _stored(self, key: str) -> bool:
+        # An imported subtitle may exist only as the original's legacy object (spec 7.2).
+        storage = self.store.storage
+        return await storage.exists(key) or await storage.exists(legacy_key(key))
+
+    async def _readable(self, key: str) -> bool:
+        blob = await self.store.storage.get(key)
+        if blob is None:
+            return False
+        try:
+            await self.store.decompress(blob)
+        except CompressionError:
+            return False
+        return True
 
     async def train_dictionary(self, ctx: JobContext, args: TrainArgs) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +23,12 @@ from daemon.storage.compression import (
     UnknownDictionary,
 )
 from daemon.storage.dictionaries import StoredDictionary, load_dictionaries, save_dictionary
+from daemon.storage.legacy_formats import legacy_key
 
 log = structlog.get_logger(__name__)
+
+# Called with a legacy `….brotli` key a read fell back to: queues its migrate_compression.
+OnLegacy = Callable[[str], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,7 @@ class SubtitleStore:
         self.storage = storage
         self.codec = codec
         self.pool = pool
+        self.on_legacy: OnLegacy | None = None
         self.newest: StoredDictionary | None = None
         self._reload = asyncio.Lock()
         # One training at a time (the job and the command): each one measures the current writer.
@@ -166,9 +172,22 @@ class SubtitleStore:
         return await loop.run_in_executor(self._compressing, self.codec.compress, data)
 
     async def get(self, key: str) -> bytes | None:
-        """The decompressed object, or None when there is none under `key`."""
+        """The decompressed object, or None when there is none under `key` nor under the
+        original's legacy `key + ".brotli"`; reading a legacy one queues its migration (spec 7.2)."""
         blob = await self.storage.get(key)
-        return None if blob is None else await self.decompress(blob)
+        if blob is not None:
+            return await self.decompress(blob)
+        legacy = legacy_key(key)
+        blob = await self.storage.get(legacy)
+        if blob is None:
+            return None
+        data = self.codec.decompress_raw_brotli(blob)
+        if self.on_legacy is not None:
+            try:
+                await self.on_legacy(legacy)
+            except Exception as exc:  # the read itself succeeded; the next one queues it again
+                log.warning("legacy object not queued for migration", path=legacy, error=str(exc))
+        return data
 
     async def decompress(self, blob: bytes) -> bytes:
         try:

@@ -237,9 +237,10 @@ def test_damaged_frames_without_declared_size_are_refused(corpus: list[bytes]) -
             codec.decompress(bad)
 
 
-@pytest.mark.parametrize("blob", [b"", b"hello world", zc.BROTLI_SIGNATURE + b"\x1b\x03"])
+@pytest.mark.parametrize("blob", [b"", b"hello world"])
 def test_other_formats_are_unsupported(blob: bytes) -> None:
-    with pytest.raises(zc.UnsupportedFormat):
+    # No signature, and the Brotli fallback does not decode either.
+    with pytest.raises(zc.UnsupportedFormat, match="not a Brotli stream"):
         Codec().decompress(blob)
 
 
