@@ -54,6 +54,26 @@ class DatabaseSettings(Section):
     pool_max: int = Field(default=10, ge=2)
     connect_timeout_s: float = Field(default=10.0, gt=0)
 
+    @field_validator("dsn")
+    @classmethod
+    def _url_form(cls, value: str) -> str:
+        # asyncpg reads URL DSNs only; a keyword-form one (host=... password=...) used to reach
+        # it and crash the start with a traceback. The message never repeats the value.
+        value = value.strip()
+        if not value:
+            return value
+        expected = "expected a URL DSN, postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError(
+                f"{expected} (keyword-form DSNs like 'host=... password=...' are not supported)"
+            )
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
+        return value
+
 
 class ControlSettings(Section):
     socket: Path | None = (

@@ -34,7 +34,6 @@ from daemon.db import UNREACHABLE
 
 log = structlog.get_logger("daemon.control")
 CHUNK = 256 * 1024
-SECRET_HINTS = ("pass", "secret", "token")
 
 
 @dataclass(frozen=True)
@@ -57,16 +56,39 @@ def peer_of(writer: asyncio.StreamWriter) -> Peer:
         return Peer(None, None, None)
 
 
-def _summary(args: dict[str, Any]) -> dict[str, Any]:
-    # What a state change was about, for the audit line; never blobs, never secrets.
+# What each state-changing operation's audit line may show of its arguments: ids, names and
+# counts only. An operation not listed here logs no arguments at all (default deny): a new
+# operation cannot leak a cookie or a path by being added without thought. Extend it with
+# ControlServer.register(..., audit_args=...).
+AUDIT_ARGS: dict[str, frozenset[str]] = {
+    "enqueue": frozenset({"name", "after", "delay", "count", "jobs"}),
+    "retry": frozenset({"id"}),
+    "cancel": frozenset({"id"}),
+    "pause": frozenset({"queue"}),
+    "resume": frozenset({"queue"}),
+    "trigger": frozenset({"name"}),
+    "request-subtitles": frozenset({"show_id", "season", "episode", "language"}),
+    "credentials-remove": frozenset({"id"}),
+    "storage-train-dictionary": frozenset({"from_stored", "dry_run"}),
+}
+AUDIT_STRING_LIMIT = 80
+REDACTED = "<redacted>"
+
+
+def audit_summary(allowed: frozenset[str], args: dict[str, Any]) -> dict[str, Any]:
+    """The audit line's view of `args`: allowed keys only; numbers and booleans as they are,
+    short strings as they are, lists as their length, anything else `<redacted>`."""
     out: dict[str, Any] = {}
-    for key, value in list(args.items())[:8]:
-        if any(h in key.lower() for h in SECRET_HINTS):
-            out[key] = "<redacted>"
-        elif isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 80):
+    for key in sorted(allowed & args.keys()):
+        value = args[key]
+        if isinstance(value, bool | int | float) or value is None:
             out[key] = value
-        elif isinstance(value, list):
+        elif isinstance(value, str) and len(value) <= AUDIT_STRING_LIMIT:
+            out[key] = value
+        elif isinstance(value, list | dict):
             out[key] = f"<{len(value)} items>"
+        else:
+            out[key] = REDACTED
     return out
 
 
@@ -86,6 +108,7 @@ class ControlServer:
         self.path = path
         self.handlers = dict(handlers)
         self.read_only = set(read_only)
+        self.audit_args = dict(AUDIT_ARGS)
         for op, handler in (extra or {}).items():
             self.register(op, handler, read_only=op in self.read_only)
         self.max_request_bytes = max_request_bytes
@@ -98,13 +121,24 @@ class ControlServer:
         self._busy: set[asyncio.Task[Any]] = set()
         self.connections = 0
 
-    def register(self, op: str, handler: OpHandler, *, read_only: bool = False) -> None:
-        """Add an operation (the domain's commands); read-only ones are not audit-logged."""
+    def register(
+        self,
+        op: str,
+        handler: OpHandler,
+        *,
+        read_only: bool = False,
+        audit_args: frozenset[str] | None = None,
+    ) -> None:
+        """Add an operation (the domain's commands); read-only ones are not audit-logged.
+        `audit_args`: the argument keys (ids, names, counts; never secrets or paths) its audit
+        line may show; without it the line shows none (AUDIT_ARGS lists the built-in ones)."""
         if op in self.handlers:
             raise ValueError(f"control operation {op!r} is registered twice")
         self.handlers[op] = handler
         if read_only:
             self.read_only.add(op)
+        if audit_args is not None:
+            self.audit_args[op] = audit_args
 
     async def start(self) -> None:
         try:
@@ -281,6 +315,9 @@ class ControlServer:
                 ok=error is None,
                 error=error.code if error else None,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
-                **{f"arg_{k}": v for k, v in _summary(args).items()},
+                **{
+                    f"arg_{k}": v
+                    for k, v in audit_summary(self.audit_args.get(op, frozenset()), args).items()
+                },
             )
         return reply

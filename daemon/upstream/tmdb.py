@@ -86,6 +86,11 @@ _MOVIE_PAGE = pydantic.TypeAdapter(TmdbMoviePage)
 _FIND = pydantic.TypeAdapter(TmdbFindResult)
 
 
+def is_bearer_token(api_key: str) -> bool:
+    """True for a TMDB v4 read-access token (a JWT), which TMDB takes as `Authorization: Bearer`."""
+    return api_key.startswith("eyJ") and api_key.count(".") == 2
+
+
 class TmdbClient(UpstreamSession):
     """One httpx.AsyncClient for the client's lifetime; every request carries the API key."""
 
@@ -101,8 +106,15 @@ class TmdbClient(UpstreamSession):
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._api_key = api_key
         headers = {"User-Agent": f"addicted-jobs/{__version__}", "Accept": "application/json"}
+        # A v4 read-access token (a JWT, "eyJ...") goes in a header, where no URL-logging code
+        # sees it; TMDB takes a v3 key only as the api_key query parameter, so that one stays in
+        # the query and logs.py strips the query of every URL it writes.
+        self._key_params: Params = {}
+        if is_bearer_token(api_key):
+            headers["Authorization"] = f"Bearer {api_key}"
+        elif api_key:
+            self._key_params = {"api_key": api_key}
         super().__init__(
             UPSTREAM,
             base_url,
@@ -118,7 +130,7 @@ class TmdbClient(UpstreamSession):
         )
 
     async def _get(self, path: str, adapter: pydantic.TypeAdapter[T], params: Params) -> T | None:
-        query: Params = {**params, "api_key": self._api_key}
+        query: Params = {**params, **self._key_params}
 
         async def attempt() -> httpx.Response:
             return await self._http.get(path, params=query)
