@@ -143,6 +143,10 @@ class Addic7edSettings(UpstreamResilience):
     base_url: str = "https://www.addic7ed.com"
     proxy: str | None = None
     requests_per_second: float = Field(default=2.0, ge=0)
+    # Bounds on what one answer may cost: a page's decoded bytes (counted while reading; real
+    # pages are under 1 MiB), and the shows a list may hold (the real one has ~5,000).
+    max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    max_shows: int = Field(default=50_000, ge=1)
 
     @field_validator("proxy")
     @classmethod
@@ -166,6 +170,7 @@ class TmdbSettings(UpstreamResilience):
     breaker_min_calls: int = Field(default=10, ge=1)
     breaker_open_s: float = Field(default=120.0, gt=0)
     attempt_timeout_s: float = Field(default=60.0, gt=0)
+    max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # decoded, per answer
 
 
 class LocalStorageSettings(Section):

@@ -97,10 +97,18 @@ def _select_options(html: str, select_id: str, page: str) -> list[LexborNode]:
     raise NothingToParse(page, f"the list select#{select_id}")
 
 
-def parse_shows(html: str) -> list[ParsedShow]:
-    """Read every show of `select#qsShow`, skipping the placeholder option 0."""
+def parse_shows(html: str, max_shows: int | None = None) -> list[ParsedShow]:
+    """Read every show of `select#qsShow`, skipping the placeholder option 0. More than
+    `max_shows` options is implausible for a real list: NothingToParse, before any is built."""
     shows: list[ParsedShow] = []
-    for index, option in enumerate(_select_options(html, "qsShow", SHOWS_PAGE)):
+    options = _select_options(html, "qsShow", SHOWS_PAGE)
+    if max_shows is not None and len(options) > max_shows + 1:  # + the placeholder
+        raise NothingToParse(
+            SHOWS_PAGE,
+            f"a plausible show list (got {len(options) - 1} shows, more than the "
+            f"{max_shows} of [addic7ed] max_shows)",
+        )
+    for index, option in enumerate(options):
         value = option.attributes.get("value") or ""
         try:
             external_id = int(value)

@@ -64,3 +64,11 @@ class DownloadFailed(UpstreamError):
         super().__init__(
             f"download of {download_uri} failed: HTTP {status} after {attempts} attempt(s)"
         )
+
+
+class BodyTooLarge(NothingToParse):
+    """A response body over its cap (decoded bytes, counted while reading) or in an encoding we
+    do not decode: refused before it is held in memory, and read as a page that cannot be parsed."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(what, reason)
