@@ -250,6 +250,8 @@ class App:
             idle_timeout_s=settings.control.idle_timeout_s,
             request_timeout_s=settings.control.request_timeout_s,
             max_connections=settings.control.max_connections,
+            max_buffered_bytes=settings.control.max_buffered_bytes,
+            max_reply_bytes=settings.control.max_reply_bytes,
         )
         await self.control.start()
         await self.engine.start()

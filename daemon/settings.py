@@ -83,6 +83,9 @@ class ControlSettings(Section):
     idle_timeout_s: float = Field(default=30.0, gt=0)
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=256, ge=1)
+    # Unfinished request bytes held across all connections, and the largest reply line.
+    max_buffered_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    max_reply_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
 
 
 class LogSettings(Section):

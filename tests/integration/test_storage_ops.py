@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -125,6 +126,26 @@ async def test_the_command_line_gets_a_subtitle_through_the_socket(
     ):
         assert await asyncio.to_thread(cli.main, [*usage, *socket]) == 2
     assert cli_storage.GET_OP == storage_ops.GET_OP and cli_storage.TRAIN_OP == storage_ops.TRAIN_OP
+
+
+async def test_a_file_bigger_than_one_reply_comes_in_parts(
+    db_pool: asyncpg.Pool, store: SubtitleStore, server: ControlServer, tmp_path: Path
+) -> None:
+    data = os.urandom(storage_ops.PART_BYTES * 2 + 12345)
+    subtitle_id = await add_subtitle(db_pool, 1)
+    await put_stored(store, subtitle_id, 1, data)
+    first = await storage_get(db_pool, store, subtitle_id)
+    assert first["more"] and len(base64.b64decode(first["content"])) == storage_ops.PART_BYTES
+    assert first["size"] == len(data)
+    last = await storage_get(db_pool, store, subtitle_id, offset=2 * storage_ops.PART_BYTES)
+    assert not last["more"] and base64.b64decode(last["content"]) == data[-12345:]
+    with pytest.raises(ValueError, match="past the end"):
+        await storage_get(db_pool, store, subtitle_id, offset=len(data) + 1)
+    out = tmp_path / "big.bin"
+    code = await asyncio.to_thread(
+        cli.main, ["storage", "get", str(subtitle_id), "-o", str(out), "--socket", str(server.path)]
+    )
+    assert code == 0 and out.read_bytes() == data
 
 
 async def test_operations_answer_with_protocol_errors(server: ControlServer) -> None:
