@@ -282,6 +282,8 @@ class Database:
                 "stop it first, or point this one at another database"
             )
         self._lock_conn = conn
+        if self.embedded is not None:
+            self.embedded.own()  # no other daemon uses it: an adopted server is ours to stop
 
     async def instance_lock_alive(self) -> bool:
         conn = self._lock_conn
