@@ -287,7 +287,17 @@ def _pg_ctl(state_dir: Path, *args: str, check: bool = True) -> None:
 def restart_embedded_postgres(state_dir: Path) -> None:
     """`pg_ctl restart -m fast` under the daemon, on the same socket directory."""
     socket_dir = embedded_socket_dir(state_dir)
-    _pg_ctl(state_dir, "-m", "fast", "-w", "-t", "60", "-o", f"{SERVER_OPTIONS} -k {socket_dir}", "restart")
+    _pg_ctl(
+        state_dir,
+        "-m",
+        "fast",
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"{SERVER_OPTIONS} -k {socket_dir}",
+        "restart",
+    )
 
 
 def stop_embedded_postgres(state_dir: Path) -> None:
