@@ -145,7 +145,12 @@ class Domain:
             "credentials-add": add,
             "credentials-list": listing,
             "credentials-remove": remove,
-            **storage_ops.storage_handlers(pool, self.store, enqueue_many=engine.enqueue_many),
+            **storage_ops.storage_handlers(
+                pool,
+                self.store,
+                enqueue_many=engine.enqueue_many,
+                training_dir=self.settings.storage.training_dir,
+            ),
         }
 
     async def close(self) -> None:

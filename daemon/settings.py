@@ -193,6 +193,9 @@ class StorageSettings(Section):
     local: LocalStorageSettings = LocalStorageSettings()
     s3: S3Settings = S3Settings()
     original_dictionary: Path | None = None
+    # `storage train-dictionary --from-dir` reads here for any socket user; elsewhere only the
+    # files the requesting user could read itself.
+    training_dir: Path | None = None
     max_object_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     train_after: int = Field(
         default=1000, ge=0

@@ -23,6 +23,7 @@ from daemon.tasks.storage_training import (
     MAX_SAMPLES,
     EnqueueMany,
     NotEnoughSamples,
+    Requester,
     TrainingOptions,
     queue_plain_migrations,
     train_dictionary,
@@ -121,15 +122,24 @@ class _TrainArgs(BaseModel):
         return self
 
 
+def _inside(path: Path, directory: Path | None) -> bool:
+    if directory is None:
+        return False
+    return path.resolve().is_relative_to(directory.resolve())
+
+
 def storage_handlers(
     pool: asyncpg.Pool,
     store: SubtitleStore,
     options: TrainingOptions = DEFAULT_TRAINING,
     enqueue_many: EnqueueMany | None = None,
+    training_dir: Path | None = None,
 ) -> dict[str, OpHandler]:
     """The socket operations, errors mapped to protocol codes; READ_ONLY_OPS are not audited.
     With `enqueue_many` (the engine's), adopting a first dictionary queues the plain objects'
-    migration, as the train_dictionary job does."""
+    migration, as the train_dictionary job does. `from_dir` reads only what the requesting
+    peer (SO_PEERCRED uid) may read, except under `training_dir` ([storage] training_dir), which
+    the operator opened to every socket user."""
 
     gets = asyncio.Semaphore(GETS_AT_ONCE)
 
@@ -151,11 +161,22 @@ def storage_handlers(
 
     async def train(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         parsed = parse_args(_TrainArgs, args, TRAIN_OP)
+        from_dir = Path(parsed.from_dir) if parsed.from_dir else None
+        requester = None
+        if from_dir is not None and not _inside(from_dir, training_dir):
+            if peer.uid is None:
+                raise OpError(
+                    "invalid_args",
+                    "from_dir: the requester's identity is unknown (no SO_PEERCRED); only "
+                    "[storage] training_dir may be used",
+                )
+            requester = Requester.of_uid(peer.uid)
         try:
             report = await train_dictionary(
                 store,
                 limit=parsed.from_stored or OP_DEFAULT_SAMPLES,
-                from_dir=Path(parsed.from_dir) if parsed.from_dir else None,
+                from_dir=from_dir,
+                requester=requester,
                 adopt=not parsed.dry_run,
                 options=options,
             )
