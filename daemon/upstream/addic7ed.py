@@ -169,7 +169,7 @@ class Addic7edClient(UpstreamSession):
             }
             if cookie is not None:
                 headers["Cookie"] = cookie
-            request = self._http.build_request(
+            request = (await self._ready()).build_request(
                 method, url, params=params, data=data, headers=headers
             )
             return await self._send_capped(request, limit or self._max_page_bytes)

@@ -133,20 +133,35 @@ class UpstreamSession:
     ) -> None:
         await self.aclose()
 
+    def _build(self) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            base_url=self.base_url,
+            follow_redirects=False,
+            timeout=httpx.Timeout(self._timeouts.attempt, connect=self._timeouts.connect),
+            limits=httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            ),
+            **self._client_options,
+        )
+        client.headers["Accept-Encoding"] = ACCEPT_ENCODING
+        return client
+
+    async def _ready(self) -> httpx.AsyncClient:
+        """The client, built on first use in a thread: loading the CA bundle takes 50-250 ms of
+        CPU, which would otherwise stall the event loop (and every `ping`) at the first request."""
+        if self._client is None:
+            client = await asyncio.to_thread(self._build)
+            if self._client is None:
+                self._client = client
+            else:  # built meanwhile by a concurrent first request
+                await client.aclose()
+        return self._client
+
     @property
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                follow_redirects=False,
-                timeout=httpx.Timeout(self._timeouts.attempt, connect=self._timeouts.connect),
-                limits=httpx.Limits(
-                    max_connections=self._max_connections,
-                    max_keepalive_connections=self._max_connections,
-                ),
-                **self._client_options,
-            )
-            self._client.headers["Accept-Encoding"] = ACCEPT_ENCODING
+            self._client = self._build()
         return self._client
 
     async def _send_capped(self, request: httpx.Request, limit: int) -> httpx.Response:

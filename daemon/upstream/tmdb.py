@@ -137,7 +137,7 @@ class TmdbClient(UpstreamSession):
         query: Params = {**params, **self._key_params}
 
         async def attempt() -> httpx.Response:
-            request = self._http.build_request("GET", path, params=query)
+            request = (await self._ready()).build_request("GET", path, params=query)
             return await self._send_capped(request, self._max_page_bytes)
 
         # The request description leaves the query out: it holds the API key.
