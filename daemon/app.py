@@ -22,7 +22,13 @@ from daemon import __version__, logs
 from daemon.control.ops import READ_ONLY, EngineOps
 from daemon.control.server import ControlServer, OpHandler
 from daemon.control.socketfile import ControlSocketError
-from daemon.db import AnotherInstanceRunning, Database, DatabaseError, apply_migrations
+from daemon.db import (
+    AnotherInstanceRunning,
+    Database,
+    DatabaseConfigError,
+    DatabaseError,
+    apply_migrations,
+)
 from daemon.domain import READ_ONLY_OPS as DOMAIN_READ_ONLY
 from daemon.domain import Domain
 from daemon.jobs.onetime import OneTimeMigrationError, run_pending
@@ -147,6 +153,10 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
             await self._start()
+        except DatabaseConfigError as exc:
+            log.error("start-up failed: bad configuration", error=str(exc))
+            await self._shutdown()
+            return EX_CONFIG
         except (
             DatabaseError,
             AnotherInstanceRunning,
@@ -160,6 +170,15 @@ class App:
             log.error("start-up failed: bad configuration", error=str(exc))
             await self._shutdown()
             return EX_CONFIG
+        except OSError as exc:
+            # A read-only or unwritable state directory, a full disk, a missing directory: the
+            # environment the operator must fix, in one line (no traceback), and 78 so that
+            # Restart=on-failure does not loop on it (RestartPreventExitStatus=78).
+            log.error(
+                "start-up failed: cannot use a file or directory", error=describe_os_error(exc)
+            )
+            await self._shutdown()
+            return EX_CONFIG
         await self._stop.wait()
         await self._shutdown()
         return self._exit_code
@@ -168,7 +187,7 @@ class App:
         settings = self.settings
         # Checked before anything starts: a bad cron expression is a config error (78).
         check_crons(settings.recurring)
-        settings.state.dir.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(settings.state.dir, "state directory ([state] dir)")
         log.info(
             "starting",
             version=__version__,
@@ -231,6 +250,8 @@ class App:
             idle_timeout_s=settings.control.idle_timeout_s,
             request_timeout_s=settings.control.request_timeout_s,
             max_connections=settings.control.max_connections,
+            max_buffered_bytes=settings.control.max_buffered_bytes,
+            max_reply_bytes=settings.control.max_reply_bytes,
         )
         await self.control.start()
         await self.engine.start()
@@ -300,6 +321,24 @@ class App:
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at
+
+
+def describe_os_error(exc: OSError) -> str:
+    """'<what failed> <path>: <reason>' for an OSError, without a traceback."""
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if exc.filename else reason
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Create `path` if needed and prove it writable; OSError naming `what` and `path` if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, f"{what} is not usable: {exc.strerror}", str(path)) from None
 
 
 def load_job_modules(registry: Registry, modules: list[str]) -> None:

@@ -53,8 +53,19 @@ async def storage(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
+    # A big file comes in parts (a few MiB per reply line): ask until `more` is false.
     result = await ctx.call(GET_OP, {"subtitle_id": subtitle_id})
-    data = base64.b64decode(result["content"])
+    parts = [base64.b64decode(result["content"])]
+    received = len(parts[0])
+    while result.get("more"):
+        result = await ctx.call(GET_OP, {"subtitle_id": subtitle_id, "offset": received})
+        parts.append(base64.b64decode(result["content"]))
+        received += len(parts[-1])
+        if not parts[-1]:
+            break  # the object changed size under us: the checksum below says so
+    data = b"".join(parts)
+    result.update(offset=0, more=False)
+    result["content"] = base64.b64encode(data).decode("ascii") if ctx.json and not output else ""
     if hashlib.sha256(data).hexdigest() != result["sha256"]:
         print(f"addicted-jobs storage: subtitle {subtitle_id} arrived damaged", file=sys.stderr)
         return EXIT_CORRUPT

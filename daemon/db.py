@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from daemon.embedded_pg import EmbeddedPostgres
+from daemon.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,10 @@ class DatabaseError(RuntimeError):
 
 class AnotherInstanceRunning(DatabaseError):
     pass
+
+
+class DatabaseConfigError(DatabaseError):
+    """The configured DSN cannot be used as written (the operator must fix it: exit 78)."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,10 @@ class Database:
     async def start(self) -> None:
         if not self._configured_dsn:
             self.embedded = EmbeddedPostgres(self._state_dir)
-            self.dsn = await asyncio.to_thread(self.embedded.start)
+            try:
+                self.dsn = await asyncio.to_thread(self.embedded.start)
+            except EmbeddedPostgresError as exc:
+                raise DatabaseError(f"the embedded database did not start: {exc}") from None
             log.info(
                 "embedded database started",
                 data=str(self.embedded.data),
@@ -235,10 +242,16 @@ class Database:
                 command_timeout=None,
                 **POOL_OPTIONS,
             )
+        except (asyncpg.ClientConfigurationError, ValueError) as exc:
+            # Its message may quote the DSN: scrubbed, and `from None` keeps the original (and
+            # its traceback) out of every log.
+            raise DatabaseConfigError(
+                f"database.dsn ({redact(self.dsn)}) is not usable: {scrub(str(exc), self.dsn)}"
+            ) from None
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             raise DatabaseError(
-                f"cannot connect to the database ({redact(self.dsn)}): {exc}"
-            ) from exc
+                f"cannot connect to the database ({redact(self.dsn)}): {scrub(str(exc), self.dsn)}"
+            ) from None
 
     async def connect(self) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and long-held advisory locks."""
@@ -269,6 +282,8 @@ class Database:
                 "stop it first, or point this one at another database"
             )
         self._lock_conn = conn
+        if self.embedded is not None:
+            self.embedded.own()  # no other daemon uses it: an adopted server is ours to stop
 
     async def instance_lock_alive(self) -> bool:
         conn = self._lock_conn
@@ -296,6 +311,46 @@ class Database:
             log.info("embedded database stopped")
 
 
+SECRET_QUERY_KEYS = ("password", "sslpassword", "passfile", "sslkey")
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """The secret parts of a DSN: the password of its user-info (everything between the first
+    ':' and the LAST '@' of the authority, so a password holding '@' or '/' is whole) and the
+    values of password-like query parameters. Longest first, for scrubbing."""
+    found: list[str] = []
+    _, sep, rest = dsn.partition("://")
+    if sep:
+        authority = rest.split("?", 1)[0]
+        userinfo, at, _ = authority.rpartition("@")
+        if at and ":" in userinfo:
+            found.append(userinfo.split(":", 1)[1])
+    for match in re.finditer(
+        r"(?i)\b(" + "|".join(SECRET_QUERY_KEYS) + r")\s*=\s*('[^']*'|[^&\s]*)", dsn
+    ):
+        found.append(match[2].strip("'"))
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def scrub(text: str, dsn: str) -> str:
+    """`text` (an error message, say) with every secret part of `dsn` replaced by ***."""
+    for secret in dsn_secrets(dsn):
+        text = text.replace(secret, "***")
+    return text
+
+
 def redact(dsn: str) -> str:
-    """The DSN without its password, for logs and error messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)
+    """The DSN without its password, for logs and error messages: user-info passwords (with any
+    '@' in them), `?password=`-style query parameters and keyword-form `password=` all become ***."""
+    out = dsn
+    _, sep, rest = dsn.partition("://")
+    if sep:
+        authority, q, query = rest.partition("?")
+        userinfo, at, hostpart = authority.rpartition("@")
+        if at and ":" in userinfo:
+            authority = f"{userinfo.split(':', 1)[0]}:***@{hostpart}"
+        out = f"{dsn.partition('://')[0]}://{authority}{q}{query}"
+    out = re.sub(
+        r"(?i)\b(" + "|".join(SECRET_QUERY_KEYS) + r")(\s*=\s*)('[^']*'|[^&\s]*)", r"\1\2***", out
+    )
+    return scrub(out, dsn)

@@ -6,6 +6,7 @@ It needs no network and no database server; the daemon's own log goes to <state>
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import asyncpg
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from daemon import logs
 from daemon.app import App
@@ -61,8 +63,24 @@ class Progress:
             self.out.flush()
 
 
+class DemoSettings(Settings):
+    """The demo's own values only: never ADDICTED_JOBS_* from the environment, which could point
+    it at a real database, socket or bucket and write its fake catalogue there."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def demo_settings(state: Path, sandbox: Sandbox) -> Settings:
-    return Settings.model_validate(
+    return DemoSettings.model_validate(
         {
             "state": {"dir": state},
             "control": {"socket": state / "control.sock"},
@@ -155,6 +173,10 @@ async def _pipeline(app: App, options: DemoOptions, progress: Progress) -> None:
 
 async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     state = options.state or Path(tempfile.mkdtemp(prefix="addicted-jobs-demo-"))
+    if options.state is None and os.geteuid() == 0:
+        # Ours, made 0700 by mkdtemp: under root the embedded database runs as another user,
+        # which must be able to reach its directory inside.
+        state.chmod(0o711)
     state.mkdir(parents=True, exist_ok=True)
     log_file = (state / "daemon.log").open("a", encoding="utf-8")
     logs.configure("info", "json", log_file)

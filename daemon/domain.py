@@ -77,11 +77,17 @@ class Domain:
             proxy=settings.addic7ed.proxy,
             requests_per_second=settings.addic7ed.requests_per_second,
             language_code=culture_name,
+            max_page_bytes=settings.addic7ed.max_page_bytes,
+            max_download_bytes=settings.storage.max_object_bytes,
+            max_shows=settings.addic7ed.max_shows,
             **resilience_of(settings.addic7ed),
         )
         tmdb = (
             TmdbClient(
-                settings.tmdb.base_url, settings.tmdb.api_key, **resilience_of(settings.tmdb)
+                settings.tmdb.base_url,
+                settings.tmdb.api_key,
+                max_page_bytes=settings.tmdb.max_page_bytes,
+                **resilience_of(settings.tmdb),
             )
             if settings.tmdb.api_key
             else None
@@ -140,7 +146,12 @@ class Domain:
             "credentials-add": add,
             "credentials-list": listing,
             "credentials-remove": remove,
-            **storage_ops.storage_handlers(pool, self.store, enqueue_many=engine.enqueue_many),
+            **storage_ops.storage_handlers(
+                pool,
+                self.store,
+                enqueue_many=engine.enqueue_many,
+                training_dir=self.settings.storage.training_dir,
+            ),
         }
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -42,6 +43,82 @@ NOISY = (
     "urllib3",
     "s3transfer",
 )
+
+
+# A URL's query may carry a secret (TMDB's v3 api_key, a signed S3 link): every URL in a log line,
+# ours or a library's (httpx logs each request at info, httpcore at debug), loses its query.
+URL_QUERY = re.compile(r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]*)\?[^\s#"'<>]*""")
+QUERY_REDACTED = "?<query redacted>"
+
+
+# Credential-carrying headers as libraries print them in debug dumps ('Authorization': b'...',
+# Cookie: ...): the value goes, the name stays.
+SECRET_HEADER = re.compile(
+    r"""(?i)(['"]?\b(?:proxy-)?authorization|['"]?\b(?:set-)?cookie|['"]?x-amz-security-token)"""
+    r"""(['"]?\s*[:=]\s*b?)(?:(['"]).*?\3|[^,}\r\n]*)"""
+)
+HEADER_HINT = re.compile(r"(?i)authorization|cookie|security-token")
+# Libraries that dump request headers, signed URLs or bodies at debug: never below info, even
+# when our own level is debug (botocore prints the SigV4 Authorization header with the key id).
+HEADER_DUMPERS = ("botocore", "aiobotocore", "aioboto3", "s3transfer", "urllib3")
+
+
+def strip_url_queries(text: str) -> str:
+    """`text` with the query of every URL in it replaced by `?<query redacted>`."""
+    if "?" not in text or "://" not in text:
+        return text
+    return URL_QUERY.sub(lambda m: m[1] + QUERY_REDACTED, text)
+
+
+def redact_text(text: str) -> str:
+    """`text` without URL queries and without the values of credential-carrying headers."""
+    text = strip_url_queries(text)
+    if HEADER_HINT.search(text):
+        text = SECRET_HEADER.sub(r"\1\2<redacted>", text)
+    return text
+
+
+def _redact_urls(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = redact_text(value)
+    return event_dict
+
+
+class SafeStream:
+    """The log stream, made harmless: a write to a closed or broken stream (the reader of our
+    stderr pipe killed, `make run | tee` after Ctrl-C) is dropped instead of raising into the
+    caller, which may be a signal handler, a request or the shutdown itself."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if self.broken:
+            return len(text)
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):  # EPIPE, EIO, a closed file
+            self.broken = True
+            return len(text)
+
+    def flush(self) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.broken = True
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError):
+            return False
 
 
 def stream_is_journal(stream: TextIO) -> bool:
@@ -93,8 +170,10 @@ def _renderer(fmt: str) -> list[Processor]:
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> str:
     """Configure structlog and the standard library; returns the format actually chosen."""
-    out = stream or sys.stderr
-    chosen = choose_format(fmt, out)
+    chosen = choose_format(fmt, stream or sys.stderr)
+    out: Any = SafeStream(stream or sys.stderr)
+    # A failing handler must not print "--- Logging error ---" to the stream that just failed.
+    logging.raiseExceptions = False
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -102,6 +181,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     ]
     if chosen != "console":
         shared.append(structlog.processors.format_exc_info)
+    shared.append(_redact_urls)
     structlog.configure(
         processors=[*shared, *_renderer(chosen)],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
@@ -130,6 +210,8 @@ def set_level(level: str) -> None:
     logging.getLogger().setLevel(numeric)
     for name in NOISY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+    for name in HEADER_DUMPERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))
     config = structlog.get_config()
     structlog.configure(
         **{**config, "wrapper_class": structlog.make_filtering_bound_logger(numeric)}

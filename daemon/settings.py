@@ -54,6 +54,26 @@ class DatabaseSettings(Section):
     pool_max: int = Field(default=10, ge=2)
     connect_timeout_s: float = Field(default=10.0, gt=0)
 
+    @field_validator("dsn")
+    @classmethod
+    def _url_form(cls, value: str) -> str:
+        # asyncpg reads URL DSNs only; a keyword-form one (host=... password=...) used to reach
+        # it and crash the start with a traceback. The message never repeats the value.
+        value = value.strip()
+        if not value:
+            return value
+        expected = "expected a URL DSN, postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError(
+                f"{expected} (keyword-form DSNs like 'host=... password=...' are not supported)"
+            )
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
+        return value
+
 
 class ControlSettings(Section):
     socket: Path | None = (
@@ -63,6 +83,9 @@ class ControlSettings(Section):
     idle_timeout_s: float = Field(default=30.0, gt=0)
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=256, ge=1)
+    # Unfinished request bytes held across all connections, and the largest reply line.
+    max_buffered_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    max_reply_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
 
 
 class LogSettings(Section):
@@ -123,6 +146,10 @@ class Addic7edSettings(UpstreamResilience):
     base_url: str = "https://www.addic7ed.com"
     proxy: str | None = None
     requests_per_second: float = Field(default=2.0, ge=0)
+    # Bounds on what one answer may cost: a page's decoded bytes (counted while reading; real
+    # pages are under 1 MiB), and the shows a list may hold (the real one has ~5,000).
+    max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    max_shows: int = Field(default=50_000, ge=1)
 
     @field_validator("proxy")
     @classmethod
@@ -146,6 +173,7 @@ class TmdbSettings(UpstreamResilience):
     breaker_min_calls: int = Field(default=10, ge=1)
     breaker_open_s: float = Field(default=120.0, gt=0)
     attempt_timeout_s: float = Field(default=60.0, gt=0)
+    max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # decoded, per answer
 
 
 class LocalStorageSettings(Section):
@@ -165,6 +193,9 @@ class StorageSettings(Section):
     local: LocalStorageSettings = LocalStorageSettings()
     s3: S3Settings = S3Settings()
     original_dictionary: Path | None = None
+    # `storage train-dictionary --from-dir` reads here for any socket user; elsewhere only the
+    # files the requesting user could read itself.
+    training_dir: Path | None = None
     max_object_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     train_after: int = Field(
         default=1000, ge=0

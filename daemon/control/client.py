@@ -77,6 +77,8 @@ class ControlClient:
 
     async def call(self, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one request and wait for its reply; DaemonError when the daemon says no."""
+        if self._reader is not None and self._reader.at_eof():
+            await self.close()  # the daemon closed it after a silence: open a new one
         if self._writer is None:
             await self.connect()
         assert self._reader is not None and self._writer is not None

@@ -1,14 +1,18 @@
 """The control socket server: a Unix stream socket speaking protocol v1, one task per connection.
 
-Requests are size-limited; a partial line that stalls times out; a silent connection costs
-nothing; peer uid/pid (SO_PEERCRED) are logged with every state-changing command. The socket
-file itself (mode, stale and live sockets) is socketfile.py's business.
+Bounded in every dimension a local client controls: a request line's size; the bytes buffered
+across all connections; one large request parsed at a time; the size of a reply; a connection
+silent for idle_timeout_s is closed, a request half sent or not; and at the connection limit
+the oldest idle connection makes room for the new one. Peer uid/pid (SO_PEERCRED) are logged
+with every state-changing command. The socket file (mode, stale and live sockets) is
+socketfile.py's business.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 import time
@@ -34,7 +38,9 @@ from daemon.db import UNREACHABLE
 
 log = structlog.get_logger("daemon.control")
 CHUNK = 256 * 1024
-SECRET_HINTS = ("pass", "secret", "token")
+# Lines above this are parsed and served one at a time: a 16 MiB batch of jobs becomes ~10x
+# that in Python objects while it is validated and inserted.
+LARGE_REQUEST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,16 +63,39 @@ def peer_of(writer: asyncio.StreamWriter) -> Peer:
         return Peer(None, None, None)
 
 
-def _summary(args: dict[str, Any]) -> dict[str, Any]:
-    # What a state change was about, for the audit line; never blobs, never secrets.
+# What each state-changing operation's audit line may show of its arguments: ids, names and
+# counts only. An operation not listed here logs no arguments at all (default deny): a new
+# operation cannot leak a cookie or a path by being added without thought. Extend it with
+# ControlServer.register(..., audit_args=...).
+AUDIT_ARGS: dict[str, frozenset[str]] = {
+    "enqueue": frozenset({"name", "after", "delay", "count", "jobs"}),
+    "retry": frozenset({"id"}),
+    "cancel": frozenset({"id"}),
+    "pause": frozenset({"queue"}),
+    "resume": frozenset({"queue"}),
+    "trigger": frozenset({"name"}),
+    "request-subtitles": frozenset({"show_id", "season", "episode", "language"}),
+    "credentials-remove": frozenset({"id"}),
+    "storage-train-dictionary": frozenset({"from_stored", "dry_run"}),
+}
+AUDIT_STRING_LIMIT = 80
+REDACTED = "<redacted>"
+
+
+def audit_summary(allowed: frozenset[str], args: dict[str, Any]) -> dict[str, Any]:
+    """The audit line's view of `args`: allowed keys only; numbers and booleans as they are,
+    short strings as they are, lists as their length, anything else `<redacted>`."""
     out: dict[str, Any] = {}
-    for key, value in list(args.items())[:8]:
-        if any(h in key.lower() for h in SECRET_HINTS):
-            out[key] = "<redacted>"
-        elif isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 80):
+    for key in sorted(allowed & args.keys()):
+        value = args[key]
+        if isinstance(value, bool | int | float) or value is None:
             out[key] = value
-        elif isinstance(value, list):
+        elif isinstance(value, str) and len(value) <= AUDIT_STRING_LIMIT:
+            out[key] = value
+        elif isinstance(value, list | dict):
             out[key] = f"<{len(value)} items>"
+        else:
+            out[key] = REDACTED
     return out
 
 
@@ -82,29 +111,50 @@ class ControlServer:
         idle_timeout_s: float = 30.0,
         request_timeout_s: float = 30.0,
         max_connections: int = 256,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
+        max_reply_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.path = path
         self.handlers = dict(handlers)
         self.read_only = set(read_only)
+        self.audit_args = dict(AUDIT_ARGS)
         for op, handler in (extra or {}).items():
             self.register(op, handler, read_only=op in self.read_only)
         self.max_request_bytes = max_request_bytes
         self.idle_timeout_s = idle_timeout_s
         self.request_timeout_s = request_timeout_s
         self.max_connections = max_connections
+        self.max_buffered_bytes = max_buffered_bytes
+        self.max_reply_bytes = max_reply_bytes
         self._server: asyncio.Server | None = None
         self._file = SocketFile(path)
-        self._idle: set[asyncio.Task[Any]] = set()
+        # Connections between requests, with when they became idle (oldest first: dict order).
+        self._idle: dict[asyncio.Task[Any], float] = {}
         self._busy: set[asyncio.Task[Any]] = set()
+        self._writers: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self._large = asyncio.Semaphore(1)
         self.connections = 0
+        self.buffered = 0  # bytes of unfinished request lines held, all connections together
+        self.buffered_peak = 0
 
-    def register(self, op: str, handler: OpHandler, *, read_only: bool = False) -> None:
-        """Add an operation (the domain's commands); read-only ones are not audit-logged."""
+    def register(
+        self,
+        op: str,
+        handler: OpHandler,
+        *,
+        read_only: bool = False,
+        audit_args: frozenset[str] | None = None,
+    ) -> None:
+        """Add an operation (the domain's commands); read-only ones are not audit-logged.
+        `audit_args`: the argument keys (ids, names, counts; never secrets or paths) its audit
+        line may show; without it the line shows none (AUDIT_ARGS lists the built-in ones)."""
         if op in self.handlers:
             raise ValueError(f"control operation {op!r} is registered twice")
         self.handlers[op] = handler
         if read_only:
             self.read_only.add(op)
+        if audit_args is not None:
+            self.audit_args[op] = audit_args
 
     async def start(self) -> None:
         try:
@@ -128,12 +178,16 @@ class ControlServer:
         self._server.close()
         self._file.remove()
         for task in list(self._idle):
-            task.cancel()
+            writer = self._writers.get(task)
+            if writer is not None:
+                writer.transport.abort()  # its read ends with EOF; a cancel would log an error
+            else:
+                task.cancel()
         if self._busy:
             await asyncio.wait(list(self._busy), timeout=grace)
-        for task in list(self._busy | self._idle):
+        for task in [*self._busy, *self._idle]:
             task.cancel()
-        pending = list(self._busy | self._idle)
+        pending = [*self._busy, *self._idle]
         if pending:
             await asyncio.wait(pending, timeout=1.0)
         self._server = None
@@ -145,13 +199,15 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._idle.add(task)
+        self._idle[task] = time.monotonic()
+        self._writers[task] = writer
         self.connections += 1
         peer = peer_of(writer)
         try:
-            if self.connections > self.max_connections:
+            if self.connections > self.max_connections and not self._make_room(task):
                 error = OpError(
-                    "unavailable", f"too many control connections (limit {self.max_connections})"
+                    "unavailable",
+                    f"too many control connections, all busy (limit {self.max_connections})",
                 )
                 writer.write(encode_error(None, error))
                 await self._drain(writer)
@@ -161,11 +217,26 @@ class ControlServer:
             log.debug("control connection dropped", peer_pid=peer.pid, reason=type(exc).__name__)
         finally:
             self.connections -= 1
-            self._idle.discard(task)
+            self._idle.pop(task, None)
             self._busy.discard(task)
+            self._writers.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    def _make_room(self, newcomer: asyncio.Task[Any]) -> bool:
+        """At the limit, drop the connection idle the longest so a new client always gets in;
+        False when every other connection is in the middle of a request."""
+        for task in self._idle:
+            writer = self._writers.get(task)
+            if task is not newcomer and writer is not None:
+                del self._idle[task]
+                # Closing the transport ends its read with EOF: the task finishes as usual (a
+                # cancelled connection task would be reported by asyncio as an error).
+                writer.transport.abort()
+                log.info("control connection limit reached: closed the oldest idle connection")
+                return True
+        return False
 
     async def _conversation(
         self,
@@ -175,6 +246,19 @@ class ControlServer:
         task: asyncio.Task[Any],
     ) -> None:
         buffer = bytearray()
+        try:
+            await self._lines(reader, writer, peer, task, buffer)
+        finally:
+            self.buffered -= len(buffer)
+
+    async def _lines(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: Peer,
+        task: asyncio.Task[Any],
+        buffer: bytearray,
+    ) -> None:
         scanned = 0
         while True:
             newline = buffer.find(b"\n", scanned)
@@ -183,38 +267,67 @@ class ControlServer:
                 if len(buffer) > self.max_request_bytes:
                     await self._too_large(writer, peer)
                     return
-                # Waiting for a first byte costs nothing; a started line must finish in time.
-                timeout = self.idle_timeout_s if buffer else None
+                if self.buffered > self.max_buffered_bytes:
+                    await self._over_budget(writer, peer, len(buffer))
+                    return
                 try:
-                    async with asyncio.timeout(timeout):
+                    # Silence ends a connection, between requests as in the middle of one: a
+                    # client that holds one open without a word holds a slot and memory.
+                    async with asyncio.timeout(self.idle_timeout_s):
                         chunk = await reader.read(CHUNK)
                 except TimeoutError:
-                    log.info(
-                        "control connection timed out in the middle of a request",
+                    log.log(
+                        logging.INFO if buffer else logging.DEBUG,
+                        "control connection closed after a silence",
                         peer_pid=peer.pid,
                         peer_uid=peer.uid,
                         pending_bytes=len(buffer),
+                        idle_timeout_s=self.idle_timeout_s,
                     )
                     return
                 if not chunk:
                     return
                 buffer += chunk
+                self.buffered += len(chunk)
+                self.buffered_peak = max(self.buffered_peak, self.buffered)
                 continue
             if newline > self.max_request_bytes:
                 await self._too_large(writer, peer)
                 return
             line = bytes(buffer[:newline])
             del buffer[: newline + 1]
+            self.buffered -= newline + 1
             scanned = 0
-            self._idle.discard(task)
+            self._idle.pop(task, None)
             self._busy.add(task)
             try:
-                reply = await self.handle_line(line, peer)
+                if len(line) > LARGE_REQUEST_BYTES:
+                    async with self._large:
+                        reply = await self.handle_line(line, peer)
+                else:
+                    reply = await self.handle_line(line, peer)
+                del line
             finally:
                 self._busy.discard(task)
-                self._idle.add(task)
+                self._idle[task] = time.monotonic()
             writer.write(reply)
             await self._drain(writer)
+
+    async def _over_budget(self, writer: asyncio.StreamWriter, peer: Peer, held: int) -> None:
+        log.warning(
+            "control requests hold too much memory; closing the connection with the newest bytes",
+            peer_pid=peer.pid,
+            peer_uid=peer.uid,
+            held_bytes=held,
+            limit=self.max_buffered_bytes,
+        )
+        error = OpError(
+            "unavailable",
+            f"the daemon holds more than {self.max_buffered_bytes} bytes of unfinished requests "
+            "from all clients ([control] max_buffered_bytes); retry shortly or send smaller ones",
+        )
+        writer.write(encode_error(None, error))
+        await self._drain(writer)
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(self.idle_timeout_s):  # a client that never reads
@@ -268,6 +381,13 @@ class ControlServer:
         except Exception as exc:
             log.exception("control operation failed unexpectedly", op=op, peer_pid=peer.pid)
             error = OpError("internal", f"internal error in {op!r}: {type(exc).__name__}: {exc}")
+        if error is None and len(reply) > self.max_reply_bytes:
+            error = OpError(
+                "unavailable",
+                f"the reply to {op!r} would be {len(reply)} bytes, more than the socket sends in "
+                f"one line ({self.max_reply_bytes}, [control] max_reply_bytes); ask for less",
+            )
+            del reply
         if error is not None:
             if request_id is None:
                 request_id = request_id_of(line)
@@ -281,6 +401,9 @@ class ControlServer:
                 ok=error is None,
                 error=error.code if error else None,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
-                **{f"arg_{k}": v for k, v in _summary(args).items()},
+                **{
+                    f"arg_{k}": v
+                    for k, v in audit_summary(self.audit_args.get(op, frozenset()), args).items()
+                },
             )
         return reply

@@ -13,6 +13,11 @@ from typing import Protocol, runtime_checkable
 MAX_KEY_BYTES = 1024
 
 
+# Temporary files of the local backend live beside their target under this prefix, which no
+# object name produced by object_key() starts with; no key may use it.
+TEMP_PREFIX = ".tmp-"
+
+
 class StorageError(Exception):
     """A backend could not do what was asked (outage, refusal, oversized object)."""
 
@@ -53,6 +58,12 @@ def validate_key(key: str) -> str:
     for part in key.split("/"):
         if part in ("", ".", ".."):
             raise InvalidKey(f"storage key has an empty, '.' or '..' part: {key!r}")
+    if key.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+        # Checked here, not only by the local backend: a job naming such a key must be refused
+        # when it is enqueued, not fail on every attempt.
+        raise InvalidKey(
+            f"storage key {key!r} uses the reserved temporary-file prefix {TEMP_PREFIX!r}"
+        )
     return key
 
 

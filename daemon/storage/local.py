@@ -10,12 +10,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from daemon.storage.base import StorageError, validate_key
+from daemon.storage.base import TEMP_PREFIX, StorageError, validate_key
 
 DEFAULT_MAX_OBJECT_SIZE = 256 * 1024 * 1024
 # Temporary files live beside their target (rename is only atomic within one file system)
-# under a prefix no valid object name produced by object_key() starts with.
-_TEMP_PREFIX = ".tmp-"
+# under a prefix validate_key refuses.
+_TEMP_PREFIX = TEMP_PREFIX
 
 
 class LocalStorage:
@@ -33,9 +33,7 @@ class LocalStorage:
         self._max_object_size = max_object_size
 
     def _path(self, key: str) -> Path:
-        validate_key(key)
-        if key.rsplit("/", 1)[-1].startswith(_TEMP_PREFIX):
-            raise StorageError(f"key {key!r} uses the reserved temporary-file prefix")
+        validate_key(key)  # refuses the temporary-file prefix too
         return self.root / key
 
     async def put(self, key: str, data: bytes) -> None:

@@ -5,7 +5,10 @@ current dictionary, adoption when worth it, and the trigger that queues train_di
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import random
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +26,9 @@ log = structlog.get_logger(__name__)
 DEFAULT_SAMPLES = 2000
 MAX_SAMPLES = 20_000
 MAX_SAMPLE_BYTES = 8 * 1024 * 1024
+# Stored subtitles a directory-trained dictionary is measured on (against plain zstd or the
+# current dictionary) before it may be adopted.
+MEASURE_SAMPLES = 500
 READ_CONCURRENCY = 16
 TRAIN_JOB = "train_dictionary"
 MIGRATE_JOB = "migrate_compression"
@@ -77,14 +83,93 @@ async def stored_samples(store: SubtitleStore, limit: int) -> list[bytes]:
     return [data for data in await asyncio.gather(*map(read, paths)) if data]
 
 
-def directory_samples(directory: Path, limit: int) -> list[bytes]:
-    """Up to `limit` files under `directory` (recursively), at random. Blocking: use a thread."""
+@dataclass(frozen=True)
+class Requester:
+    """Who asked for a training from a directory (SO_PEERCRED): the daemon reads only what this
+    user could read itself, so the socket never lends the daemon's rights to a local user."""
+
+    uid: int
+    gids: frozenset[int]
+
+    @classmethod
+    def of_uid(cls, uid: int) -> Requester:
+        try:
+            entry = pwd.getpwuid(uid)
+            gids = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        except KeyError:  # a uid without a passwd entry: its own files and world-readable ones
+            gids = frozenset()
+        return cls(uid, gids)
+
+    def may(self, st: os.stat_result, bits: int) -> bool:
+        """True when the permission `bits` (4 read, 1 search) of `st` are granted to us."""
+        if self.uid == 0:
+            return True
+        if st.st_uid == self.uid:
+            granted = st.st_mode >> 6
+        elif st.st_gid in self.gids:
+            granted = st.st_mode >> 3
+        else:
+            granted = st.st_mode
+        return granted & bits == bits
+
+
+def _reachable(directory: Path, requester: Requester) -> None:
+    for ancestor in reversed(directory.parents):
+        if not requester.may(ancestor.stat(), 1):
+            raise PermissionError(f"{ancestor}: not searchable by uid {requester.uid}")
+    if not requester.may(directory.stat(), 4 | 1):
+        raise PermissionError(f"{directory}: not readable by uid {requester.uid}")
+
+
+def _candidates(directory: Path, requester: Requester | None) -> list[tuple[Path, int, int]]:
+    """(path, device, inode) of the regular files under `directory` (symlinks not followed) that
+    `requester` may read, seen through directory descriptors."""
+    found: list[tuple[Path, int, int]] = []
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(directory, follow_symlinks=False):
+        if requester is not None and not requester.may(os.fstat(dirfd), 4 | 1):
+            dirnames[:] = []  # nor anything below it
+            continue
+        for name in filenames:
+            try:
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= MAX_SAMPLE_BYTES:
+                continue
+            if requester is None or requester.may(st, 4):
+                found.append((Path(dirpath) / name, st.st_dev, st.st_ino))
+    return found
+
+
+def _read_same(path: Path, dev: int, ino: int) -> bytes | None:
+    # O_NOFOLLOW and the inode seen by the walk: a file or directory swapped for a symlink since
+    # (to somewhere the requester cannot read) is not read.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        st = os.fstat(file.fileno())
+        if (st.st_dev, st.st_ino) != (dev, ino):
+            return None
+        return file.read(MAX_SAMPLE_BYTES + 1)[:MAX_SAMPLE_BYTES]
+
+
+def directory_samples(
+    directory: Path, limit: int, requester: Requester | None = None
+) -> list[bytes]:
+    """Up to `limit` files under `directory` (recursively), at random. With a `requester`, only
+    files that user can read, through directories it can search. Blocking: use a thread."""
     if not directory.is_dir():
         raise ValueError(f"{directory} is not a directory the daemon can read")
     try:
-        files = [p for p in directory.rglob("*") if p.is_file()]
+        if requester is not None:
+            _reachable(directory, requester)
+        files = _candidates(directory, requester)
         picked = random.sample(files, min(limit, len(files)))
-        samples = [p.read_bytes() for p in picked if 0 < p.stat().st_size <= MAX_SAMPLE_BYTES]
+        samples = [data for entry in picked if (data := _read_same(*entry))]
+    except PermissionError as exc:
+        raise ValueError(f"cannot train on {directory}: {exc}") from None
     except OSError as exc:
         raise ValueError(f"cannot read samples under {directory}: {exc}") from exc
     return samples
@@ -111,40 +196,48 @@ async def train_dictionary(
     *,
     limit: int | None = None,
     from_dir: Path | None = None,
+    requester: Requester | None = None,
     adopt: bool = True,
     options: TrainingOptions = DEFAULT_TRAINING,
 ) -> TrainingReport:
-    """Train on up to `limit` stored subtitles (default) or files of a directory, measure against
-    the current dictionary on held-out samples, and adopt the new one when it is worth it."""
+    """Train on up to `limit` stored subtitles (default) or files of a directory (those
+    `requester` may read, when given), measure against the current dictionary on held-out
+    samples, and adopt the new one when it is worth it. A dictionary trained on a directory is
+    measured on stored subtitles only: files someone chose cannot vouch for themselves."""
     async with store.training_lock:
-        return await _train(store, limit, from_dir, adopt, options)
+        return await _train(store, limit, from_dir, requester, adopt, options)
 
 
 async def _train(
     store: SubtitleStore,
     limit: int | None,
     from_dir: Path | None,
+    requester: Requester | None,
     adopt: bool,
     options: TrainingOptions,
 ) -> TrainingReport:
+    held: list[bytes] = []
+    train: list[bytes] = []
     if from_dir is not None:
-        samples = await asyncio.to_thread(directory_samples, from_dir, limit or MAX_SAMPLES)
+        samples = await asyncio.to_thread(
+            directory_samples, from_dir, limit or MAX_SAMPLES, requester
+        )
+        train = samples
+        held = await stored_samples(store, MEASURE_SAMPLES)
     else:
         samples = await stored_samples(store, limit or DEFAULT_SAMPLES)
+        random.shuffle(samples)
+        for index, sample in enumerate(samples):
+            (held if index % options.held_out_every == 0 else train).append(sample)
     if len(samples) < options.min_samples:
         raise NotEnoughSamples(
             f"{len(samples)} samples found; training needs at least {options.min_samples}"
         )
-    random.shuffle(samples)
-    held: list[bytes] = []
-    train: list[bytes] = []
-    for index, sample in enumerate(samples):
-        (held if index % options.held_out_every == 0 else train).append(sample)
     current = store.writer
     new, gain, previous = await asyncio.to_thread(
         _train_and_measure,
         train,
-        held,
+        held or train,
         current,
         store.codec.dictionaries.ids(),
         options,
@@ -159,6 +252,9 @@ async def _train(
     else:
         worth = versus >= options.min_improvement
         reason = f"{versus:.3f}x the current dictionary (needs {options.min_improvement})"
+    if not held:
+        # Nothing stored to measure on (its own files would vouch for it): reported, not adopted.
+        worth, reason = False, "no stored subtitles to measure it on; store some first"
     adopted = adopt and worth
     if adopted:
         await store.adopt(new, trained_on=len(train), sample_ratio=gain)

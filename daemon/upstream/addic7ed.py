@@ -11,6 +11,7 @@ import http.cookiejar
 import random
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -31,7 +32,7 @@ from daemon.upstream.resilience import (
     RetrySettings,
     Timeouts,
 )
-from daemon.upstream.session import UpstreamSession
+from daemon.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,12 @@ DEFAULT_BREAKER = BreakerSettings(
     failure_ratio=0.5, window_seconds=60.0, min_calls=20, open_seconds=300.0
 )
 DEFAULT_TIMEOUTS = Timeouts(attempt=180.0, total=300.0, connect=30.0)
+# The settings' defaults ([storage] max_object_bytes, [addic7ed] max_shows): the real show list
+# has ~5,000 shows, so ten times that is a broken or hostile page, not a catalogue.
+DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_SHOWS = 50_000
+INLINE_PARSE_CHARS = 64 * 1024  # a few ms of parsing: not worth a thread hop
+T = TypeVar("T")
 
 _CHROME: tuple[str, ...] = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
@@ -107,6 +114,14 @@ def _skip_logger(**where: int) -> Callable[[SkippedRow], None]:
     return skipped
 
 
+async def _parse(parse: Callable[..., T], html: str, *args: Any, **kwargs: Any) -> T:
+    """Parse a page; one larger than a typical page (a capped but hostile one, up to [addic7ed]
+    max_page_bytes) in a thread, so the event loop is never blocked for long."""
+    if len(html) <= INLINE_PARSE_CHARS:
+        return parse(html, *args, **kwargs)
+    return await asyncio.to_thread(parse, html, *args, **kwargs)
+
+
 class Addic7edClient(UpstreamSession):
     """Talks to Addic7ed with pre-authenticated session cookies (or none, for downloads)."""
 
@@ -123,8 +138,14 @@ class Addic7edClient(UpstreamSession):
         max_connections: int = 20,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        max_shows: int = DEFAULT_MAX_SHOWS,
     ) -> None:
         self._retry = retry
+        self._max_page_bytes = max_page_bytes
+        self._max_download_bytes = max_download_bytes
+        self._max_shows = max_shows
         self._language_code = language_code
         self._rng = rng or random.Random()
         # A jar that refuses every cookie: a Set-Cookie from one credential's response must never
@@ -154,7 +175,11 @@ class Addic7edClient(UpstreamSession):
         *,
         params: dict[str, str | int] | None = None,
         data: dict[str, str] | None = None,
+        limit: int | None = None,
     ) -> httpx.Response:
+        """One request through the resilience stack; its body is read under `limit` decoded bytes
+        (default: [addic7ed] max_page_bytes), BodyTooLarge past it."""
+
         async def attempt() -> httpx.Response:
             headers = {
                 "Referer": self.base_url,
@@ -162,7 +187,10 @@ class Addic7edClient(UpstreamSession):
             }
             if cookie is not None:
                 headers["Cookie"] = cookie
-            return await self._http.request(method, url, params=params, data=data, headers=headers)
+            request = (await self._ready()).build_request(
+                method, url, params=params, data=data, headers=headers
+            )
+            return await self._send_capped(request, limit or self._max_page_bytes)
 
         return await self._sender.send(attempt, f"{method} {url}")
 
@@ -181,13 +209,16 @@ class Addic7edClient(UpstreamSession):
     async def get_shows(self, cookie: str) -> list[ParsedShow]:
         html = await self._page("ajax_getShows.php", cookie)
         # Thousands of options: parse off the event loop so other jobs keep running.
-        return await asyncio.to_thread(addic7ed_html.parse_shows, html)
+        shows = await asyncio.to_thread(addic7ed_html.parse_shows, html, self._max_shows)
+        return shows
 
     async def get_seasons(self, cookie: str, show_external_id: int) -> list[int]:
         """Season numbers of a show; an unreadable page means no seasons (spec 4.2)."""
         html = await self._page("ajax_getSeasons.php", cookie, {"showID": show_external_id})
         try:
-            return addic7ed_html.parse_seasons(html, on_skip=_skip_logger(show=show_external_id))
+            return await _parse(
+                addic7ed_html.parse_seasons, html, on_skip=_skip_logger(show=show_external_id)
+            )
         except NothingToParse as exc:
             log.warning("no seasons parsed", show=show_external_id, reason=str(exc))
             return []
@@ -204,15 +235,20 @@ class Addic7edClient(UpstreamSession):
             "hi": "undefined",
         }
         html = await self._page("ajax_loadShow.php", cookie, params)
-        episodes = addic7ed_html.parse_season_table(
-            html, self._language_code, on_skip=_skip_logger(show=show_external_id, season=season)
+        episodes = await _parse(
+            addic7ed_html.parse_season_table,
+            html,
+            self._language_code,
+            on_skip=_skip_logger(show=show_external_id, season=season),
         )
         if not episodes:
             log.warning("season table has no subtitles", show=show_external_id, season=season)
         return episodes
 
     async def get_download_usage(self, cookie: str) -> DownloadUsage:
-        return addic7ed_html.parse_download_usage(await self._page("panel.php", cookie))
+        return await _parse(
+            addic7ed_html.parse_download_usage, await self._page("panel.php", cookie)
+        )
 
     async def clear_inbox(self, cookie: str) -> bool:
         """Delete every inbox message of the account; Addic7ed confirms with a 302."""
@@ -222,7 +258,7 @@ class Addic7edClient(UpstreamSession):
 
     async def download(self, cookie: str | None, download_uri: str) -> bytes:
         """Fetch a subtitle file by its relative URI, anonymously when `cookie` is None."""
-        response = await self._request("GET", download_uri, cookie)
+        response = await self._request("GET", download_uri, cookie, limit=self._max_download_bytes)
         status = response.status_code
         if status == 302:
             location = response.headers.get("location", "")

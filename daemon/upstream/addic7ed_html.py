@@ -74,15 +74,25 @@ def _none_readable(page: str, first: SkippedRow) -> NothingToParse:
     )
 
 
-def parse_shows(html: str, *, on_skip: OnSkip = log_skipped) -> list[ParsedShow]:
+def parse_shows(
+    html: str, max_shows: int | None = None, *, on_skip: OnSkip = log_skipped
+) -> list[ParsedShow]:
     """Every show of `select#qsShow` as (id, name), skipping the placeholder (value 0).
 
     The name is the option's text as a browser gives it: whitespace stripped and collapsed.
-    An option whose value is not a show id from 1 to 2^31-1 is skipped and reported.
+    An option whose value is not a show id from 1 to 2^31-1 is skipped and reported. More than
+    `max_shows` options is implausible for a real list: NothingToParse, before any is built.
     """
     shows: list[ParsedShow] = []
     first: SkippedRow | None = None
-    for index, option in enumerate(_select_options(html, "qsShow", SHOWS_PAGE)):
+    options = _select_options(html, "qsShow", SHOWS_PAGE)
+    if max_shows is not None and len(options) > max_shows + 1:  # + the placeholder
+        raise NothingToParse(
+            SHOWS_PAGE,
+            f"a plausible show list (got {len(options) - 1} shows, more than the "
+            f"{max_shows} of [addic7ed] max_shows)",
+        )
+    for index, option in enumerate(options):
         try:
             external_id = read_int(option_value(option), "value")
         except Unreadable as exc:

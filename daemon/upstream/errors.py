@@ -76,3 +76,11 @@ class NotASubtitle(UpstreamError):
         self.download_uri = download_uri
         self.what = what
         super().__init__(f"download of {download_uri} answered {what} instead of a subtitle file")
+
+
+class BodyTooLarge(NothingToParse):
+    """A response body over its cap (decoded bytes, counted while reading) or in an encoding we
+    do not decode: refused before it is held in memory, and read as a page that cannot be parsed."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(what, reason)

@@ -223,11 +223,13 @@ def find_by_imdb(seed: int, imdb_id: str) -> dict[str, Any]:
 
 
 def tmdb_app(seed: int, api_key: str) -> web.Application:
-    """The TMDB v3 endpoints the jobs use, answering 401 without the right api_key."""
+    """The TMDB v3 endpoints the jobs use, answering 401 without the right key: a v3 `api_key`
+    query parameter or, as TMDB accepts for v4 read-access tokens, `Authorization: Bearer`."""
 
     @web.middleware
     async def check_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.query.get("api_key") != api_key:
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if api_key not in (request.query.get("api_key"), bearer):
             message = "Invalid API key: You must be granted a valid key."
             return _json({"success": False, "status_code": 7, "status_message": message}, 401)
         return await handler(request)

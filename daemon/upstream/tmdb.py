@@ -6,18 +6,19 @@ original. The name mapper built on it lives in tmdb_mapper and is re-exported he
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 import pydantic
 import structlog
 
 from daemon import __version__
-from daemon.upstream.errors import UpstreamUnavailable
+from daemon.upstream.errors import BodyTooLarge, UpstreamUnavailable
 from daemon.upstream.models import (
     PG_INT_MAX,
     TmdbExternalIds,
@@ -34,7 +35,7 @@ from daemon.upstream.resilience import (
     RetrySettings,
     Timeouts,
 )
-from daemon.upstream.session import UpstreamSession
+from daemon.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
 from daemon.upstream.tmdb_mapper import (
     clean_name,
     is_ended_status,
@@ -70,6 +71,7 @@ DEFAULT_BREAKER = BreakerSettings(
 DEFAULT_TIMEOUTS = Timeouts(attempt=60.0, total=300.0, connect=30.0)
 
 Params = dict[str, str | int]
+INLINE_PARSE_BYTES = 64 * 1024
 T = TypeVar("T")
 
 
@@ -99,6 +101,11 @@ def _unfit(what: str, value: int | None) -> None:
     log.warning("tmdb id out of range, ignored", what=what, value=value, max=PG_INT_MAX)
 
 
+def is_bearer_token(api_key: str) -> bool:
+    """True for a TMDB v4 read-access token (a JWT), which TMDB takes as `Authorization: Bearer`."""
+    return api_key.startswith("eyJ") and api_key.count(".") == 2
+
+
 class TmdbClient(UpstreamSession):
     """One httpx.AsyncClient for the client's lifetime; every request carries the API key."""
 
@@ -113,9 +120,18 @@ class TmdbClient(UpstreamSession):
         breaker: BreakerSettings = DEFAULT_BREAKER,
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     ) -> None:
-        self._api_key = api_key
+        self._max_page_bytes = max_page_bytes
         headers = {"User-Agent": f"addicted-jobs/{__version__}", "Accept": "application/json"}
+        # A v4 read-access token (a JWT, "eyJ...") goes in a header, where no URL-logging code
+        # sees it; TMDB takes a v3 key only as the api_key query parameter, so that one stays in
+        # the query and logs.py strips the query of every URL it writes.
+        self._key_params: Params = {}
+        if is_bearer_token(api_key):
+            headers["Authorization"] = f"Bearer {api_key}"
+        elif api_key:
+            self._key_params = {"api_key": api_key}
         super().__init__(
             UPSTREAM,
             base_url,
@@ -131,13 +147,18 @@ class TmdbClient(UpstreamSession):
         )
 
     async def _get(self, path: str, adapter: pydantic.TypeAdapter[T], params: Params) -> T | None:
-        query: Params = {**params, "api_key": self._api_key}
+        query: Params = {**params, **self._key_params}
 
         async def attempt() -> httpx.Response:
-            return await self._http.get(path, params=query)
+            request = (await self._ready()).build_request("GET", path, params=query)
+            return await self._send_capped(request, self._max_page_bytes)
 
         # The request description leaves the query out: it holds the API key.
-        response = await self._sender.send(attempt, f"GET {path}")
+        try:
+            response = await self._sender.send(attempt, f"GET {path}")
+        except BodyTooLarge as exc:
+            log.warning("tmdb answer refused", path=path, error=str(exc))
+            return None
         if self._sender.is_retry_status(response.status_code):
             # Still failing after the retries: TMDB is down, which must not read as "no such
             # show" (check_completed_tmdb would clear the ids of every show it asked about).
@@ -148,8 +169,10 @@ class TmdbClient(UpstreamSession):
             log.warning("tmdb request failed", path=path, status=response.status_code)
             return None
         try:
-            body: Any = response.json()
-            return adapter.validate_python(body)
+            if len(response.content) <= INLINE_PARSE_BYTES:
+                return adapter.validate_json(response.content)
+            # A capped but large answer: parsed in a thread, the event loop stays free.
+            return await asyncio.to_thread(adapter.validate_json, response.content)
         except (ValueError, pydantic.ValidationError) as exc:
             log.warning("tmdb answer unreadable", path=path, error=str(exc)[:200])
             return None

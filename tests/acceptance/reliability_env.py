@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 
 from daemon.control.client import ControlClient
-from daemon.embedded_pg import ROOT_FALLBACK_USER, _bin_dir
+from daemon.embedded_pg import ROOT_FALLBACK_USER, SERVER_OPTIONS, _bin_dir
 from daemon.upstream.sandbox import Sandbox
 from daemon.upstream.sandbox_data import Catalogue
 from tests.plugins.daemon import DaemonProcess
@@ -287,7 +287,17 @@ def _pg_ctl(state_dir: Path, *args: str, check: bool = True) -> None:
 def restart_embedded_postgres(state_dir: Path) -> None:
     """`pg_ctl restart -m fast` under the daemon, on the same socket directory."""
     socket_dir = embedded_socket_dir(state_dir)
-    _pg_ctl(state_dir, "-m", "fast", "-w", "-t", "60", "-o", f"-h '' -k {socket_dir}", "restart")
+    _pg_ctl(
+        state_dir,
+        "-m",
+        "fast",
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"{SERVER_OPTIONS} -k {socket_dir}",
+        "restart",
+    )
 
 
 def stop_embedded_postgres(state_dir: Path) -> None:

@@ -4,6 +4,7 @@ concurrency, peer credentials in the audit log, and garbage that must change not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -96,10 +97,10 @@ async def test_pipelined_requests_are_answered_in_order(control: Control) -> Non
     assert [r["id"] for r in replies] == list(range(20)) and all(r["ok"] for r in replies)
 
 
-async def test_fifty_clients_enqueue_while_silent_and_stalled_clients_hold_connections(
+async def test_fifty_clients_enqueue_while_silent_and_stalled_clients_are_closed(
     control: Control,
 ) -> None:
-    silent = await asyncio.open_unix_connection(str(control.path))
+    silent_reader, silent = await asyncio.open_unix_connection(str(control.path))
     stalled_reader, stalled = await asyncio.open_unix_connection(str(control.path))
     stalled.write(b'{"v": 1, "op": "enqueue", "args": {"name": "no')  # and never the rest
 
@@ -117,29 +118,113 @@ async def test_fifty_clients_enqueue_while_silent_and_stalled_clients_hold_conne
     assert len(set(ids)) == 1000
     count = await control.pool.fetchval("SELECT count(*) FROM jobs.jobs")
     assert count == 1000
-    # The stalled line times out (idle_timeout_s=0.5) without holding anything; silence is fine.
+    # Silence ends a connection (idle_timeout_s=0.5), in the middle of a line or between lines.
     async with asyncio.timeout(5):
         assert await stalled_reader.read() == b""
-    assert not control.server._busy
-    silent[1].write(json.dumps({"v": 1, "op": "ping"}).encode() + b"\n")
-    assert json.loads(await silent[0].readline())["ok"] is True
-    silent[1].close()
+        assert await silent_reader.read() == b""
+    assert not control.server._busy and control.server.buffered == 0
+    silent.close()
     stalled.close()
 
 
-async def test_connection_limit_answers_unavailable(control: Control, sock_dir: Path) -> None:
-    tight = await start_control(
-        control.engine, sock_dir / "t.sock", control.gate, max_connections=2
-    )
+async def test_a_full_house_of_silent_clients_never_locks_a_real_client_out(
+    control: Control, sock_dir: Path
+) -> None:
+    full = await start_control(control.engine, sock_dir / "f.sock", control.gate)  # 30 s idle
     try:
-        held = [await asyncio.open_unix_connection(str(tight.path)) for _ in range(2)]
-        await wait_until(lambda: tight.server.connections == 2, message="two connections")
-        [reply] = [json.loads(r) for r in await exchange(tight.path, b"")]
-        assert reply["error"]["code"] == "unavailable"
+        held = [await asyncio.open_unix_connection(str(full.path)) for _ in range(256)]
+        await wait_until(lambda: full.server.connections == 256, message="256 connections")
+        async with asyncio.timeout(5), ControlClient(full.path) as client:
+            assert (await client.call("ping"))["version"] == "test"
+        # The oldest silent one made room; the newest are still open.
+        async with asyncio.timeout(5):
+            assert await held[0][0].read() == b""
+        assert not held[-1][0].at_eof()
         for _, writer in held:
             writer.close()
     finally:
+        await full.server.stop()
+
+
+async def test_connection_limit_answers_unavailable_when_every_client_is_busy(
+    control: Control, sock_dir: Path
+) -> None:
+    entered = asyncio.Event()
+
+    async def hold(args: dict[str, object], peer: object) -> dict[str, object]:
+        entered.set()
+        await control.gate.release.wait()
+        return {}
+
+    tight = await start_control(
+        control.engine, sock_dir / "t.sock", control.gate, {"hold": hold}, max_connections=1
+    )
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(tight.path))
+        writer.write(json.dumps({"v": 1, "id": 1, "op": "hold"}).encode() + b"\n")
+        await asyncio.wait_for(entered.wait(), 5)
+        [reply] = [json.loads(r) for r in await exchange(tight.path, b"")]
+        assert reply["error"]["code"] == "unavailable" and "all busy" in reply["error"]["message"]
+        control.gate.release.set()
+        assert json.loads(await reader.readline())["ok"] is True
+        writer.close()
+    finally:
         await tight.server.stop()
+
+
+async def test_memory_held_for_unfinished_lines_is_bounded_across_clients(
+    control: Control, sock_dir: Path
+) -> None:
+    budget = 8 * 1024 * 1024
+    capped = await start_control(
+        control.engine,
+        sock_dir / "m.sock",
+        control.gate,
+        max_buffered_bytes=budget,
+        idle_timeout_s=2.0,  # the clients not refused are closed by their silence
+    )
+    try:
+        part = b'{"v": 1, "op": "ping", "args": {"pad": "' + b"x" * (1024 * 1024)
+        with capture_logs() as logs:
+            clients = [await asyncio.open_unix_connection(str(capped.path)) for _ in range(32)]
+            for _, writer in clients:  # 32 x 3 MiB of lines that never end
+                for _ in range(3):
+                    with contextlib.suppress(ConnectionError):
+                        writer.write(part)
+                        await writer.drain()
+            for reader, _ in clients:  # each is refused, or closed by its silence
+                with contextlib.suppress(ConnectionError):
+                    async with asyncio.timeout(10):
+                        await reader.read()
+        refused = [e for e in logs if "hold too much memory" in e["event"]]
+        assert len(refused) >= 20, "most clients were turned away"
+        # At most one read (256 KiB) per connection past the budget, never 32 x 3 MiB.
+        assert capped.server.buffered_peak <= budget + 32 * 256 * 1024
+        assert capped.server.buffered == 0
+        for _, writer in clients:
+            writer.close()
+        async with ControlClient(capped.path) as client:  # and the daemon still answers
+            assert (await client.call("ping"))["version"] == "test"
+    finally:
+        await capped.server.stop()
+
+
+async def test_a_reply_over_the_line_limit_is_an_error_not_a_huge_line(
+    control: Control, sock_dir: Path
+) -> None:
+    async def big(args: dict[str, object], peer: object) -> dict[str, object]:
+        return {"blob": "x" * (200 * 1024)}
+
+    small = await start_control(
+        control.engine, sock_dir / "r.sock", control.gate, {"big": big}, max_reply_bytes=64 * 1024
+    )
+    try:
+        async with ControlClient(small.path) as client:
+            with pytest.raises(DaemonError) as refused:
+                await client.call("big")
+        assert refused.value.code == "unavailable" and "max_reply_bytes" in str(refused.value)
+    finally:
+        await small.server.stop()
 
 
 async def test_state_changes_are_logged_with_peer_uid_and_pid(control: Control) -> None:

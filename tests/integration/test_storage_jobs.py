@@ -244,8 +244,10 @@ async def test_migrate_rewrites_the_original_format_and_leaves_what_it_cannot_re
     again = await rig.engine.enqueue("migrate_compression", {"path": key})
     assert (await until_done(env.pool, again.id))["state"] == "succeeded"
     assert await bucket.get(key) == migrated
-    with pytest.raises(ValidationError):
-        await rig.engine.enqueue("migrate_compression", {"path": "../escape.srt"})
+    # Every key the storage would refuse is refused at enqueue, the temporary prefix included.
+    for refused in ("../escape.srt", ".tmp-x", "1/2/3/.tmp-abc.srt"):
+        with pytest.raises(ValidationError):
+            await rig.engine.enqueue("migrate_compression", {"path": refused})
 
 
 def test_the_storage_job_table(env: CatalogueEnv) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +21,7 @@ import pytest
 import daemon.cli_storage as cli_storage
 from daemon import cli
 from daemon.control.client import ControlClient, DaemonError
-from daemon.control.server import ControlServer
+from daemon.control.server import ControlServer, Peer
 from daemon.jobs.runner import JobRequest
 from daemon.settings import ConfigError, Settings
 from daemon.storage.compression import Codec
@@ -127,6 +129,26 @@ async def test_the_command_line_gets_a_subtitle_through_the_socket(
     assert cli_storage.GET_OP == storage_ops.GET_OP and cli_storage.TRAIN_OP == storage_ops.TRAIN_OP
 
 
+async def test_a_file_bigger_than_one_reply_comes_in_parts(
+    db_pool: asyncpg.Pool, store: SubtitleStore, server: ControlServer, tmp_path: Path
+) -> None:
+    data = os.urandom(storage_ops.PART_BYTES * 2 + 12345)
+    subtitle_id = await add_subtitle(db_pool, 1)
+    await put_stored(store, subtitle_id, 1, data)
+    first = await storage_get(db_pool, store, subtitle_id)
+    assert first["more"] and len(base64.b64decode(first["content"])) == storage_ops.PART_BYTES
+    assert first["size"] == len(data)
+    last = await storage_get(db_pool, store, subtitle_id, offset=2 * storage_ops.PART_BYTES)
+    assert not last["more"] and base64.b64decode(last["content"]) == data[-12345:]
+    with pytest.raises(ValueError, match="past the end"):
+        await storage_get(db_pool, store, subtitle_id, offset=len(data) + 1)
+    out = tmp_path / "big.bin"
+    code = await asyncio.to_thread(
+        cli.main, ["storage", "get", str(subtitle_id), "-o", str(out), "--socket", str(server.path)]
+    )
+    assert code == 0 and out.read_bytes() == data
+
+
 async def test_operations_answer_with_protocol_errors(server: ControlServer) -> None:
     async with ControlClient(server.path, 10.0) as client:
         cases: list[tuple[str, dict[str, Any], str]] = [
@@ -150,7 +172,12 @@ async def test_training_from_a_directory_then_from_stored_subtitles(
     tmp_path: Path,
     queued: list[JobRequest],
 ) -> None:
-    plain = [await put_stored(store, await add_subtitle(db_pool, n), n, b"plain") for n in (1, 2)]
+    # A directory-trained dictionary is measured on stored subtitles, never on its own files.
+    stored = sample_files(12, seed=8)
+    plain = [
+        await put_stored(store, await add_subtitle(db_pool, n), n, data)
+        for n, data in enumerate(stored, start=1)
+    ]
     corpus = tmp_path / "corpus"
     (corpus / "nested").mkdir(parents=True)
     for n, data in enumerate(sample_files(60, seed=6)):
@@ -163,9 +190,9 @@ async def test_training_from_a_directory_then_from_stored_subtitles(
         assert store.newest is None
         first = await client.call("storage-train-dictionary", {"from_dir": str(corpus)})
     assert first["adopted"] and first["previous_id"] is None and first["gain_vs_plain"] > 1.02
-    assert (first["trained_on"], first["held_out"]) == (54, 6)
+    assert (first["trained_on"], first["held_out"]) == (60, 12)
     # The objects stored before the first dictionary are queued for rewriting.
-    assert first["migrations_queued"] == 2
+    assert first["migrations_queued"] == 12
     assert [(r.name, r.args) for r in queued] == [
         ("migrate_compression", {"path": path}) for path in plain
     ]
@@ -179,6 +206,58 @@ async def test_training_from_a_directory_then_from_stored_subtitles(
     assert second.adopted == (second.gain_vs_previous >= OPTIONS.min_improvement)
     with pytest.raises(NotEnoughSamples):
         await train_dictionary(store, limit=5, options=OPTIONS)
+
+
+def _peer_line(args: dict[str, object]) -> bytes:
+    return json.dumps({"v": 1, "id": 1, "op": storage_ops.TRAIN_OP, "args": args}).encode()
+
+
+async def test_from_dir_reads_only_what_the_requesting_user_could_read(
+    db_pool: asyncpg.Pool, store: SubtitleStore, server: ControlServer, reachable_tmp: Path
+) -> None:
+    for n, data in enumerate(sample_files(30, seed=9)):  # something stored to measure on
+        await put_stored(store, await add_subtitle(db_pool, n), n, data)
+    corpus = reachable_tmp / "corpus"
+    secret = corpus / "secret"
+    secret.mkdir(parents=True)
+    for n, data in enumerate(sample_files(60, seed=10)):
+        path = (corpus if n < 10 else secret) / f"{n}.srt"
+        path.write_bytes(data)
+        path.chmod(0o644 if n < 5 else 0o600)  # 5 world-readable files, 55 private ones
+    corpus.chmod(0o755)
+    secret.chmod(0o755)
+    somebody = Peer(pid=1, uid=65534, gid=65534)  # not the files' owner, not root
+    reply = json.loads(await server.handle_line(_peer_line({"from_dir": str(corpus)}), somebody))
+    assert reply["ok"] is False and reply["error"]["code"] == "conflict"
+    assert "5 samples found" in reply["error"]["message"]  # the private ones were not read
+    assert store.newest is None
+    # Its own files, or a directory it cannot search, give nothing either.
+    secret.chmod(0o700)
+    reply = json.loads(await server.handle_line(_peer_line({"from_dir": str(secret)}), somebody))
+    assert reply["error"]["code"] == "bad_request" and "not readable by uid 65534" in str(reply)
+    # The owner (here root) may train on all of it.
+    owner = Peer(pid=1, uid=os.getuid(), gid=os.getgid())
+    reply = json.loads(
+        await server.handle_line(_peer_line({"from_dir": str(corpus), "dry_run": True}), owner)
+    )
+    assert reply["ok"] is True and reply["result"]["trained_on"] == 60
+
+
+async def test_a_directory_dictionary_that_does_not_beat_the_stored_sample_is_not_adopted(
+    db_pool: asyncpg.Pool, store: SubtitleStore, server: ControlServer, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for n in range(60):  # compressible to itself, useless for subtitles
+        (junk / f"{n}.bin").write_bytes(bytes([n % 7]) * 4096 + os.urandom(64))
+    async with ControlClient(server.path, 30.0) as client:
+        nothing_stored = await client.call("storage-train-dictionary", {"from_dir": str(junk)})
+        assert not nothing_stored["adopted"] and "no stored subtitles" in nothing_stored["reason"]
+        for n, data in enumerate(sample_files(40, seed=11)):
+            await put_stored(store, await add_subtitle(db_pool, n), n, data)
+        report = await client.call("storage-train-dictionary", {"from_dir": str(junk)})
+    assert report["held_out"] == 40 and report["gain_vs_plain"] < OPTIONS.min_gain
+    assert not report["adopted"] and store.newest is None
 
 
 async def test_every_dictionary_stays_readable_after_a_restart(

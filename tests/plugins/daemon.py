@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,23 @@ import pytest
 import tomli_w
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def reachable_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A temporary directory the embedded database's user can reach. Under root that server
+    runs as another user, and the daemon never changes a directory it did not create; pytest's
+    own (/tmp/pytest-of-root, 0700, reset by every pytest session) is out of its reach, so
+    under root this is a fresh 0711 directory under /tmp, removed afterwards."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="aj-test-", dir="/tmp"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class DaemonProcess:
@@ -43,6 +62,7 @@ class DaemonProcess:
         self.config_path = workdir / "config.toml"
         self.log_path = workdir / "daemon.log"
         self.extra_env = env or {}
+        self.prefix: list[str] = []  # a wrapper command (unshare ...) before the interpreter
         self.notify_path = workdir / "notify.sock"
         self.notifications: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,7 +72,9 @@ class DaemonProcess:
     def write_config(self) -> None:
         self.config_path.write_bytes(tomli_w.dumps(self.config).encode())
 
-    def start(self, *, watchdog_usec: int | None = None) -> DaemonProcess:
+    def start(self, *, watchdog_usec: int | None = None, output: Any = None) -> DaemonProcess:
+        """Start `run`; its stdout and stderr go to the log file, or to `output` (a Popen
+        stdout, e.g. subprocess.PIPE) when given."""
         self.write_config()
         if self._notify is None:
             if self.notify_path.exists():
@@ -63,12 +85,20 @@ class DaemonProcess:
         env.pop("JOURNAL_STREAM", None)
         if watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
-        self._log_file = self.log_path.open("ab")
+        self._log_file = self.log_path.open("ab") if output is None else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--config", str(self.config_path)],
+            [
+                *self.prefix,
+                sys.executable,
+                "-m",
+                "daemon",
+                "run",
+                "--config",
+                str(self.config_path),
+            ],
             cwd=self.workdir,
             env=env,
-            stdout=self._log_file,
+            stdout=self._log_file if output is None else output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
@@ -173,8 +203,8 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[Any]:
-    """Build daemons in tmp_path; every one still running at the end is killed."""
+def daemon_factory(reachable_tmp: Path) -> Iterator[Any]:
+    """Build daemons in a temporary directory; every one still running at the end is killed."""
     made: list[DaemonProcess] = []
 
     def factory(
@@ -182,7 +212,7 @@ def daemon_factory(tmp_path: Path) -> Iterator[Any]:
         config: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
     ) -> DaemonProcess:
-        process = DaemonProcess(tmp_path / name, config, env)
+        process = DaemonProcess(reachable_tmp / name, config, env)
         made.append(process)
         return process
 
