@@ -31,7 +31,13 @@ from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
 from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.settings import (
+    DEFAULT_QUEUES,
+    ConfigError,
+    Settings,
+    check_queue_names,
+    load_settings,
+)
 from daemon.systemd import Notifier, watchdog_interval, watchdog_loop
 
 log = structlog.get_logger("daemon")
@@ -117,6 +123,8 @@ class App:
         try:
             new = load_settings(self.config_path)
             plan = build_plan(new.recurring, self.registry)
+            if self.domain is not None:  # the registry is complete once the domain registered
+                check_queue_names(new, self.known_queues())
         except ConfigError as exc:
             log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
@@ -193,6 +201,7 @@ class App:
             await apply_migrations(conn)
         self.domain = await Domain.open(settings, self.db.pool)
         self.domain.register_jobs(self.registry)
+        check_queue_names(settings, self.known_queues())
         plan = build_plan(settings.recurring, self.registry)
         self.engine = Engine(
             self.db.pool,
@@ -297,6 +306,10 @@ class App:
             await self.db.close()
         log.info("stopped", uptime_s=round(time.monotonic() - self.started_at, 1))
         self.notifier.close()
+
+    def known_queues(self) -> set[str]:
+        """Queues some registered job runs on, plus the built-in ones (all may be configured)."""
+        return self.registry.queues() | DEFAULT_QUEUES
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from daemon import cli_output as out
-from daemon.cli import Context, UsageError, arg, command
+from daemon.cli import EXIT_DAEMON_ERROR, Context, UsageError, arg, command, positive_seconds
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, Any]:
@@ -38,9 +39,19 @@ def enqueue_request(ns: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     arguments as one JSON object (and JSON output); a bare `--json` only asks for JSON output."""
     pairs = list(ns.pairs)
     raw = ns.json
+    job = ns.job
     if raw and not raw.lstrip().startswith("{") and "=" in raw:
         pairs.append(raw)  # `--json key=value`: the flag, then a pair argparse took as its value
         raw = ""
+    elif raw and not raw.lstrip().startswith(("{", "[", '"')):
+        # `--json noop [key=value ...]`: argparse took the job's name as the flag's value.
+        if job is not None:
+            pairs.insert(0, job)
+        job, raw = raw, ""
+    if job is None:
+        raise UsageError(
+            "JOB is required: enqueue JOB [key=value ...] (see `addicted-jobs job-types`)"
+        )
     job_args: dict[str, Any] = {}
     if raw:
         try:
@@ -50,7 +61,7 @@ def enqueue_request(ns: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         if not isinstance(job_args, dict):
             raise UsageError("--json ARGS must be a JSON object of job arguments")
     job_args.update(parse_pairs(pairs))
-    request: dict[str, Any] = {"name": ns.job, "args": job_args}
+    request: dict[str, Any] = {"name": job, "args": job_args}
     if ns.after is not None:
         request["after"] = ns.after
     if ns.delay is not None:
@@ -69,23 +80,25 @@ def _ids(ids: list[int]) -> str:
 @command(
     "enqueue",
     "enqueue a job: enqueue JOB [key=value ...]",
-    arg("job", help="job name, e.g. noop"),
+    arg("job", nargs="?", help="job name, e.g. noop (`addicted-jobs job-types` lists them)"),
     arg("pairs", nargs="*", metavar="key=value", help="job arguments"),
     arg("--json", nargs="?", const="", default=None, metavar="ARGS", help="JSON job arguments"),
     arg("--after", type=int, metavar="JOB_ID", help="run after this job succeeds"),
     arg("--delay", type=float, metavar="SECONDS", help="run no sooner than this"),
     arg("--count", type=int, metavar="N", help="enqueue N copies in one request"),
     json_flag=False,
+    epilog="Every job with its queue, arguments and policies: `addicted-jobs job-types`.",
 )
 async def enqueue(ctx: Context, ns: argparse.Namespace) -> int:
     request, ctx.json = enqueue_request(ns)
     result = await ctx.call("enqueue", request)
+    name = request["name"]
 
     def human(r: dict[str, Any]) -> str:
         if "ids" in r:
-            return f"enqueued {len(r['ids'])} x {ns.job}: {r['created']} new, ids {_ids(r['ids'])}"
+            return f"enqueued {len(r['ids'])} x {name}: {r['created']} new, ids {_ids(r['ids'])}"
         fresh = "new" if r["created"] else "already queued (unique key)"
-        return f"job {r['id']}: {ns.job}, {r['state']} ({fresh})"
+        return f"job {r['id']}: {name}, {r['state']} ({fresh})"
 
     ctx.emit(result, human)
     return 0
@@ -105,7 +118,12 @@ async def ping(ctx: Context, ns: argparse.Namespace) -> int:
             else ""
         )
 
-    ctx.emit(await ctx.call("ping"), human)
+    result = await ctx.call("ping")
+    ctx.emit(result, human)
+    if result.get("database") != "ok":
+        if not ctx.json:
+            print(f"addicted-jobs ping: the database is {result.get('database')}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
     return 0
 
 
@@ -243,7 +261,12 @@ async def reload(ctx: Context, ns: argparse.Namespace) -> int:
 @command(
     "top",
     "live view of the queues, refreshed every second (Ctrl-C quits)",
-    arg("--interval", type=float, default=1.0, help="seconds between refreshes"),
+    arg(
+        "--interval",
+        type=positive_seconds(0.1),
+        default=1.0,
+        help="seconds between refreshes (0.1 or more)",
+    ),
     arg("--once", action="store_true", help="print one frame and exit"),
     json_flag=False,
 )

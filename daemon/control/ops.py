@@ -110,7 +110,8 @@ class EngineOps(AdminOps):
             async with asyncio.timeout(2.0):
                 counts = await store.queue_counts(self.engine.pool)
         except Exception as exc:  # ping answers even when the database does not
-            result.update(database=f"unavailable: {type(exc).__name__}: {exc}", queues=None)
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            result.update(database=f"unavailable: cannot query PostgreSQL ({reason})", queues=None)
             return result
         keep = ("ready", "running", "scheduled", "failed")
         queues = {q: {s: e["counts"][s] for s in keep} for q, e in sorted(counts.items())}
