@@ -28,7 +28,12 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EX_CONFIG = 78
 # Modules whose import registers more commands (the engine's own, then the domain's).
-EXTENSIONS: list[str] = ["daemon.cli_commands", "daemon.cli_domain", "daemon.cli_storage"]
+EXTENSIONS: list[str] = [
+    "daemon.cli_commands",
+    "daemon.cli_jobs",
+    "daemon.cli_domain",
+    "daemon.cli_storage",
+]
 
 
 # Where the packaged unit's RuntimeDirectory=addicted-jobs puts the socket. A command run from a

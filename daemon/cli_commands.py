@@ -127,40 +127,6 @@ async def ping(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-@command(
-    "jobs",
-    "list jobs, newest first",
-    arg("--state", help="awaiting|scheduled|ready|running|succeeded|failed|deleted"),
-    arg("--queue"),
-    arg("--name", help="job name"),
-    arg("--limit", type=int, default=50),
-    arg("--before", type=int, dest="before_id", metavar="ID", help="only ids below this (paging)"),
-)
-async def jobs(ctx: Context, ns: argparse.Namespace) -> int:
-    filters = {k: getattr(ns, k) for k in ("state", "queue", "name", "limit", "before_id")}
-    result = await ctx.call("jobs", {k: v for k, v in filters.items() if v is not None})
-
-    def human(r: dict[str, Any]) -> str:
-        rows = [
-            [
-                j["id"],
-                j["name"],
-                j["queue"],
-                j["state"],
-                f"{j['attempt']}/{j['max_attempts']}",
-                out.ago(j["created_at"]),
-                out.when(j["run_at"]) if j["state"] == "scheduled" else "",
-                j["last_error"] or "",
-            ]
-            for j in r["jobs"]
-        ]
-        headers = ["ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "AGE", "RUN AT", "LAST ERROR"]
-        return out.table(headers, rows) if rows else "no jobs match"
-
-    ctx.emit(result, human)
-    return 0
-
-
 @command("job", "show one job", arg("id", type=int))
 async def job(ctx: Context, ns: argparse.Namespace) -> int:
     ctx.emit(await ctx.call("job", {"id": ns.id}), out.job_block)
@@ -170,24 +136,6 @@ async def job(ctx: Context, ns: argparse.Namespace) -> int:
 @command("queues", "per queue: concurrency, counts by state, oldest ready age")
 async def queues(ctx: Context, ns: argparse.Namespace) -> int:
     ctx.emit(await ctx.call("queues"), lambda r: out.queues_table(r["queues"]))
-    return 0
-
-
-def _transition(r: dict[str, Any]) -> str:
-    return f"job {r['id']}: {r['previous_state']} -> {r['state']}"
-
-
-@command("retry", "run a finished or waiting job again now", arg("id", type=int))
-async def retry(ctx: Context, ns: argparse.Namespace) -> int:
-    ctx.emit(await ctx.call("retry", {"id": ns.id}), _transition)
-    return 0
-
-
-@command(
-    "cancel", "delete a job that has not finished (a running one is stopped)", arg("id", type=int)
-)
-async def cancel(ctx: Context, ns: argparse.Namespace) -> int:
-    ctx.emit(await ctx.call("cancel", {"id": ns.id}), _transition)
     return 0
 
 

@@ -14,11 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from daemon.control.admin_ops import AdminOps, Onetime
+from daemon.control.bulk_ops import BulkOps
 from daemon.control.protocol import (
     VERSION,
     EnqueueArgs,
     JobIdArgs,
-    JobsArgs,
     NoArgs,
     OpError,
     QueueArgs,
@@ -59,7 +59,7 @@ def _enqueued(result: EnqueueResult) -> dict[str, Any]:
     return {"id": result.id, "created": result.created, "state": result.state}
 
 
-class EngineOps(AdminOps):
+class EngineOps(AdminOps, BulkOps):
     def __init__(
         self,
         engine: Engine,
@@ -95,6 +95,10 @@ class EngineOps(AdminOps):
             "migrations": self.migrations,
             "stats": self.stats,
             "reload": self.reload,
+            "delete": self.delete,
+            "retry-many": self.retry_many,
+            "cancel-many": self.cancel_many,
+            "delete-many": self.delete_many,
         }
 
     async def ping(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
@@ -174,20 +178,10 @@ class EngineOps(AdminOps):
         return row
 
     async def jobs(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(JobsArgs, args, "jobs")
-        rows = await store.list_jobs(
-            self.engine.pool,
-            state=req.state,
-            queue=req.queue,
-            name=req.name,
-            limit=req.limit,
-            before_id=req.before_id,
-        )
-        for row in rows:
+        result = await self.find(args, peer)
+        for row in result["jobs"]:
             row["args"] = _compact(row["args"])
-            if row["last_error"]:
-                row["last_error"] = row["last_error"].splitlines()[0][:300]
-        return {"jobs": rows}
+        return result
 
     async def _queue_rows(self) -> list[dict[str, Any]]:
         counts = await store.queue_counts(self.engine.pool)
