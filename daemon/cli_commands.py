@@ -151,8 +151,29 @@ async def resume(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-@command("recurring", "recurring jobs with their last and next fire times")
+@command(
+    "recurring",
+    "recurring jobs with their last and next fire times; recurring disable|enable NAME",
+    arg("action", nargs="?", choices=["disable", "enable"], help="disable or enable an entry"),
+    arg("name", nargs="?", help="the recurring entry (with disable/enable)"),
+)
 async def recurring(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.action is not None:
+        if ns.name is None:
+            raise UsageError(f"recurring {ns.action} NAME: which entry?")
+        result = await ctx.call(f"recurring-{ns.action}", {"name": ns.name})
+        state = "enabled" if result["enabled"] else "disabled"
+        note = "" if result["changed"] else " (it already was)"
+        ctx.emit(result, lambda r: f"recurring {r['name']} {state}{note}; kept across restarts")
+        return 0
+    if ns.name is not None:
+        raise UsageError("recurring takes no NAME without disable or enable")
+
+    def on(e: dict[str, Any]) -> str:
+        if e["enabled"]:
+            return "yes"
+        return "no (config)" if not e.get("enabled_in_config", True) else "no (disabled)"
+
     def human(r: dict[str, Any]) -> str:
         rows = [
             [
@@ -160,7 +181,7 @@ async def recurring(ctx: Context, ns: argparse.Namespace) -> int:
                 e["job"],
                 e["args"] or "",
                 e["cron"],
-                e["enabled"],
+                on(e),
                 out.when(e["last_fire"]),
                 out.when(e["next_fire"]),
                 e["last_job_id"],

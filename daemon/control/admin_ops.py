@@ -40,6 +40,33 @@ class AdminOps:
         assert fire is not None
         return {"name": req.name, "id": fire.job_id, "created": fire.created}
 
+    async def _set_disabled(
+        self, args: dict[str, Any], peer: Peer, disabled: bool
+    ) -> dict[str, Any]:
+        op = "recurring-disable" if disabled else "recurring-enable"
+        req = parse_args(NameArgs, args, op)
+        known = self.scheduler.entries if self.scheduler else {}
+        if req.name not in known or self.scheduler is None:
+            raise OpError(
+                "not_found",
+                f"no recurring job {req.name!r}; configured ones: {', '.join(sorted(known)) or 'none'}",
+            )
+        if not disabled and not known[req.name].enabled:
+            raise OpError(
+                "conflict",
+                f"recurring job {req.name!r} is disabled in the configuration file "
+                f"([recurring.{req.name}] enabled = false); change it there and reload",
+            )
+        by = f"uid {peer.uid} pid {peer.pid}"
+        changed = await self.scheduler.set_disabled(req.name, disabled, by)
+        return {"name": req.name, "enabled": not disabled, "changed": changed}
+
+    async def recurring_disable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return await self._set_disabled(args, peer, True)
+
+    async def recurring_enable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return await self._set_disabled(args, peer, False)
+
     async def migrations(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         parse_args(NoArgs, args, "migrations")
         async with self.engine.pool.acquire() as conn:

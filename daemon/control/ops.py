@@ -96,6 +96,8 @@ class EngineOps(AdminOps, BulkOps):
             "stats": self.stats,
             "reload": self.reload,
             "delete": self.delete,
+            "recurring-disable": self.recurring_disable,
+            "recurring-enable": self.recurring_enable,
             "retry-many": self.retry_many,
             "cancel-many": self.cancel_many,
             "delete-many": self.delete_many,
