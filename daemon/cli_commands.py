@@ -204,6 +204,53 @@ async def trigger(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _args_text(args: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{a['name']}: {a['type']}" + ("" if a["required"] else f" = {a['default']!r}")
+        for a in args
+    )
+
+
+def _retry_text(t: dict[str, Any]) -> str:
+    if t["retries"] == 0:
+        return "none"
+    delays = t["retry_delays_s"]
+    how = "formula" if isinstance(delays, str) else "table " + "/".join(f"{d:g}" for d in delays)
+    return f"{t['retries']}, {how}, then {t['on_exhausted']}"
+
+
+@command(
+    "job-types", "every registered job: queue, arguments, unique key, retries, timeout, cap, lock"
+)
+async def job_types(ctx: Context, ns: argparse.Namespace) -> int:
+    def human(r: dict[str, Any]) -> str:
+        blocks = []
+        for t in r["job_types"]:
+            unique = (
+                f"{t['unique_key']} (TTL {out.duration(t['unique_ttl_s'])})"
+                if t["unique_key"]
+                else "-"
+            )
+            lock = f"{t['lock_mode']} {t['lock_key']}" if t["lock_key"] else "-"
+            fields = [
+                ("queue", t["queue"]),
+                ("args", _args_text(t["args"]) or "no arguments"),
+                ("unique key", unique),
+                ("retries", _retry_text(t)),
+                ("timeout", out.duration(t["timeout_s"]) if t["timeout_s"] else "-"),
+                ("cap", t["cap"]),
+                ("lock", lock),
+            ]
+            if t["description"]:
+                fields.append(("about", t["description"]))
+            body = "\n".join("  " + line for line in out.key_values(fields).splitlines())
+            blocks.append(f"{t['name']}\n{body}")
+        return "\n\n".join(blocks)
+
+    ctx.emit(await ctx.call("job-types"), human)
+    return 0
+
+
 @command("migrations", "schema and one-time migrations with their state")
 async def migrations(ctx: Context, ns: argparse.Namespace) -> int:
     def human(r: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from daemon.control import job_types
 from daemon.control.protocol import NameArgs, NoArgs, OpError, parse_args
 from daemon.control.server import Peer
 from daemon.db import applied_migrations, load_migrations
@@ -66,6 +67,11 @@ class AdminOps:
 
     async def recurring_enable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return await self._set_disabled(args, peer, False)
+
+    async def job_types(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "job-types")
+        specs = self.engine.registry.specs
+        return {"job_types": [job_types.describe(specs[name]) for name in sorted(specs)]}
 
     async def migrations(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         parse_args(NoArgs, args, "migrations")

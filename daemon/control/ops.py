@@ -33,7 +33,9 @@ from daemon.jobs.runner import Engine, JobRequest
 from daemon.jobs.spec import UnknownJob
 from daemon.jobs.store import EnqueueResult, ParentNotFound
 
-READ_ONLY = frozenset({"ping", "job", "jobs", "queues", "recurring", "migrations", "stats"})
+READ_ONLY = frozenset(
+    {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
+)
 LIST_VALUE_LIMIT = 200
 
 
@@ -96,6 +98,7 @@ class EngineOps(AdminOps, BulkOps):
             "stats": self.stats,
             "reload": self.reload,
             "delete": self.delete,
+            "job-types": self.job_types,
             "recurring-disable": self.recurring_disable,
             "recurring-enable": self.recurring_enable,
             "retry-many": self.retry_many,

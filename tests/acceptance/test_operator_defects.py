@@ -3,6 +3,7 @@ at shutdown, a database outage seen by `ping`, a mistyped queue name, the demo's
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -46,6 +47,11 @@ async def test_a_running_daemon_serves_operators_without_tracebacks(
     daemon: DaemonProcess = daemon_factory("ops", {"database": {"dsn": db_dsn}})
     daemon.start().wait_ready()
     assert daemon.cli("enqueue", "noop").returncode == 0
+    types = json.loads(daemon.cli("job-types", "--json").stdout)["job_types"]
+    fetch = next(t for t in types if t["name"] == "fetch_subtitles")
+    assert fetch["queue"] == "fetch-subtitles" and fetch["cap"] == 10
+    assert fetch["unique_key"] == "{show_id}-{season}" and fetch["lock_key"] == "{show_id}-{season}"
+    assert fetch["retries"] == 20 and fetch["on_exhausted"] == "delete"
 
     for args in (("job", "1"), ("queues",), ("recurring",), ("jobs",)):
         done = cli_into_closed_pipe(daemon, *args)

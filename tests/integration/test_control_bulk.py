@@ -184,3 +184,23 @@ async def test_bulk_cancel_and_delete_by_argument_and_age(
     )
     gone = await as_json(control, capsys, "delete", "--state", "deleted", "--older-than", "1d")
     assert gone["changed"] == 1 and ids[1] not in await states(control)
+
+
+async def test_job_types_lists_each_job_with_its_policies(
+    control: Control, capsys: pytest.CaptureFixture[str]
+) -> None:
+    types = {t["name"]: t for t in (await as_json(control, capsys, "job-types"))["job_types"]}
+    assert sorted(types) == ["blob", "block", "noop", "uniq"]
+    assert types["uniq"]["unique_key"] == "{key}" and types["uniq"]["unique_ttl_s"] == 86400
+    assert types["noop"]["retries"] == 0 and types["noop"]["unique_key"] is None
+    assert types["noop"]["args"] == [
+        {"name": "sleep_ms", "type": "int", "required": False, "default": 0},
+        {"name": "fail", "type": "bool", "required": False, "default": False},
+    ]
+    code, out, _ = await run_cli(control, capsys, "job-types")
+    assert code == 0
+    assert (
+        "uniq\n  queue       default\n  args        key: int\n  unique key  {key} (TTL 1d00h)"
+        in out
+    )
+    assert "retries     none" in out
