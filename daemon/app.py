@@ -31,6 +31,7 @@ from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
 from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
+from daemon.metrics import Metrics, MetricsService
 from daemon.settings import (
     DEFAULT_QUEUES,
     ConfigError,
@@ -76,6 +77,7 @@ class App:
         self.control: ControlServer | None = None
         self.scheduler: RecurringScheduler | None = None
         self.domain: Domain | None = None
+        self.metrics: MetricsService | None = None
         # The domain's socket operations (request-subtitles, credentials, storage get), added by
         # its wiring before run(); names listed in extra_read_only are not audit-logged.
         self.extra_ops: dict[str, OpHandler] = {}
@@ -211,6 +213,7 @@ class App:
             supervisor=self.supervisor,
         )
         self.engine.on_db_state = self._db_state
+        self._start_metrics(settings)
         self.domain.bind(self.engine)
         await self.engine.recover()
         # One-time data migrations: after recovery, before the socket opens and any job is claimed.
@@ -258,6 +261,30 @@ class App:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
         self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
 
+    def _start_metrics(self, settings: Settings) -> None:
+        """Prometheus metrics when `[metrics] listen` or `textfile` is set (off by default)."""
+        conf = settings.metrics
+        if not conf.listen and conf.textfile is None:
+            return
+        assert self.engine is not None and self.db is not None and self.db.pool is not None
+        metrics = Metrics()
+        self.metrics = MetricsService(metrics, conf.listen, conf.textfile, conf.refresh_s)
+        self.engine.on_finished = metrics.job_finished
+        try:
+            self.metrics.start(self.db.pool, self._breakers)
+        except OSError as exc:
+            self.metrics = None
+            raise ConfigError(
+                f"key 'metrics.listen' = {conf.listen!r}: cannot listen: {exc}"
+            ) from exc
+
+    def _breakers(self) -> dict[str, str]:
+        if self.domain is None:
+            return {}
+        resources = self.domain.resources
+        clients = [resources.addic7ed, *([resources.tmdb] if resources.tmdb else [])]
+        return {c.breaker.name: str(c.breaker.state) for c in clients}
+
     async def _keep_instance_lock(self, every: float = 5.0) -> None:
         """A database restart ends the session holding the instance lock: take it again, and stop
         if another daemon took it meanwhile, so two never work on one database."""
@@ -299,6 +326,8 @@ class App:
                 )
         if self.control is not None:
             await self.control.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.domain is not None:
             await self.domain.close()
         await self.supervisor.cancel_all()

@@ -205,6 +205,36 @@ class StorageSettings(Section):
     )  # stored subtitles before a dictionary is trained; 0: never
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics: off unless `listen` or `textfile` is set."""
+
+    listen: str = ""  # "127.0.0.1:9464": an HTTP listener on a loopback address
+    textfile: Path | None = None  # node-exporter textfile collector file, rewritten atomically
+    refresh_s: float = Field(default=15.0, ge=1, le=3600)  # how often table counts are re-read
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        if not value:
+            return value
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9464")
+        import ipaddress
+
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                "metrics are served on a loopback address only (127.0.0.1, ::1); "
+                "put a reverse proxy or the textfile collector in front to expose them"
+            )
+        return value
+
+
 def _default_queues() -> dict[str, QueueSettings]:
     return {
         "default": QueueSettings(concurrency=10),
@@ -278,6 +308,7 @@ class Settings(BaseSettings):
     addic7ed: Addic7edSettings = Addic7edSettings()
     tmdb: TmdbSettings = TmdbSettings()
     storage: StorageSettings = StorageSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("queues", mode="before")
     @classmethod

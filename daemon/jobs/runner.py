@@ -210,6 +210,9 @@ class Engine:
         self.started = False
         self.db_healthy = True
         self.on_db_state: Callable[[bool, str], None] | None = None
+        self.on_finished: Callable[[str, str, str, float], None] = lambda *_: (
+            None
+        )  # name, queue, outcome, s
         self._connect = connect
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
@@ -466,6 +469,7 @@ class Engine:
             outcome, result, error = self._failure(job, exc)
         finally:
             self.record(result)
+            self.on_finished(job.name, queue, outcome, time.monotonic() - started)
             fields: dict[str, Any] = {
                 "id": job.id,
                 "name": job.name,
