@@ -14,11 +14,13 @@ import time
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvloop
 
 from daemon import __version__, logs
+from daemon.control.activity import Activity
 from daemon.control.ops import READ_ONLY, EngineOps
 from daemon.control.server import ControlServer, OpHandler
 from daemon.control.socketfile import ControlSocketError
@@ -40,6 +42,8 @@ from daemon.settings import (
     load_settings,
 )
 from daemon.systemd import Notifier, watchdog_interval, watchdog_loop
+from daemon.tasks.credential_ops import credentials_list
+from daemon.upstream.resilience import ATTEMPT_OBSERVERS
 
 log = structlog.get_logger("daemon")
 
@@ -78,6 +82,7 @@ class App:
         self.scheduler: RecurringScheduler | None = None
         self.domain: Domain | None = None
         self.metrics: MetricsService | None = None
+        self.activity = Activity()  # the last hour's throughput and upstream rate, for `top`
         # The domain's socket operations (request-subtitles, credentials, storage get), added by
         # its wiring before run(); names listed in extra_read_only are not audit-logged.
         self.extra_ops: dict[str, OpHandler] = {}
@@ -214,6 +219,7 @@ class App:
         )
         self.engine.on_db_state = self._db_state
         self._start_metrics(settings)
+        self._watch_activity()
         self.domain.bind(self.engine)
         await self.engine.recover()
         # One-time data migrations: after recovery, before the socket opens and any job is claimed.
@@ -233,6 +239,8 @@ class App:
             scheduler=self.scheduler,
             reload=self.reload_problem,
             onetime=partial(onetime_rows, self.db.pool, migrations),
+            activity=self.activity,
+            upstream=self.upstream_status,
         )
         self.control = ControlServer(
             settings.socket_path,
@@ -269,7 +277,6 @@ class App:
         assert self.engine is not None and self.db is not None and self.db.pool is not None
         metrics = Metrics()
         self.metrics = MetricsService(metrics, conf.listen, conf.textfile, conf.refresh_s)
-        self.engine.on_finished = metrics.job_finished
         try:
             self.metrics.start(self.db.pool, self._breakers)
         except OSError as exc:
@@ -277,6 +284,30 @@ class App:
             raise ConfigError(
                 f"key 'metrics.listen' = {conf.listen!r}: cannot listen: {exc}"
             ) from exc
+
+    def _watch_activity(self) -> None:
+        """Feed each finished run to `top`'s activity counters and, when on, the metrics."""
+        assert self.engine is not None
+        hooks = [self.activity.job_finished]
+        if self.metrics is not None:
+            hooks.append(self.metrics.metrics.job_finished)
+
+        def on_finished(name: str, queue: str, outcome: str, seconds: float) -> None:
+            for hook in hooks:
+                hook(name, queue, outcome, seconds)
+
+        self.engine.on_finished = on_finished
+        ATTEMPT_OBSERVERS.append(self.activity.upstream_attempt)
+
+    async def upstream_status(self) -> dict[str, Any]:
+        """`top`'s upstream line: breaker state per upstream, credentials with quota left."""
+        assert self.db is not None and self.db.pool is not None
+        listed = (await credentials_list(self.db.pool))["credentials"]
+        with_quota = sum(1 for c in listed if c["exceeded_since"] is None)
+        return {
+            "breakers": self._breakers(),
+            "credentials": {"total": len(listed), "with_quota": with_quota},
+        }
 
     def _breakers(self) -> dict[str, str]:
         if self.domain is None:
@@ -328,6 +359,8 @@ class App:
             await self.control.stop()
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.activity.upstream_attempt in ATTEMPT_OBSERVERS:
+            ATTEMPT_OBSERVERS.remove(self.activity.upstream_attempt)
         if self.domain is not None:
             await self.domain.close()
         await self.supervisor.cancel_all()

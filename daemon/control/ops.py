@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from daemon.control.activity import Activity
 from daemon.control.admin_ops import AdminOps, Onetime
 from daemon.control.bulk_ops import BulkOps
 from daemon.control.protocol import (
@@ -37,6 +38,7 @@ READ_ONLY = frozenset(
     {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
 )
 LIST_VALUE_LIMIT = 200
+RUNNING_SHOWN = 12  # running jobs in a `stats` answer (top's pane), the longest-running first
 
 
 def _signature(model: type[BaseModel]) -> str:
@@ -72,6 +74,8 @@ class EngineOps(AdminOps, BulkOps):
         scheduler: RecurringScheduler | None = None,
         reload: Callable[[], Awaitable[str | None]] | None = None,
         onetime: Onetime | None = None,
+        activity: Activity | None = None,
+        upstream: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.engine = engine
         self.version = version
@@ -80,6 +84,8 @@ class EngineOps(AdminOps, BulkOps):
         self.scheduler = scheduler
         self.reload_config = reload
         self.onetime = onetime
+        self.activity = activity
+        self.upstream_status = upstream
 
     def handlers(self) -> dict[str, OpHandler]:
         return {
@@ -220,6 +226,9 @@ class EngineOps(AdminOps, BulkOps):
             "queues": await self._queue_rows(),
             "finished_last_minute": await store.finished_since(pool, 60.0),
             "failures": await store.recent_failures(pool, 8),
+            "running": await store.running_jobs(pool, RUNNING_SHOWN),
+            **(self.activity.snapshot() if self.activity else {}),
+            "upstream": await self.upstream_status() if self.upstream_status else None,
         }
 
     async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:

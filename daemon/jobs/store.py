@@ -607,3 +607,14 @@ async def delete_job(db: asyncpg.Pool, job_id: int) -> str | None:
             await conn.execute("SELECT jobs.delete_continuations(ARRAY[$1::bigint])", job_id)
             await conn.execute("DELETE FROM jobs.jobs WHERE id = $1", job_id)
         return state
+
+
+async def running_jobs(db: Executor, limit: int) -> list[dict[str, Any]]:
+    """The longest-running jobs first: id, name, queue, attempt, started_at. Reads the
+    jobs_running partial index, which holds only running rows, so it stays cheap at any size."""
+    rows = await db.fetch(
+        """SELECT id, name, queue, attempt, started_at FROM jobs.jobs
+           WHERE state = 'running' ORDER BY started_at NULLS LAST, id LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -53,6 +53,12 @@ async def test_a_running_daemon_serves_operators_without_tracebacks(
     assert fetch["unique_key"] == "{show_id}-{season}" and fetch["lock_key"] == "{show_id}-{season}"
     assert fetch["retries"] == 20 and fetch["on_exhausted"] == "delete"
 
+    # top's panes with the real daemon's providers: throughput, upstream line, running jobs.
+    await wait_until(lambda: _top_shows(daemon, "|  1/h"), message="top counts the noop")
+    frame = daemon.cli("top", "--once").stdout
+    assert "upstream  addic7ed closed, 0 req/min" in frame
+    assert "credentials 0/0 with quota" in frame and "running (longest first)\n  none" in frame
+
     for args in (("job", "1"), ("queues",), ("recurring",), ("jobs",)):
         done = cli_into_closed_pipe(daemon, *args)
         assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, args
@@ -101,6 +107,10 @@ def start_top(daemon: DaemonProcess) -> subprocess.Popen[str]:
         text=True,
         cwd=ROOT,
     )
+
+
+async def _top_shows(daemon: DaemonProcess, text: str) -> bool:
+    return text in daemon.cli("top", "--once").stdout
 
 
 async def _ping_ok(daemon: DaemonProcess) -> bool:
