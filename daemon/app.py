@@ -20,6 +20,7 @@ import structlog
 import uvloop
 
 from daemon import __version__, logs
+from daemon.app_status import StatusLine, reload_changes
 from daemon.control.activity import Activity
 from daemon.control.ops import READ_ONLY, EngineOps
 from daemon.control.server import ControlServer, OpHandler
@@ -70,6 +71,7 @@ class App:
         self, settings: Settings, config_path: Path | None = None, registry: Registry | None = None
     ) -> None:
         self.settings = settings
+        self.started_settings = settings  # what needs a restart is measured against this
         self.config_path = config_path
         self.registry = registry or default_registry()
         load_job_modules(self.registry, settings.engine.job_modules)
@@ -83,6 +85,8 @@ class App:
         self.domain: Domain | None = None
         self.metrics: MetricsService | None = None
         self.activity = Activity()  # the last hour's throughput and upstream rate, for `top`
+        self.status_line = StatusLine()
+        self.reload_report: dict[str, list[str]] = {}  # what the last reload changed
         # The domain's socket operations (request-subtitles, credentials, storage get), added by
         # its wiring before run(); names listed in extra_read_only are not audit-logged.
         self.extra_ops: dict[str, OpHandler] = {}
@@ -138,6 +142,7 @@ class App:
                 error=str(exc),
             )
             return str(exc)
+        self.reload_report = reload_changes(self.settings, new, self.started_settings)
         logs.set_level(new.log.level)
         if self.engine is not None:
             self.engine.refresh_logger()
@@ -147,7 +152,7 @@ class App:
             self.scheduler.grace = timedelta(seconds=new.scheduler.misfire_grace_s)
             self.scheduler.apply(plan)
         self.settings = new
-        log.info("configuration reloaded", level=new.log.level)
+        log.info("configuration reloaded", level=new.log.level, **self.reload_report)
         return None
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -241,6 +246,7 @@ class App:
             onetime=partial(onetime_rows, self.db.pool, migrations),
             activity=self.activity,
             upstream=self.upstream_status,
+            reload_report=lambda: self.reload_report,
         )
         self.control = ControlServer(
             settings.socket_path,
@@ -268,6 +274,7 @@ class App:
         if interval is not None:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
         self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
+        self.supervisor.spawn(self.status_line.loop(self.engine, self.status), "status-line")
 
     def _start_metrics(self, settings: Settings) -> None:
         """Prometheus metrics when `[metrics] listen` or `textfile` is set (off by default)."""
@@ -288,7 +295,7 @@ class App:
     def _watch_activity(self) -> None:
         """Feed each finished run to `top`'s activity counters and, when on, the metrics."""
         assert self.engine is not None
-        hooks = [self.activity.job_finished]
+        hooks = [self.activity.job_finished, self.status_line.job_finished]
         if self.metrics is not None:
             hooks.append(self.metrics.metrics.job_finished)
 

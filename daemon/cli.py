@@ -165,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", type=Path, help="keep the state here (default: a temporary directory)"
     )
     demo.add_argument("--keep", action="store_true", help="keep the temporary state directory")
+    files = sub.add_parser(
+        "systemd-files",
+        help="write the systemd unit, sysusers file and example config shipped with this install",
+    )
+    files.add_argument("dir", type=Path, help="directory to write them to")
+    files.add_argument(
+        "--bin", help="addicted-jobs path for the unit's ExecStart (default: this installation's)"
+    )
+    files.add_argument("--force", action="store_true", help="overwrite existing files")
     common = _Parser(add_help=False)
     common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
     common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
@@ -245,6 +254,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return runner.run(run_demo(options))
 
 
+def cmd_systemd_files(args: argparse.Namespace) -> int:
+    from daemon.deploy import NEXT_STEPS, DeployError, default_bin, write_files
+
+    try:
+        written = write_files(args.dir, args.bin or default_bin(), args.force)
+    except (DeployError, OSError) as exc:
+        print(f"addicted-jobs systemd-files: {exc}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
+    for path in written:
+        print(f"wrote {path}")
+    print(NEXT_STEPS.format(dir=args.dir))
+    return EXIT_OK
+
+
 def make_client(path: Path, timeout: float) -> ControlClient:
     return ControlClient(path, timeout)
 
@@ -312,6 +335,8 @@ def _main(argv: list[str] | None = None) -> int:
         return cmd_run(ns)
     if ns.command == "demo":
         return cmd_demo(ns)
+    if ns.command == "systemd-files":
+        return cmd_systemd_files(ns)
     name = ns.command
     as_json = getattr(ns, "json", None) not in (None, False)
     try:

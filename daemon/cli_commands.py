@@ -268,9 +268,24 @@ async def migrations(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-@command("reload", "re-read the daemon's configuration (like SIGHUP)")
+@command(
+    "reload",
+    "re-read the daemon's configuration and say what changed; exit 1 with the reason when the "
+    "new configuration is refused (systemd's ExecReload=)",
+)
 async def reload(ctx: Context, ns: argparse.Namespace) -> int:
-    ctx.emit(await ctx.call("reload"), lambda r: "configuration reloaded")
+    def human(r: dict[str, Any]) -> str:
+        applied, restart = r.get("applied", []), r.get("needs_restart", [])
+        if not applied and not restart:
+            return "configuration reloaded: nothing changed"
+        lines = ["configuration reloaded"]
+        if applied:
+            lines.append("applied: " + ", ".join(applied))
+        if restart:
+            lines.append("needs a restart (systemctl restart addicted-jobs): " + ", ".join(restart))
+        return "\n".join(lines)
+
+    ctx.emit(await ctx.call("reload"), human)
     return 0
 
 

@@ -22,6 +22,7 @@ class AdminOps:
     scheduler: RecurringScheduler | None
     reload_config: Callable[[], Awaitable[str | None]] | None
     onetime: Onetime | None
+    reload_report: Callable[[], dict[str, list[str]]] | None
 
     async def recurring(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         parse_args(NoArgs, args, "recurring")
@@ -103,4 +104,9 @@ class AdminOps:
             raise OpError(
                 "conflict", f"the new configuration is invalid; keeping the old one: {problem}"
             )
-        return {"reloaded": True}
+        report = self.reload_report() if self.reload_report else {}
+        return {
+            "reloaded": True,
+            "applied": report.get("applied", []),
+            "needs_restart": report.get("needs_restart", []),
+        }

@@ -76,6 +76,7 @@ class EngineOps(AdminOps, BulkOps):
         onetime: Onetime | None = None,
         activity: Activity | None = None,
         upstream: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        reload_report: Callable[[], dict[str, list[str]]] | None = None,
     ) -> None:
         self.engine = engine
         self.version = version
@@ -86,6 +87,7 @@ class EngineOps(AdminOps, BulkOps):
         self.onetime = onetime
         self.activity = activity
         self.upstream_status = upstream
+        self.reload_report = reload_report
 
     def handlers(self) -> dict[str, OpHandler]:
         return {

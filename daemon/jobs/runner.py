@@ -485,8 +485,10 @@ class Engine:
             structlog.contextvars.clear_contextvars()
             if outcome in ("succeeded", "skipped", "interrupted", "cancelled"):
                 self.job_log.info("job finished", **fields)
-            else:
+            elif outcome == "retry":
                 self.job_log.warning("job finished", **fields)
+            else:  # failed or deleted for good: someone has to look (journalctl -p err)
+                self.job_log.error("job finished", **fields)
 
     async def _call(self, spec: JobSpec[Any], ctx: JobContext, args: BaseModel) -> None:
         if spec.timeout is None:

@@ -618,3 +618,12 @@ async def running_jobs(db: Executor, limit: int) -> list[dict[str, Any]]:
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def ready_count(db: Executor) -> int:
+    """Jobs due now and waiting for a slot (STATUS= line): reads the jobs_claim partial index,
+    which holds only ready and scheduled rows."""
+    value: int = await db.fetchval(
+        "SELECT count(*) FROM jobs.jobs WHERE state = 'ready' AND run_at <= now()"
+    )
+    return value
