@@ -14,14 +14,13 @@ import time
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import structlog
 import uvloop
 
 from daemon import __version__, logs
-from daemon.app_status import StatusLine, reload_changes
-from daemon.control.activity import Activity
+from daemon.app_observe import Observers
+from daemon.app_status import reload_changes
 from daemon.control.ops import READ_ONLY, EngineOps
 from daemon.control.server import ControlServer, OpHandler
 from daemon.control.socketfile import ControlSocketError
@@ -34,7 +33,6 @@ from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
 from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
-from daemon.metrics import Metrics, MetricsService
 from daemon.settings import (
     DEFAULT_QUEUES,
     ConfigError,
@@ -43,8 +41,6 @@ from daemon.settings import (
     load_settings,
 )
 from daemon.systemd import Notifier, watchdog_interval, watchdog_loop
-from daemon.tasks.credential_ops import credentials_list
-from daemon.upstream.resilience import ATTEMPT_OBSERVERS
 
 log = structlog.get_logger("daemon")
 
@@ -83,9 +79,7 @@ class App:
         self.control: ControlServer | None = None
         self.scheduler: RecurringScheduler | None = None
         self.domain: Domain | None = None
-        self.metrics: MetricsService | None = None
-        self.activity = Activity()  # the last hour's throughput and upstream rate, for `top`
-        self.status_line = StatusLine()
+        self.observers = Observers()  # top's counters, the STATUS= line, metrics
         self.reload_report: dict[str, list[str]] = {}  # what the last reload changed
         # The domain's socket operations (request-subtitles, credentials, storage get), added by
         # its wiring before run(); names listed in extra_read_only are not audit-logged.
@@ -223,8 +217,7 @@ class App:
             supervisor=self.supervisor,
         )
         self.engine.on_db_state = self._db_state
-        self._start_metrics(settings)
-        self._watch_activity()
+        self.observers.start(settings, self.engine, self.db.pool, self.domain)
         self.domain.bind(self.engine)
         await self.engine.recover()
         # One-time data migrations: after recovery, before the socket opens and any job is claimed.
@@ -244,8 +237,8 @@ class App:
             scheduler=self.scheduler,
             reload=self.reload_problem,
             onetime=partial(onetime_rows, self.db.pool, migrations),
-            activity=self.activity,
-            upstream=self.upstream_status,
+            activity=self.observers.activity,
+            upstream=self.observers.upstream_status,
             reload_report=lambda: self.reload_report,
         )
         self.control = ControlServer(
@@ -274,54 +267,8 @@ class App:
         if interval is not None:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
         self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
-        self.supervisor.spawn(self.status_line.loop(self.engine, self.status), "status-line")
-
-    def _start_metrics(self, settings: Settings) -> None:
-        """Prometheus metrics when `[metrics] listen` or `textfile` is set (off by default)."""
-        conf = settings.metrics
-        if not conf.listen and conf.textfile is None:
-            return
-        assert self.engine is not None and self.db is not None and self.db.pool is not None
-        metrics = Metrics()
-        self.metrics = MetricsService(metrics, conf.listen, conf.textfile, conf.refresh_s)
-        try:
-            self.metrics.start(self.db.pool, self._breakers)
-        except OSError as exc:
-            self.metrics = None
-            raise ConfigError(
-                f"key 'metrics.listen' = {conf.listen!r}: cannot listen: {exc}"
-            ) from exc
-
-    def _watch_activity(self) -> None:
-        """Feed each finished run to `top`'s activity counters and, when on, the metrics."""
-        assert self.engine is not None
-        hooks = [self.activity.job_finished, self.status_line.job_finished]
-        if self.metrics is not None:
-            hooks.append(self.metrics.metrics.job_finished)
-
-        def on_finished(name: str, queue: str, outcome: str, seconds: float) -> None:
-            for hook in hooks:
-                hook(name, queue, outcome, seconds)
-
-        self.engine.on_finished = on_finished
-        ATTEMPT_OBSERVERS.append(self.activity.upstream_attempt)
-
-    async def upstream_status(self) -> dict[str, Any]:
-        """`top`'s upstream line: breaker state per upstream, credentials with quota left."""
-        assert self.db is not None and self.db.pool is not None
-        listed = (await credentials_list(self.db.pool))["credentials"]
-        with_quota = sum(1 for c in listed if c["exceeded_since"] is None)
-        return {
-            "breakers": self._breakers(),
-            "credentials": {"total": len(listed), "with_quota": with_quota},
-        }
-
-    def _breakers(self) -> dict[str, str]:
-        if self.domain is None:
-            return {}
-        resources = self.domain.resources
-        clients = [resources.addic7ed, *([resources.tmdb] if resources.tmdb else [])]
-        return {c.breaker.name: str(c.breaker.state) for c in clients}
+        status_loop = self.observers.status_line.loop(self.engine, self.status)
+        self.supervisor.spawn(status_loop, "status-line")
 
     async def _keep_instance_lock(self, every: float = 5.0) -> None:
         """A database restart ends the session holding the instance lock: take it again, and stop
@@ -364,10 +311,7 @@ class App:
                 )
         if self.control is not None:
             await self.control.stop()
-        if self.metrics is not None:
-            await self.metrics.stop()
-        if self.activity.upstream_attempt in ATTEMPT_OBSERVERS:
-            ATTEMPT_OBSERVERS.remove(self.activity.upstream_attempt)
+        await self.observers.stop()
         if self.domain is not None:
             await self.domain.close()
         await self.supervisor.cancel_all()

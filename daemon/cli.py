@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bin", help="addicted-jobs path for the unit's ExecStart (default: this installation's)"
     )
     files.add_argument("--force", action="store_true", help="overwrite existing files")
+    files.add_argument("--json", action="store_true", help="machine-readable output")
     common = _Parser(add_help=False)
     common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
     common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
@@ -215,8 +216,10 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
     if env:
         return Path(env)
     path = load_settings(getattr(ns, "config", None)).socket_path
-    if not path.exists() and not os.environ.get("RUNTIME_DIRECTORY") and UNIT_SOCKET.exists():
-        return UNIT_SOCKET  # the daemon runs under the unit; this shell is not inside it
+    if not path.exists() and not os.environ.get("RUNTIME_DIRECTORY"):
+        if UNIT_SOCKET.exists():
+            return UNIT_SOCKET  # the daemon runs under the unit; this shell is not inside it
+        ns.socket_hint = f"; nor at the unit's {UNIT_SOCKET} (give --socket or [control] socket)"
     return path
 
 
@@ -257,11 +260,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_systemd_files(args: argparse.Namespace) -> int:
     from daemon.deploy import NEXT_STEPS, DeployError, default_bin, write_files
 
+    binary = args.bin or default_bin()
     try:
-        written = write_files(args.dir, args.bin or default_bin(), args.force)
+        written = write_files(args.dir, binary, args.force)
     except (DeployError, OSError) as exc:
-        print(f"addicted-jobs systemd-files: {exc}", file=sys.stderr)
-        return EXIT_DAEMON_ERROR
+        return _fail("systemd-files", args.json, EXIT_DAEMON_ERROR, "failed", str(exc))
+    if args.json:
+        print(json.dumps({"written": [str(p) for p in written], "bin": binary}, indent=2))
+        return EXIT_OK
     for path in written:
         print(f"wrote {path}")
     print(NEXT_STEPS.format(dir=args.dir))
@@ -355,7 +361,8 @@ def _main(argv: list[str] | None = None) -> int:
     except Failed as exc:
         return _fail(name, as_json, EXIT_DAEMON_ERROR, "failed", str(exc))
     except Unreachable as exc:
-        message = str(exc) if as_json else f"daemon unreachable: {exc}"
+        text = str(exc) + getattr(ns, "socket_hint", "")
+        message = text if as_json else f"daemon unreachable: {text}"
         return _fail(name, as_json, EXIT_UNREACHABLE, "unreachable", message)
     except KeyboardInterrupt:
         return 130
