@@ -70,16 +70,21 @@ class StatusLine:
     async def loop(self, engine: Engine, send: Callable[[str], object]) -> None:
         """Every STATUS_EVERY_S seconds send the line, unless the database is down (the engine's
         outage status stays up then)."""
+        sent = ""
         while True:
             await asyncio.sleep(STATUS_EVERY_S)
             if not engine.db_healthy:
+                sent = ""  # the outage line replaced ours: send again once it is over
                 continue
             running = sum(len(d.active) for d in engine.dispatchers.values())
             try:
                 ready = await store.ready_count(engine.pool)
             except DB_ERRORS:
                 continue
-            send(self.render(running, ready))
+            line = self.render(running, ready)
+            if line != sent:  # an unchanged line is not sent again
+                send(line)
+                sent = line
 
 
 def _short(seconds: int) -> str:

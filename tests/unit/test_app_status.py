@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from pathlib import Path
+
 from daemon.app_status import StatusLine, reload_changes
 from daemon.settings import Settings
+from daemon.systemd import Notifier
 
 
 class Clock:
@@ -43,3 +48,20 @@ def test_reload_report_names_applied_and_pending_keys_never_values() -> None:
     assert "secret" not in repr(report) and "other" not in repr(report)
     # A later reload that changes nothing live still lists what waits for a restart.
     assert reload_changes(new, new, started) == {"applied": [], "needs_restart": ["database.dsn"]}
+
+
+def test_a_notify_socket_nobody_drains_never_blocks_the_daemon(tmp_path: Path) -> None:
+    # The periodic STATUS= line must not freeze the event loop once the reader's queue is full
+    # (10 datagrams by default): a blocking sendto did, in the S3-outage acceptance test.
+    path = tmp_path / "notify.sock"
+    reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    reader.bind(str(path))
+    try:
+        notifier = Notifier(str(path))
+        started = time.monotonic()
+        sent = [notifier.status(f"running {i}") for i in range(200)]
+        assert time.monotonic() - started < 2.0
+        assert sent[0] is True and sent[-1] is False  # the overflow is dropped, not waited for
+        assert reader.recv(100) == b"STATUS=running 0"
+    finally:
+        reader.close()
