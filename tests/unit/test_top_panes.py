@@ -71,3 +71,11 @@ def test_the_frame_shows_running_jobs_throughput_and_upstream() -> None:
     running = frame.split("running (longest first)\n")[1].splitlines()
     assert running[0].split() == ["ID", "NAME", "QUEUE", "ATTEMPT", "ELAPSED"]
     assert running[1].split() == ["7", "refresh_single_show", "refresh-one-show", "1", "1m35s"]
+
+
+def test_a_succeeded_jobs_old_error_is_labelled_as_history() -> None:
+    from daemon.cli_output import job_block
+
+    block = job_block({"id": 1, "state": "succeeded", "last_error": "TimeoutError: attempt 1"})
+    assert "earlier error  TimeoutError: attempt 1" in block and "last error" not in block
+    assert "last error" in job_block({"id": 2, "state": "failed", "last_error": "boom"})
