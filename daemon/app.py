@@ -19,6 +19,8 @@ import structlog
 import uvloop
 
 from daemon import __version__, logs
+from daemon.app_observe import Observers
+from daemon.app_status import reload_changes
 from daemon.control.ops import READ_ONLY, EngineOps
 from daemon.control.server import ControlServer, OpHandler
 from daemon.control.socketfile import ControlSocketError
@@ -37,7 +39,13 @@ from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
 from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.settings import (
+    DEFAULT_QUEUES,
+    ConfigError,
+    Settings,
+    check_queue_names,
+    load_settings,
+)
 from daemon.systemd import Notifier, watchdog_interval, watchdog_loop
 
 log = structlog.get_logger("daemon")
@@ -65,6 +73,7 @@ class App:
         self, settings: Settings, config_path: Path | None = None, registry: Registry | None = None
     ) -> None:
         self.settings = settings
+        self.started_settings = settings  # what needs a restart is measured against this
         self.config_path = config_path
         self.registry = registry or default_registry()
         load_job_modules(self.registry, settings.engine.job_modules)
@@ -76,6 +85,8 @@ class App:
         self.control: ControlServer | None = None
         self.scheduler: RecurringScheduler | None = None
         self.domain: Domain | None = None
+        self.observers = Observers()  # top's counters, the STATUS= line, metrics
+        self.reload_report: dict[str, list[str]] = {}  # what the last reload changed
         # The domain's socket operations (request-subtitles, credentials, storage get), added by
         # its wiring before run(); names listed in extra_read_only are not audit-logged.
         self.extra_ops: dict[str, OpHandler] = {}
@@ -123,12 +134,15 @@ class App:
         try:
             new = load_settings(self.config_path)
             plan = build_plan(new.recurring, self.registry)
+            if self.domain is not None:  # the registry is complete once the domain registered
+                check_queue_names(new, self.known_queues())
         except ConfigError as exc:
             log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
                 error=str(exc),
             )
             return str(exc)
+        self.reload_report = reload_changes(self.settings, new, self.started_settings)
         logs.set_level(new.log.level)
         if self.engine is not None:
             self.engine.refresh_logger()
@@ -138,7 +152,7 @@ class App:
             self.scheduler.grace = timedelta(seconds=new.scheduler.misfire_grace_s)
             self.scheduler.apply(plan)
         self.settings = new
-        log.info("configuration reloaded", level=new.log.level)
+        log.info("configuration reloaded", level=new.log.level, **self.reload_report)
         return None
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -212,6 +226,7 @@ class App:
             await apply_migrations(conn)
         self.domain = await Domain.open(settings, self.db.pool)
         self.domain.register_jobs(self.registry)
+        check_queue_names(settings, self.known_queues())
         plan = build_plan(settings.recurring, self.registry)
         self.engine = Engine(
             self.db.pool,
@@ -221,6 +236,7 @@ class App:
             supervisor=self.supervisor,
         )
         self.engine.on_db_state = self._db_state
+        self.observers.start(settings, self.engine, self.db.pool, self.domain)
         self.domain.bind(self.engine)
         await self.engine.recover()
         # One-time data migrations: after recovery, before the socket opens and any job is claimed.
@@ -240,6 +256,9 @@ class App:
             scheduler=self.scheduler,
             reload=self.reload_problem,
             onetime=partial(onetime_rows, self.db.pool, migrations),
+            activity=self.observers.activity,
+            upstream=self.observers.upstream_status,
+            reload_report=lambda: self.reload_report,
         )
         self.control = ControlServer(
             settings.socket_path,
@@ -269,6 +288,8 @@ class App:
         if interval is not None:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
         self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
+        status_loop = self.observers.status_line.loop(self.engine, self.status)
+        self.supervisor.spawn(status_loop, "status-line")
 
     async def _keep_instance_lock(self, every: float = 5.0) -> None:
         """A database restart ends the session holding the instance lock: take it again, and stop
@@ -311,6 +332,7 @@ class App:
                 )
         if self.control is not None:
             await self.control.stop()
+        await self.observers.stop()
         if self.domain is not None:
             await self.domain.close()
         await self.supervisor.cancel_all()
@@ -318,6 +340,10 @@ class App:
             await self.db.close()
         log.info("stopped", uptime_s=round(time.monotonic() - self.started_at, 1))
         self.notifier.close()
+
+    def known_queues(self) -> set[str]:
+        """Queues some registered job runs on, plus the built-in ones (all may be configured)."""
+        return self.registry.queues() | DEFAULT_QUEUES
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at

@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from daemon import __version__
 from daemon.control.client import ControlClient, DaemonError, Unreachable
@@ -30,14 +30,48 @@ EX_CONFIG = 78
 # Modules whose import registers more commands (the engine's own, then the domain's).
 EXTENSIONS: list[str] = [
     "daemon.cli_commands",
+    "daemon.cli_jobs",
     "daemon.cli_domain",
     "daemon.cli_storage",
     "daemon.cli_import",
 ]
 
 
+# Where the packaged unit's RuntimeDirectory=addicted-jobs puts the socket. A command run from a
+# shell has no $RUNTIME_DIRECTORY, so it looks here when the config names no socket.
+UNIT_SOCKET = Path("/run/addicted-jobs/control.sock")
+
+
 class UsageError(Exception):
     """Bad command-line input found after parsing (exit 2)."""
+
+
+class Failed(Exception):
+    """The daemon answered, and the answer means failure (exit 1), e.g. ping: database down."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors raise UsageError, so `--json` can report them as JSON."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def positive_seconds(minimum: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds, at least `minimum` (0 and negatives are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not value >= minimum or value == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"{text} seconds is out of range: give at least {minimum:g}"
+            )
+        return value
+
+    return parse
 
 
 @dataclass
@@ -69,6 +103,8 @@ class Command:
     handler: Handler
     arguments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = ()
     json_flag: bool = True
+    description: str = ""
+    epilog: str = ""
 
 
 COMMANDS: dict[str, Command] = {}
@@ -80,14 +116,19 @@ def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
 
 
 def command(
-    name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str, Any]], json_flag: bool = True
+    name: str,
+    help: str,
+    *arguments: tuple[tuple[str, ...], dict[str, Any]],
+    json_flag: bool = True,
+    description: str = "",
+    epilog: str = "",
 ) -> Callable[[Handler], Handler]:
     """Register a socket command; the handler calls ops through ctx and returns an exit code."""
 
     def register(handler: Handler) -> Handler:
         if name in COMMANDS or name == "run":
             raise ValueError(f"command {name!r} is registered twice")
-        COMMANDS[name] = Command(name, help, handler, arguments, json_flag)
+        COMMANDS[name] = Command(name, help, handler, arguments, json_flag, description, epilog)
         return handler
 
     return register
@@ -100,7 +141,7 @@ def _load_extensions() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     _load_extensions()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="addicted-jobs", description="Durable job daemon for the subtitle catalogue"
     )
     parser.add_argument("--version", action="version", version=f"addicted-jobs {__version__}")
@@ -125,12 +166,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", type=Path, help="keep the state here (default: a temporary directory)"
     )
     demo.add_argument("--keep", action="store_true", help="keep the temporary state directory")
-    common = argparse.ArgumentParser(add_help=False)
+    files = sub.add_parser(
+        "systemd-files",
+        help="write the systemd unit, sysusers file and example config shipped with this install",
+    )
+    files.add_argument("dir", type=Path, help="directory to write them to")
+    files.add_argument(
+        "--bin", help="addicted-jobs path for the unit's ExecStart (default: this installation's)"
+    )
+    files.add_argument("--force", action="store_true", help="overwrite existing files")
+    files.add_argument("--json", action="store_true", help="machine-readable output")
+    common = _Parser(add_help=False)
     common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
     common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
-    common.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    common.add_argument(
+        "--timeout",
+        type=positive_seconds(0.001),
+        default=60.0,
+        help="seconds to wait for a reply (more than 0)",
+    )
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, parents=[common])
+        p = sub.add_parser(
+            cmd.name,
+            help=cmd.help,
+            description=cmd.description or cmd.help,
+            epilog=cmd.epilog,
+            parents=[common],
+        )
         if cmd.json_flag:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         for flags, options in cmd.arguments:
@@ -154,7 +216,12 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
     env = os.environ.get("ADDICTED_JOBS_CONTROL__SOCKET")
     if env:
         return Path(env)
-    return load_settings(getattr(ns, "config", None)).socket_path
+    path = load_settings(getattr(ns, "config", None)).socket_path
+    if not path.exists() and not os.environ.get("RUNTIME_DIRECTORY"):
+        if UNIT_SOCKET.exists():
+            return UNIT_SOCKET  # the daemon runs under the unit; this shell is not inside it
+        ns.socket_hint = f"; nor at the unit's {UNIT_SOCKET} (give --socket or [control] socket)"
+    return path
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -191,6 +258,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return runner.run(run_demo(options))
 
 
+def cmd_systemd_files(args: argparse.Namespace) -> int:
+    from daemon.deploy import NEXT_STEPS, DeployError, default_bin, write_files
+
+    binary = args.bin or default_bin()
+    try:
+        written = write_files(args.dir, binary, args.force)
+    except (DeployError, OSError) as exc:
+        return _fail("systemd-files", args.json, EXIT_DAEMON_ERROR, "failed", str(exc))
+    if args.json:
+        print(json.dumps({"written": [str(p) for p in written], "bin": binary}, indent=2))
+        return EXIT_OK
+    for path in written:
+        print(f"wrote {path}")
+    print(NEXT_STEPS.format(dir=args.dir))
+    return EXIT_OK
+
+
 def make_client(path: Path, timeout: float) -> ControlClient:
     return ControlClient(path, timeout)
 
@@ -204,14 +288,53 @@ async def _run_command(cmd: Command, ns: argparse.Namespace, path: Path) -> int:
         await client.close()
 
 
+def _fail(
+    command: str, as_json: bool, code: int, kind: str, message: str, details: Any = None
+) -> int:
+    """One error: a line on stderr, or with --json one JSON object on stdout
+    {"ok": false, "error": {"code", "message", "exit"}} (what scripts parse)."""
+    if as_json:
+        error: dict[str, Any] = {"code": kind, "message": message, "exit": code}
+        if details:
+            error["details"] = details
+        print(json.dumps({"ok": False, "error": error}, ensure_ascii=False))
+    else:
+        print(f"addicted-jobs {command}: {message}", file=sys.stderr)
+    return code
+
+
+def _quiet_stdout() -> None:
+    # The reader went away (`| head`): further writes, and the flush at exit, must not raise.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None = None) -> int:
     from daemon.settings import ConfigError
 
+    words = sys.argv[1:] if argv is None else argv
+    wants_json = "--json" in words
     parser = build_parser()
     try:
         ns = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version exit 0
+    except SystemExit as exc:  # --help/--version exit 0
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as exc:
+        command = words[0] if words and not words[0].startswith("-") else ""
+        if not wants_json:
+            prefix = f"addicted-jobs {command}:" if command else "addicted-jobs:"
+            print(f"{prefix} {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return _fail(command, True, EXIT_USAGE, "usage", str(exc).splitlines()[0])
     if ns.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -219,21 +342,29 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(ns)
     if ns.command == "demo":
         return cmd_demo(ns)
+    if ns.command == "systemd-files":
+        return cmd_systemd_files(ns)
+    name = ns.command
+    as_json = getattr(ns, "json", None) not in (None, False)
     try:
         path = resolve_socket(ns)
         return asyncio.run(_run_command(COMMANDS[ns.command], ns, path))
     except ConfigError as exc:
-        print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        if not as_json:
+            print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
+            return EX_CONFIG
+        return _fail(name, True, EX_CONFIG, "config", f"bad configuration: {exc}")
     except UsageError as exc:
-        print(f"addicted-jobs {ns.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(name, as_json, EXIT_USAGE, "usage", str(exc))
     except DaemonError as exc:
-        print(f"addicted-jobs {ns.command}: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_DAEMON_ERROR
+        message = exc.message if as_json else f"{exc.code}: {exc.message}"
+        return _fail(name, as_json, EXIT_DAEMON_ERROR, exc.code, message, exc.details)
+    except Failed as exc:
+        return _fail(name, as_json, EXIT_DAEMON_ERROR, "failed", str(exc))
     except Unreachable as exc:
-        print(f"addicted-jobs {ns.command}: daemon unreachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        text = str(exc) + getattr(ns, "socket_hint", "")
+        message = text if as_json else f"daemon unreachable: {text}"
+        return _fail(name, as_json, EXIT_UNREACHABLE, "unreachable", message)
     except KeyboardInterrupt:
         return 130
 

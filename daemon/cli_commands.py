@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from daemon import cli_output as out
-from daemon.cli import Context, UsageError, arg, command
+from daemon.cli import EXIT_DAEMON_ERROR, Context, UsageError, arg, command, positive_seconds
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, Any]:
@@ -38,9 +39,19 @@ def enqueue_request(ns: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     arguments as one JSON object (and JSON output); a bare `--json` only asks for JSON output."""
     pairs = list(ns.pairs)
     raw = ns.json
+    job = ns.job
     if raw and not raw.lstrip().startswith("{") and "=" in raw:
         pairs.append(raw)  # `--json key=value`: the flag, then a pair argparse took as its value
         raw = ""
+    elif raw and not raw.lstrip().startswith(("{", "[", '"')):
+        # `--json noop [key=value ...]`: argparse took the job's name as the flag's value.
+        if job is not None:
+            pairs.insert(0, job)
+        job, raw = raw, ""
+    if job is None:
+        raise UsageError(
+            "JOB is required: enqueue JOB [key=value ...] (see `addicted-jobs job-types`)"
+        )
     job_args: dict[str, Any] = {}
     if raw:
         try:
@@ -50,7 +61,7 @@ def enqueue_request(ns: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         if not isinstance(job_args, dict):
             raise UsageError("--json ARGS must be a JSON object of job arguments")
     job_args.update(parse_pairs(pairs))
-    request: dict[str, Any] = {"name": ns.job, "args": job_args}
+    request: dict[str, Any] = {"name": job, "args": job_args}
     if ns.after is not None:
         request["after"] = ns.after
     if ns.delay is not None:
@@ -69,23 +80,25 @@ def _ids(ids: list[int]) -> str:
 @command(
     "enqueue",
     "enqueue a job: enqueue JOB [key=value ...]",
-    arg("job", help="job name, e.g. noop"),
+    arg("job", nargs="?", help="job name, e.g. noop (`addicted-jobs job-types` lists them)"),
     arg("pairs", nargs="*", metavar="key=value", help="job arguments"),
     arg("--json", nargs="?", const="", default=None, metavar="ARGS", help="JSON job arguments"),
     arg("--after", type=int, metavar="JOB_ID", help="run after this job succeeds"),
     arg("--delay", type=float, metavar="SECONDS", help="run no sooner than this"),
     arg("--count", type=int, metavar="N", help="enqueue N copies in one request"),
     json_flag=False,
+    epilog="Every job with its queue, arguments and policies: `addicted-jobs job-types`.",
 )
 async def enqueue(ctx: Context, ns: argparse.Namespace) -> int:
     request, ctx.json = enqueue_request(ns)
     result = await ctx.call("enqueue", request)
+    name = request["name"]
 
     def human(r: dict[str, Any]) -> str:
         if "ids" in r:
-            return f"enqueued {len(r['ids'])} x {ns.job}: {r['created']} new, ids {_ids(r['ids'])}"
+            return f"enqueued {len(r['ids'])} x {name}: {r['created']} new, ids {_ids(r['ids'])}"
         fresh = "new" if r["created"] else "already queued (unique key)"
-        return f"job {r['id']}: {ns.job}, {r['state']} ({fresh})"
+        return f"job {r['id']}: {name}, {r['state']} ({fresh})"
 
     ctx.emit(result, human)
     return 0
@@ -105,41 +118,12 @@ async def ping(ctx: Context, ns: argparse.Namespace) -> int:
             else ""
         )
 
-    ctx.emit(await ctx.call("ping"), human)
-    return 0
-
-
-@command(
-    "jobs",
-    "list jobs, newest first",
-    arg("--state", help="awaiting|scheduled|ready|running|succeeded|failed|deleted"),
-    arg("--queue"),
-    arg("--name", help="job name"),
-    arg("--limit", type=int, default=50),
-    arg("--before", type=int, dest="before_id", metavar="ID", help="only ids below this (paging)"),
-)
-async def jobs(ctx: Context, ns: argparse.Namespace) -> int:
-    filters = {k: getattr(ns, k) for k in ("state", "queue", "name", "limit", "before_id")}
-    result = await ctx.call("jobs", {k: v for k, v in filters.items() if v is not None})
-
-    def human(r: dict[str, Any]) -> str:
-        rows = [
-            [
-                j["id"],
-                j["name"],
-                j["queue"],
-                j["state"],
-                f"{j['attempt']}/{j['max_attempts']}",
-                out.ago(j["created_at"]),
-                out.when(j["run_at"]) if j["state"] == "scheduled" else "",
-                j["last_error"] or "",
-            ]
-            for j in r["jobs"]
-        ]
-        headers = ["ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "AGE", "RUN AT", "LAST ERROR"]
-        return out.table(headers, rows) if rows else "no jobs match"
-
+    result = await ctx.call("ping")
     ctx.emit(result, human)
+    if result.get("database") != "ok":
+        if not ctx.json:
+            print(f"addicted-jobs ping: the database is {result.get('database')}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
     return 0
 
 
@@ -155,24 +139,6 @@ async def queues(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _transition(r: dict[str, Any]) -> str:
-    return f"job {r['id']}: {r['previous_state']} -> {r['state']}"
-
-
-@command("retry", "run a finished or waiting job again now", arg("id", type=int))
-async def retry(ctx: Context, ns: argparse.Namespace) -> int:
-    ctx.emit(await ctx.call("retry", {"id": ns.id}), _transition)
-    return 0
-
-
-@command(
-    "cancel", "delete a job that has not finished (a running one is stopped)", arg("id", type=int)
-)
-async def cancel(ctx: Context, ns: argparse.Namespace) -> int:
-    ctx.emit(await ctx.call("cancel", {"id": ns.id}), _transition)
-    return 0
-
-
 @command("pause", "stop taking jobs from a queue", arg("queue"))
 async def pause(ctx: Context, ns: argparse.Namespace) -> int:
     ctx.emit(await ctx.call("pause", {"queue": ns.queue}), lambda r: f"queue {r['queue']} paused")
@@ -185,8 +151,29 @@ async def resume(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-@command("recurring", "recurring jobs with their last and next fire times")
+@command(
+    "recurring",
+    "recurring jobs with their last and next fire times; recurring disable|enable NAME",
+    arg("action", nargs="?", choices=["disable", "enable"], help="disable or enable an entry"),
+    arg("name", nargs="?", help="the recurring entry (with disable/enable)"),
+)
 async def recurring(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.action is not None:
+        if ns.name is None:
+            raise UsageError(f"recurring {ns.action} NAME: which entry?")
+        result = await ctx.call(f"recurring-{ns.action}", {"name": ns.name})
+        state = "enabled" if result["enabled"] else "disabled"
+        note = "" if result["changed"] else " (it already was)"
+        ctx.emit(result, lambda r: f"recurring {r['name']} {state}{note}; kept across restarts")
+        return 0
+    if ns.name is not None:
+        raise UsageError("recurring takes no NAME without disable or enable")
+
+    def on(e: dict[str, Any]) -> str:
+        if e["enabled"]:
+            return "yes"
+        return "no (config)" if not e.get("enabled_in_config", True) else "no (disabled)"
+
     def human(r: dict[str, Any]) -> str:
         rows = [
             [
@@ -194,7 +181,7 @@ async def recurring(ctx: Context, ns: argparse.Namespace) -> int:
                 e["job"],
                 e["args"] or "",
                 e["cron"],
-                e["enabled"],
+                on(e),
                 out.when(e["last_fire"]),
                 out.when(e["next_fire"]),
                 e["last_job_id"],
@@ -217,6 +204,53 @@ async def trigger(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _args_text(args: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{a['name']}: {a['type']}" + ("" if a["required"] else f" = {a['default']!r}")
+        for a in args
+    )
+
+
+def _retry_text(t: dict[str, Any]) -> str:
+    if t["retries"] == 0:
+        return "none"
+    delays = t["retry_delays_s"]
+    how = "formula" if isinstance(delays, str) else "table " + "/".join(f"{d:g}" for d in delays)
+    return f"{t['retries']}, {how}, then {t['on_exhausted']}"
+
+
+@command(
+    "job-types", "every registered job: queue, arguments, unique key, retries, timeout, cap, lock"
+)
+async def job_types(ctx: Context, ns: argparse.Namespace) -> int:
+    def human(r: dict[str, Any]) -> str:
+        blocks = []
+        for t in r["job_types"]:
+            unique = (
+                f"{t['unique_key']} (TTL {out.duration(t['unique_ttl_s'])})"
+                if t["unique_key"]
+                else "-"
+            )
+            lock = f"{t['lock_mode']} {t['lock_key']}" if t["lock_key"] else "-"
+            fields = [
+                ("queue", t["queue"]),
+                ("args", _args_text(t["args"]) or "no arguments"),
+                ("unique key", unique),
+                ("retries", _retry_text(t)),
+                ("timeout", out.duration(t["timeout_s"]) if t["timeout_s"] else "-"),
+                ("cap", t["cap"]),
+                ("lock", lock),
+            ]
+            if t["description"]:
+                fields.append(("about", t["description"]))
+            body = "\n".join("  " + line for line in out.key_values(fields).splitlines())
+            blocks.append(f"{t['name']}\n{body}")
+        return "\n\n".join(blocks)
+
+    ctx.emit(await ctx.call("job-types"), human)
+    return 0
+
+
 @command("migrations", "schema and one-time migrations with their state")
 async def migrations(ctx: Context, ns: argparse.Namespace) -> int:
     def human(r: dict[str, Any]) -> str:
@@ -234,16 +268,36 @@ async def migrations(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-@command("reload", "re-read the daemon's configuration (like SIGHUP)")
+@command(
+    "reload",
+    "re-read the daemon's configuration and say what changed; exit 1 with the reason when the "
+    "new configuration is refused (systemd's ExecReload=)",
+)
 async def reload(ctx: Context, ns: argparse.Namespace) -> int:
-    ctx.emit(await ctx.call("reload"), lambda r: "configuration reloaded")
+    def human(r: dict[str, Any]) -> str:
+        applied, restart = r.get("applied", []), r.get("needs_restart", [])
+        if not applied and not restart:
+            return "configuration reloaded: nothing changed"
+        lines = ["configuration reloaded"]
+        if applied:
+            lines.append("applied: " + ", ".join(applied))
+        if restart:
+            lines.append("needs a restart (systemctl restart addicted-jobs): " + ", ".join(restart))
+        return "\n".join(lines)
+
+    ctx.emit(await ctx.call("reload"), human)
     return 0
 
 
 @command(
     "top",
     "live view of the queues, refreshed every second (Ctrl-C quits)",
-    arg("--interval", type=float, default=1.0, help="seconds between refreshes"),
+    arg(
+        "--interval",
+        type=positive_seconds(0.1),
+        default=1.0,
+        help="seconds between refreshes (0.1 or more)",
+    ),
     arg("--once", action="store_true", help="print one frame and exit"),
     json_flag=False,
 )

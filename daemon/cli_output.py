@@ -120,7 +120,11 @@ def job_block(job: dict[str, Any]) -> str:
         ("started", when(job.get("started_at"))),
         ("finished", when(job.get("finished_at"))),
         ("args", args),
-        ("last error", job.get("last_error") or "-"),
+        # A job that succeeded after a failed attempt: the error is history, labelled as such.
+        (
+            "earlier error" if job.get("state") == "succeeded" else "last error",
+            job.get("last_error") or "-",
+        ),
     ]
     return key_values(fields)
 

@@ -210,12 +210,15 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             for key, value in summary.items():
                 if isinstance(value, dict):
                     value = " ".join(f"{k}={v}" for k, v in sorted(value.items()))
+                elif value is None:
+                    value = "- (nothing stored)"
                 print(f"  {key.replace('_', ' '):<18} {value}", file=out)
         app.request_stop()
         code = await app_task
     log_file.close()
     if options.state is None and not options.keep:
         shutil.rmtree(state, ignore_errors=True)
+        print(f"deleted {state} and the daemon log in it (--keep keeps them)", file=out)
     if interrupted:
         print("\ndemo interrupted; the daemon stopped cleanly", file=out)
         return 130

@@ -8,14 +8,23 @@ was expected, and the process exits with EX_CONFIG (78).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 EX_CONFIG = 78
@@ -124,11 +133,36 @@ class SchedulerSettings(Section):
     misfire_grace_s: float = Field(default=21_600.0, ge=0)
 
 
+_SHORT_DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+_UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+DURATION_FORMS = "an ISO 8601 duration like PT12H or P90D, or a short one like 12h, 30m, 1d12h, 90s"
+
+
+def parse_duration(value: Any) -> Any:
+    """'12h', '30m', '1d12h', '1.5h' (w, d, h, m, s units) to a timedelta; anything else is left
+    for pydantic (ISO 8601 'PT12H', a number of seconds). A string that is neither raises
+    ValueError naming both accepted forms."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text and _SHORT_DURATION.sub("", text) == "":
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _SHORT_DURATION.findall(text))
+        return timedelta(seconds=seconds)
+    try:
+        return _TIMEDELTA.validate_python(value)
+    except ValidationError:
+        raise ValueError(f"expected {DURATION_FORMS}") from None
+
+
+_TIMEDELTA: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
 class RefreshSettings(Section):
-    season_refresh: timedelta = timedelta(hours=12)
-    episode_refresh_latest_season: timedelta = timedelta(hours=3)
-    episode_refresh_default: timedelta = timedelta(hours=24)
-    completed_show_refresh: timedelta = timedelta(days=90)
+    season_refresh: Duration = timedelta(hours=12)
+    episode_refresh_latest_season: Duration = timedelta(hours=3)
+    episode_refresh_default: Duration = timedelta(hours=24)
+    completed_show_refresh: Duration = timedelta(days=90)
 
 
 class UpstreamResilience(Section):
@@ -205,6 +239,36 @@ class StorageSettings(Section):
     zstd_level: int = Field(default=19, ge=1, le=19)
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics: off unless `listen` or `textfile` is set."""
+
+    listen: str = ""  # "127.0.0.1:9464": an HTTP listener on a loopback address
+    textfile: Path | None = None  # node-exporter textfile collector file, rewritten atomically
+    refresh_s: float = Field(default=15.0, ge=1, le=3600)  # how often table counts are re-read
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        if not value:
+            return value
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9464")
+        import ipaddress
+
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                "metrics are served on a loopback address only (127.0.0.1, ::1); "
+                "put a reverse proxy or the textfile collector in front to expose them"
+            )
+        return value
+
+
 def _default_queues() -> dict[str, QueueSettings]:
     return {
         "default": QueueSettings(concurrency=10),
@@ -213,6 +277,9 @@ def _default_queues() -> dict[str, QueueSettings]:
         "store-subtitle": QueueSettings(concurrency=5),
         "download-creds-checker": QueueSettings(concurrency=3),
     }
+
+
+DEFAULT_QUEUES = frozenset(_default_queues())
 
 
 def _default_recurring() -> dict[str, RecurringSettings]:
@@ -227,6 +294,24 @@ def _default_recurring() -> dict[str, RecurringSettings]:
         ),
         "redeem_download_credentials": RecurringSettings(cron="11 * * * *"),
     }
+
+
+def _hyphenated(value: Any, known: Mapping[str, Section]) -> Any:
+    """An environment variable cannot hold '-': ADDICTED_JOBS_QUEUES__FETCH_SUBTITLES__CONCURRENCY
+    arrives as queue 'fetch_subtitles', which means 'fetch-subtitles' when that is a known queue
+    and 'fetch_subtitles' is not. Such aliases are applied after the hyphenated entries, so the
+    environment still wins over the file."""
+    if not isinstance(value, dict):
+        return value
+    plain = {k: v for k, v in value.items() if k in known or k.replace("_", "-") not in known}
+    aliases = {k: v for k, v in value.items() if k not in plain}
+    for name, conf in aliases.items():
+        target = name.replace("_", "-")
+        before = plain.get(target)
+        plain[target] = (
+            {**before, **conf} if isinstance(before, dict) and isinstance(conf, dict) else conf
+        )
+    return plain
 
 
 def _over_defaults(value: Any, defaults: Mapping[str, Section]) -> Any:
@@ -244,7 +329,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    state: StateSettings = StateSettings()
+    state: StateSettings = Field(default_factory=StateSettings)  # reads $STATE_DIRECTORY now
     database: DatabaseSettings = DatabaseSettings()
     control: ControlSettings = ControlSettings()
     log: LogSettings = LogSettings()
@@ -257,11 +342,12 @@ class Settings(BaseSettings):
     addic7ed: Addic7edSettings = Addic7edSettings()
     tmdb: TmdbSettings = TmdbSettings()
     storage: StorageSettings = StorageSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("queues", mode="before")
     @classmethod
     def _merge_queues(cls, value: Any) -> Any:
-        return _over_defaults(value, _default_queues())
+        return _over_defaults(_hyphenated(value, _default_queues()), _default_queues())
 
     @field_validator("recurring", mode="before")
     @classmethod
@@ -296,6 +382,22 @@ class Settings(BaseSettings):
     @property
     def local_storage_dir(self) -> Path:
         return self.storage.local.dir or self.state.dir / "subtitles"
+
+
+def check_queue_names(settings: Settings, known: set[str]) -> None:
+    """Every [queues.<name>] must be a queue some registered job runs on: a typo or an
+    environment variable's underscore spelling would otherwise configure a queue nothing uses,
+    silently. Raises ConfigError naming the key and the known queues."""
+    unknown = sorted(set(settings.queues) - known)
+    if unknown:
+        name = unknown[0]
+        env = ENV_PREFIX + "QUEUES__" + name.upper() + "__CONCURRENCY"
+        source = f"environment variable {env}: " if env in os.environ else ""
+        raise ConfigError(
+            f"{source}key 'queues.{name}': no such queue; known queues: "
+            f"{', '.join(sorted(known))} (in an environment variable write '-' as '_', e.g. "
+            "ADDICTED_JOBS_QUEUES__FETCH_SUBTITLES__CONCURRENCY for fetch-subtitles)"
+        )
 
 
 def resolve_config_path(explicit: Path | None) -> Path | None:

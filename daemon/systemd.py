@@ -22,6 +22,9 @@ class Notifier:
             # A leading "@" names an abstract socket (Linux): the kernel wants a NUL byte there.
             self._address = "\0" + address[1:] if address.startswith("@") else address
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the event loop: a reader that stops draining (a full queue of 10
+            # datagrams by default) must cost a dropped STATUS line, not a frozen daemon.
+            self._sock.setblocking(False)
 
     @property
     def enabled(self) -> bool:
@@ -33,6 +36,9 @@ class Notifier:
         try:
             self._sock.sendto("\n".join(fields).encode(), self._address)
             return True
+        except BlockingIOError:
+            log.debug("sd_notify dropped: the notify socket's queue is full", fields=fields)
+            return False
         except OSError as exc:
             log.warning("sd_notify failed", error=str(exc))
             return False

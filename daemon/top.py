@@ -1,7 +1,9 @@
 """`addicted-jobs top`: a live view of the queues over the control socket, one frame a second.
 
 Per queue: concurrency, running/ready/scheduled/failed, throughput over the last minute and the
-age of the oldest ready job; below, the last failures. The view survives a daemon restart.
+age of the oldest ready job; the last hour's throughput per queue as a sparkline; the upstream
+line (breaker per upstream, requests per minute, credentials with quota left); the running jobs
+with the time since their attempt started; the last failures. The view survives a daemon restart.
 """
 
 from __future__ import annotations
@@ -15,6 +17,66 @@ from daemon.cli import Context
 from daemon.control.client import Unreachable
 
 CLEAR = "\x1b[H\x1b[2J"
+SPARKS = " ▁▂▃▄▅▆▇█"
+SPARK_CELLS = 20  # 60 minutes in cells of 3
+
+
+def sparkline(per_minute: list[int], cells: int = SPARK_CELLS) -> str:
+    """Counts per minute (oldest first) as `cells` block characters scaled to the busiest cell;
+    an idle cell is a space, any activity at least the lowest block."""
+    if not per_minute:
+        return " " * cells
+    size = max(1, len(per_minute) // cells)
+    sums = [sum(per_minute[i : i + size]) for i in range(0, size * cells, size)]
+    top = max(sums) or 1
+    return "".join(
+        SPARKS[0] if n == 0 else SPARKS[max(1, round(n / top * (len(SPARKS) - 1)))] for n in sums
+    )
+
+
+def _throughput(stats: dict[str, Any]) -> list[str]:
+    series = stats.get("jobs_per_minute")
+    if series is None:
+        return []
+    lines = ["", f"last hour, finished per queue ({60 // SPARK_CELLS} min a cell, newest right)"]
+    width = max((len(q) for q in series), default=5)
+    for queue, counts in series.items():
+        lines.append(f"  {queue:<{width}}  |{sparkline(counts)}|  {sum(counts)}/h")
+    if not series:
+        lines.append("  nothing finished since the daemon started")
+    return lines
+
+
+def _upstream(stats: dict[str, Any]) -> list[str]:
+    status = stats.get("upstream")
+    if not status:
+        return []
+    rates = stats.get("upstream_per_minute") or {}
+    parts = []
+    for name, state in sorted((status.get("breakers") or {}).items()):
+        recent = rates.get(name, [])[-6:-1]  # the last five whole minutes
+        per_minute = sum(recent) / len(recent) if recent else 0.0
+        parts.append(f"{name} {state}, {per_minute:.0f} req/min")
+    creds = status.get("credentials") or {}
+    parts.append(f"credentials {creds.get('with_quota', 0)}/{creds.get('total', 0)} with quota")
+    return ["", "upstream  " + " · ".join(parts)]
+
+
+def _running(stats: dict[str, Any], now: datetime) -> list[str]:
+    running = stats.get("running")
+    if running is None:
+        return []
+    lines = ["", "running (longest first)"]
+    if not running:
+        lines.append("  none")
+    rows = [
+        [j["id"], j["name"], j["queue"], j["attempt"], out.ago(j.get("started_at"), now)]
+        for j in running
+    ]
+    if rows:
+        table = out.table(["ID", "NAME", "QUEUE", "ATTEMPT", "ELAPSED"], rows)
+        lines.extend("  " + line for line in table.splitlines())
+    return lines
 
 
 def render(stats: dict[str, Any], now: datetime | None = None) -> str:
@@ -54,6 +116,9 @@ def render(stats: dict[str, Any], now: datetime | None = None) -> str:
         f"{now:%Y-%m-%d %H:%M:%S} UTC  finished last minute: {total} ({total / 60:.1f}/s)",
         "",
         out.table(headers, rows),
+        *_throughput(stats),
+        *_upstream(stats),
+        *_running(stats, now),
         "",
         "last failures",
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from daemon.control import job_types
 from daemon.control.protocol import NameArgs, NoArgs, OpError, parse_args
 from daemon.control.server import Peer
 from daemon.db import applied_migrations, load_migrations
@@ -21,6 +22,7 @@ class AdminOps:
     scheduler: RecurringScheduler | None
     reload_config: Callable[[], Awaitable[str | None]] | None
     onetime: Onetime | None
+    reload_report: Callable[[], dict[str, list[str]]] | None
 
     async def recurring(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         parse_args(NoArgs, args, "recurring")
@@ -39,6 +41,38 @@ class AdminOps:
         fire = await self.scheduler.fire(req.name, None)
         assert fire is not None
         return {"name": req.name, "id": fire.job_id, "created": fire.created}
+
+    async def _set_disabled(
+        self, args: dict[str, Any], peer: Peer, disabled: bool
+    ) -> dict[str, Any]:
+        op = "recurring-disable" if disabled else "recurring-enable"
+        req = parse_args(NameArgs, args, op)
+        known = self.scheduler.entries if self.scheduler else {}
+        if req.name not in known or self.scheduler is None:
+            raise OpError(
+                "not_found",
+                f"no recurring job {req.name!r}; configured ones: {', '.join(sorted(known)) or 'none'}",
+            )
+        if not disabled and not known[req.name].enabled:
+            raise OpError(
+                "conflict",
+                f"recurring job {req.name!r} is disabled in the configuration file "
+                f"([recurring.{req.name}] enabled = false); change it there and reload",
+            )
+        by = f"uid {peer.uid} pid {peer.pid}"
+        changed = await self.scheduler.set_disabled(req.name, disabled, by)
+        return {"name": req.name, "enabled": not disabled, "changed": changed}
+
+    async def recurring_disable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return await self._set_disabled(args, peer, True)
+
+    async def recurring_enable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return await self._set_disabled(args, peer, False)
+
+    async def job_types(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "job-types")
+        specs = self.engine.registry.specs
+        return {"job_types": [job_types.describe(specs[name]) for name in sorted(specs)]}
 
     async def migrations(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         parse_args(NoArgs, args, "migrations")
@@ -70,4 +104,9 @@ class AdminOps:
             raise OpError(
                 "conflict", f"the new configuration is invalid; keeping the old one: {problem}"
             )
-        return {"reloaded": True}
+        report = self.reload_report() if self.reload_report else {}
+        return {
+            "reloaded": True,
+            "applied": report.get("applied", []),
+            "needs_restart": report.get("needs_restart", []),
+        }

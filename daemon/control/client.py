@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,6 +18,13 @@ from pydantic import ValidationError
 from daemon.control.protocol import Reply, encode_request
 
 REPLY_LIMIT = 1 << 30  # a reply may carry a large job (a subtitle blob) or a long list
+
+
+def _not_a_socket(path: Path) -> bool:
+    try:
+        return not stat.S_ISSOCK(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 class DaemonError(Exception):
@@ -55,6 +63,11 @@ class ControlClient:
                 f"permission denied on {self.path}: run as the daemon's user or a member of its group"
             ) from None
         except (ConnectionRefusedError, TimeoutError, OSError) as exc:
+            if _not_a_socket(self.path):
+                raise Unreachable(
+                    f"{self.path} is not a socket (give the daemon's control socket, "
+                    "`[control] socket` of its config)"
+                ) from None
             raise Unreachable(f"cannot connect to {self.path}: {exc}") from None
         return self
 

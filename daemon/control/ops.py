@@ -13,12 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from daemon.control.activity import Activity
 from daemon.control.admin_ops import AdminOps, Onetime
+from daemon.control.bulk_ops import BulkOps
 from daemon.control.protocol import (
     VERSION,
     EnqueueArgs,
     JobIdArgs,
-    JobsArgs,
     NoArgs,
     OpError,
     QueueArgs,
@@ -33,8 +34,11 @@ from daemon.jobs.runner import Engine, JobRequest
 from daemon.jobs.spec import UnknownJob
 from daemon.jobs.store import EnqueueResult, ParentNotFound
 
-READ_ONLY = frozenset({"ping", "job", "jobs", "queues", "recurring", "migrations", "stats"})
+READ_ONLY = frozenset(
+    {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
+)
 LIST_VALUE_LIMIT = 200
+RUNNING_SHOWN = 12  # running jobs in a `stats` answer (top's pane), the longest-running first
 
 
 def _signature(model: type[BaseModel]) -> str:
@@ -59,7 +63,7 @@ def _enqueued(result: EnqueueResult) -> dict[str, Any]:
     return {"id": result.id, "created": result.created, "state": result.state}
 
 
-class EngineOps(AdminOps):
+class EngineOps(AdminOps, BulkOps):
     def __init__(
         self,
         engine: Engine,
@@ -70,6 +74,9 @@ class EngineOps(AdminOps):
         scheduler: RecurringScheduler | None = None,
         reload: Callable[[], Awaitable[str | None]] | None = None,
         onetime: Onetime | None = None,
+        activity: Activity | None = None,
+        upstream: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        reload_report: Callable[[], dict[str, list[str]]] | None = None,
     ) -> None:
         self.engine = engine
         self.version = version
@@ -78,6 +85,9 @@ class EngineOps(AdminOps):
         self.scheduler = scheduler
         self.reload_config = reload
         self.onetime = onetime
+        self.activity = activity
+        self.upstream_status = upstream
+        self.reload_report = reload_report
 
     def handlers(self) -> dict[str, OpHandler]:
         return {
@@ -95,6 +105,13 @@ class EngineOps(AdminOps):
             "migrations": self.migrations,
             "stats": self.stats,
             "reload": self.reload,
+            "delete": self.delete,
+            "job-types": self.job_types,
+            "recurring-disable": self.recurring_disable,
+            "recurring-enable": self.recurring_enable,
+            "retry-many": self.retry_many,
+            "cancel-many": self.cancel_many,
+            "delete-many": self.delete_many,
         }
 
     async def ping(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
@@ -110,7 +127,8 @@ class EngineOps(AdminOps):
             async with asyncio.timeout(2.0):
                 counts = await store.queue_counts(self.engine.pool)
         except Exception as exc:  # ping answers even when the database does not
-            result.update(database=f"unavailable: {type(exc).__name__}: {exc}", queues=None)
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            result.update(database=f"unavailable: cannot query PostgreSQL ({reason})", queues=None)
             return result
         keep = ("ready", "running", "scheduled", "failed")
         queues = {q: {s: e["counts"][s] for s in keep} for q, e in sorted(counts.items())}
@@ -173,20 +191,10 @@ class EngineOps(AdminOps):
         return row
 
     async def jobs(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(JobsArgs, args, "jobs")
-        rows = await store.list_jobs(
-            self.engine.pool,
-            state=req.state,
-            queue=req.queue,
-            name=req.name,
-            limit=req.limit,
-            before_id=req.before_id,
-        )
-        for row in rows:
+        result = await self.find(args, peer)
+        for row in result["jobs"]:
             row["args"] = _compact(row["args"])
-            if row["last_error"]:
-                row["last_error"] = row["last_error"].splitlines()[0][:300]
-        return {"jobs": rows}
+        return result
 
     async def _queue_rows(self) -> list[dict[str, Any]]:
         counts = await store.queue_counts(self.engine.pool)
@@ -220,6 +228,9 @@ class EngineOps(AdminOps):
             "queues": await self._queue_rows(),
             "finished_last_minute": await store.finished_since(pool, 60.0),
             "failures": await store.recent_failures(pool, 8),
+            "running": await store.running_jobs(pool, RUNNING_SHOWN),
+            **(self.activity.snapshot() if self.activity else {}),
+            "upstream": await self.upstream_status() if self.upstream_status else None,
         }
 
     async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:

@@ -211,3 +211,57 @@ class JobsArgs(Args):
     name: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=1000)
     before_id: int | None = Field(default=None, ge=1, le=BIGINT)
+
+
+# ---- filters and bulk actions (issue 17) ------------------------------------------------------
+
+ArgValue = str | int | float | bool | None
+MAX_BULK = 100_000
+
+
+class FilterArgs(Args):
+    """Which jobs: every field narrows. `args` matches argument values as text (42 == "42");
+    `since_s` / `older_than_s` are seconds since creation; `error` is a substring of the last
+    error, case-insensitive."""
+
+    state: JobState | None = None
+    queue: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    args: dict[str, ArgValue] = Field(default_factory=dict, max_length=20)
+    since_s: float | None = Field(default=None, gt=0, le=MAX_DELAY_S)
+    older_than_s: float | None = Field(default=None, ge=0, le=MAX_DELAY_S)
+    error: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class FindArgs(FilterArgs):
+    limit: int = Field(default=50, ge=1, le=1000)
+    before_id: int | None = Field(default=None, ge=1, le=BIGINT)
+
+
+class BulkArgs(FilterArgs):
+    """A bulk retry/cancel/delete: at least one filter, `dry_run` counts and samples only,
+    `limit` bounds the jobs one request changes."""
+
+    dry_run: bool = False
+    limit: int = Field(default=10_000, ge=1, le=MAX_BULK)
+    sample: int = Field(default=10, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> Self:
+        if not any(
+            v not in (None, {})
+            for v in (
+                self.state,
+                self.queue,
+                self.name,
+                self.args,
+                self.since_s,
+                self.older_than_s,
+                self.error,
+            )
+        ):
+            raise ValueError(
+                "a bulk action needs at least one filter (state, queue, name, args, since_s, "
+                "older_than_s, error)"
+            )
+        return self

@@ -215,6 +215,10 @@ class ControlServer:
             await self._conversation(reader, writer, peer, task)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("control connection dropped", peer_pid=peer.pid, reason=type(exc).__name__)
+        except asyncio.CancelledError:
+            # stop() cancels connections: ending quietly keeps asyncio's stream callback from
+            # logging the cancellation as an error (priority 3) while `top` is connected.
+            pass
         finally:
             self.connections -= 1
             self._idle.pop(task, None)

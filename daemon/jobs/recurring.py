@@ -127,6 +127,8 @@ class RecurringScheduler:
         self.recent: deque[Fire] = deque(maxlen=200)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._aps: AsyncIOScheduler | None = None
+        # Entries an operator disabled at run time (jobs.recurring.disabled_at), read at start.
+        self.disabled: set[str] = set()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -149,7 +151,7 @@ class RecurringScheduler:
         self._aps.start()
 
     def _schedule(self, entry: Entry) -> None:
-        if self._aps is not None and entry.enabled:
+        if self._aps is not None and entry.enabled and entry.name not in self.disabled:
             self._aps.add_job(_never_called, entry.trigger, id=entry.name, replace_existing=True)
 
     async def stop(self) -> None:
@@ -169,7 +171,7 @@ class RecurringScheduler:
         changed = [n for n, e in new.items() if self.entries.get(n) != e]
         removed = [n for n in self.entries if n not in new]
         for name, entry in new.items():
-            if self._aps is not None and entry.enabled and self._aps.get_job(name) is None:
+            if self._aps is not None and self._aps.get_job(name) is None:
                 self._schedule(entry)
         self.entries = new
         if changed or removed:
@@ -182,11 +184,14 @@ class RecurringScheduler:
                 "INSERT INTO jobs.recurring (name) VALUES ($1) ON CONFLICT DO NOTHING",
                 [(n,) for n in self.entries],
             )
-            rows = await conn.fetch("SELECT name, last_fire, created_at FROM jobs.recurring")
+            rows = await conn.fetch(
+                "SELECT name, last_fire, created_at, disabled_at FROM jobs.recurring"
+            )
         known = {r["name"]: r["last_fire"] or r["created_at"] for r in rows}
+        self.disabled = {r["name"] for r in rows if r["disabled_at"] is not None}
         fired = []
         for entry in self.entries.values():
-            if not entry.enabled:
+            if not entry.enabled or entry.name in self.disabled:
                 continue
             after = max(known[entry.name], now - self.grace)
             slot = latest_fire(entry.trigger, after, now)
@@ -249,26 +254,56 @@ class RecurringScheduler:
         )
         return fire
 
+    async def set_disabled(self, name: str, disabled: bool, by: str) -> bool:
+        """An operator's disable/enable of entry `name`, stored so restarts and reloads keep it;
+        returns whether it changed anything. The timer is removed or added at once."""
+        changed = await self.engine.pool.fetchval(
+            """INSERT INTO jobs.recurring AS r (name, disabled_at, disabled_by)
+               VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN $3 END)
+               ON CONFLICT (name) DO UPDATE
+               SET disabled_at = EXCLUDED.disabled_at, disabled_by = EXCLUDED.disabled_by
+               WHERE (r.disabled_at IS NOT NULL) <> $2
+               RETURNING true""",
+            name,
+            disabled,
+            by,
+        )
+        if disabled:
+            self.disabled.add(name)
+            if self._aps is not None and self._aps.get_job(name) is not None:
+                self._aps.remove_job(name)
+        else:
+            self.disabled.discard(name)
+            self._schedule(self.entries[name])
+        return bool(changed)
+
     async def describe(self) -> list[dict[str, Any]]:
+        """Each entry: its config, `enabled` (the config's and no operator disable), who disabled
+        it, and `last_fire`, the latest of the newest scheduled slot and the last manual trigger."""
         rows = await self.engine.pool.fetch("SELECT * FROM jobs.recurring")
         state = {r["name"]: r for r in rows}
         now = self.clock()
         out = []
         for entry in self.entries.values():
             row = state.get(entry.name)
+            disabled_at = row["disabled_at"] if row else None
+            on = entry.enabled and disabled_at is None
+            fires = [row[k] for k in ("last_fire", "last_trigger") if row and row[k] is not None]
             out.append(
                 {
                     "name": entry.name,
                     "job": entry.job,
                     "args": entry.args,
                     "cron": entry.cron,
-                    "enabled": entry.enabled,
-                    "last_fire": row["last_fire"] if row else None,
+                    "enabled": on,
+                    "enabled_in_config": entry.enabled,
+                    "disabled_at": disabled_at,
+                    "disabled_by": row["disabled_by"] if row else None,
+                    "last_fire": max(fires) if fires else None,
+                    "last_slot": row["last_fire"] if row else None,
                     "last_trigger": row["last_trigger"] if row else None,
                     "last_job_id": row["last_job_id"] if row else None,
-                    "next_fire": entry.trigger.get_next_fire_time(None, now)
-                    if entry.enabled
-                    else None,
+                    "next_fire": entry.trigger.get_next_fire_time(None, now) if on else None,
                 }
             )
         return out

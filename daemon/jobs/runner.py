@@ -210,6 +210,9 @@ class Engine:
         self.started = False
         self.db_healthy = True
         self.on_db_state: Callable[[bool, str], None] | None = None
+        self.on_finished: Callable[[str, str, str, float], None] = lambda *_: (
+            None
+        )  # name, queue, outcome, s
         self._connect = connect
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
@@ -466,6 +469,7 @@ class Engine:
             outcome, result, error = self._failure(job, exc)
         finally:
             self.record(result)
+            self.on_finished(job.name, queue, outcome, time.monotonic() - started)
             fields: dict[str, Any] = {
                 "id": job.id,
                 "name": job.name,
@@ -481,8 +485,10 @@ class Engine:
             structlog.contextvars.clear_contextvars()
             if outcome in ("succeeded", "skipped", "interrupted", "cancelled"):
                 self.job_log.info("job finished", **fields)
-            else:
+            elif outcome == "retry":
                 self.job_log.warning("job finished", **fields)
+            else:  # failed or deleted for good: someone has to look (journalctl -p err)
+                self.job_log.error("job finished", **fields)
 
     async def _call(self, spec: JobSpec[Any], ctx: JobContext, args: BaseModel) -> None:
         if spec.timeout is None:

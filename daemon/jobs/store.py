@@ -462,3 +462,168 @@ async def set_paused(db: Executor, queue: str, paused: bool) -> None:
 
 async def paused_queues(db: Executor) -> set[str]:
     return {r["name"] for r in await db.fetch("SELECT name FROM jobs.queues WHERE paused")}
+
+
+# ---- operator filters and bulk actions (issue 17) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs an operator means. Every field narrows; None leaves it open.
+
+    `args` compares each named argument's JSON value as text (`args->>key`), so show_id=42
+    matches the number 42 and the string "42" alike: a command line only has text. `since_s`
+    and `older_than_s` are seconds since creation; `error` is a case-insensitive substring of
+    the last error."""
+
+    states: Sequence[str] | None = None
+    queue: str | None = None
+    name: str | None = None
+    args: dict[str, str] = field(default_factory=dict)
+    since_s: float | None = None
+    older_than_s: float | None = None
+    error: str | None = None
+    before_id: int | None = None
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            list(self.states) if self.states is not None else None,
+            self.queue,
+            self.name,
+            self.since_s,
+            self.older_than_s,
+            self.error,
+            self.before_id,
+            list(self.args),
+            list(self.args.values()),
+        )
+
+
+# One WHERE for every filtered read and bulk action, parameters $1-$9 (JobFilter.params). Each
+# test is "absent or matches", so one prepared statement serves every combination; listings walk
+# the primary key backwards and stop at their LIMIT (the table has no index on state or name,
+# see 001_jobs_engine.sql), and the argument test runs only on rows the cheaper ones kept.
+_FILTER = """
+    ($1::text[] IS NULL OR j.state = ANY ($1::text[]))
+    AND ($2::text IS NULL OR j.queue = $2) AND ($3::text IS NULL OR j.name = $3)
+    AND ($4::float8 IS NULL OR j.created_at >= now() - make_interval(secs => $4))
+    AND ($5::float8 IS NULL OR j.created_at < now() - make_interval(secs => $5))
+    AND ($6::text IS NULL OR strpos(lower(j.last_error), lower($6)) > 0)
+    AND ($7::bigint IS NULL OR j.id < $7)
+    AND NOT EXISTS (SELECT 1 FROM unnest($8::text[], $9::text[]) AS f(k, v)
+                    WHERE j.args ->> f.k IS DISTINCT FROM f.v)
+"""
+
+_FILTERED_COLUMNS = ", ".join(f"j.{c.strip()}" for c in _JOB_COLUMNS.split(","))
+
+
+async def find_jobs(db: Executor, where: JobFilter, limit: int) -> list[dict[str, Any]]:
+    """Jobs matching `where`, newest first, at most `limit`; the shape of get_job's rows."""
+    rows = await db.fetch(
+        f"SELECT {_FILTERED_COLUMNS} FROM jobs.jobs j WHERE {_FILTER} ORDER BY j.id DESC LIMIT $10",
+        *where.params(),
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def count_jobs(db: Executor, where: JobFilter) -> int:
+    """How many jobs match `where` (a scan: for dry runs and confirmations, not for polling)."""
+    value: int = await db.fetchval(
+        f"SELECT count(*) FROM jobs.jobs j WHERE {_FILTER}", *where.params()
+    )
+    return value
+
+
+async def name_exists(db: Executor, name: str) -> bool:
+    """Whether any job of type `name` is in the table (a type no longer registered)."""
+    return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM jobs.jobs WHERE name = $1)", name))
+
+
+# Bulk actions lock the rows they change (SKIP LOCKED: a row being claimed or finished right now
+# is left for the next call) and handle at most $10 rows, newest first, so one request holds no
+# lock for long; the caller reports how many still match.
+_BULK_RETRY = f"""
+WITH picked AS (
+    SELECT j.id, j.state FROM jobs.jobs j
+    WHERE {_FILTER} AND j.state IN ('failed', 'deleted', 'succeeded', 'scheduled')
+    ORDER BY j.id DESC LIMIT $10 FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs.jobs j SET state = 'ready', run_at = now(), attempt = 0, interruptions = 0,
+       finished_at = NULL
+FROM picked WHERE j.id = picked.id
+RETURNING j.id
+"""
+
+_BULK_CANCEL = f"""
+WITH picked AS (
+    SELECT j.id FROM jobs.jobs j
+    WHERE {_FILTER} AND j.state IN ('ready', 'scheduled', 'awaiting')
+    ORDER BY j.id DESC LIMIT $10 FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs.jobs j SET state = 'deleted', finished_at = now(), unique_key = NULL,
+       unique_until = NULL, last_error = 'cancelled by an operator'
+FROM picked WHERE j.id = picked.id
+RETURNING j.id
+"""
+
+_BULK_DELETE = f"""
+WITH picked AS (
+    SELECT j.id FROM jobs.jobs j
+    WHERE {_FILTER} AND j.state IN ('succeeded', 'failed', 'deleted')
+    ORDER BY j.id DESC LIMIT $10 FOR UPDATE SKIP LOCKED
+)
+DELETE FROM jobs.jobs j USING picked WHERE j.id = picked.id
+RETURNING j.id
+"""
+
+BULK_STATES = {
+    "retry": ("failed", "deleted", "succeeded", "scheduled"),
+    "cancel": ("ready", "scheduled", "awaiting"),
+    "delete": ("succeeded", "failed", "deleted"),
+}
+
+
+async def bulk_action(db: asyncpg.Pool, action: str, where: JobFilter, limit: int) -> list[int]:
+    """Retry, cancel or delete (discard) up to `limit` jobs matching `where` in the states the
+    action applies to (BULK_STATES); returns the ids changed. Cancel and delete also delete the
+    awaiting continuations of the jobs they remove, as a single cancel does."""
+    statement = {"retry": _BULK_RETRY, "cancel": _BULK_CANCEL, "delete": _BULK_DELETE}[action]
+    async with db.acquire() as conn, conn.transaction():
+        ids = [r["id"] for r in await conn.fetch(statement, *where.params(), limit)]
+        if ids and action in ("cancel", "delete"):
+            await conn.execute("SELECT jobs.delete_continuations($1::bigint[])", ids)
+    return ids
+
+
+async def delete_job(db: asyncpg.Pool, job_id: int) -> str | None:
+    """Discard one finished job (succeeded, failed or deleted) for good; returns the state it was
+    in, or None when there is no such job. A job in another state is left alone."""
+    async with db.acquire() as conn, conn.transaction():
+        state: str | None = await conn.fetchval(
+            "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if state in TERMINAL:
+            await conn.execute("SELECT jobs.delete_continuations(ARRAY[$1::bigint])", job_id)
+            await conn.execute("DELETE FROM jobs.jobs WHERE id = $1", job_id)
+        return state
+
+
+async def running_jobs(db: Executor, limit: int) -> list[dict[str, Any]]:
+    """The longest-running jobs first: id, name, queue, attempt, started_at. Reads the
+    jobs_running partial index, which holds only running rows, so it stays cheap at any size."""
+    rows = await db.fetch(
+        """SELECT id, name, queue, attempt, started_at FROM jobs.jobs
+           WHERE state = 'running' ORDER BY started_at NULLS LAST, id LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def ready_count(db: Executor) -> int:
+    """Jobs due now and waiting for a slot (STATUS= line): reads the jobs_claim partial index,
+    which holds only ready and scheduled rows."""
+    value: int = await db.fetchval(
+        "SELECT count(*) FROM jobs.jobs WHERE state = 'ready' AND run_at <= now()"
+    )
+    return value

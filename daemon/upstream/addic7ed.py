@@ -35,6 +35,15 @@ from daemon.upstream.resilience import (
 from daemon.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
 
 log = structlog.get_logger(__name__)
+# Called with the original's upstream_subtitle_requests result of each download (spec 4.4):
+# Downloaded, DownloadLimitReached or Deleted. The metrics module subscribes from app.py.
+DOWNLOAD_OBSERVERS: list[Callable[[str], None]] = []
+
+
+def _observe_download(result: str) -> None:
+    for observer in DOWNLOAD_OBSERVERS:
+        observer(result)
+
 
 UPSTREAM = "addic7ed"
 DEFAULT_BASE_URL = "https://www.addic7ed.com/"
@@ -264,16 +273,23 @@ class Addic7edClient(UpstreamSession):
             location = response.headers.get("location", "")
             # Compare the path so an absolute Location to the same page is recognised too.
             if httpx.URL(location).path.startswith("/downloadexceeded.php"):
+                _observe_download("DownloadLimitReached")
                 raise DownloadLimitExceeded(download_uri, cookie_used=cookie is not None)
+            _observe_download("Deleted")
             raise SubtitleFileDeleted(download_uri, location)
         if 200 <= status < 300:
             # A 200 HTML page (a limit or login page) is not the file: never returned as one.
-            check_subtitle_body(
-                download_uri,
-                response.content,
-                response.headers.get("content-type", ""),
-                cookie_used=cookie is not None,
-            )
+            try:
+                check_subtitle_body(
+                    download_uri,
+                    response.content,
+                    response.headers.get("content-type", ""),
+                    cookie_used=cookie is not None,
+                )
+            except DownloadLimitExceeded:
+                _observe_download("DownloadLimitReached")
+                raise
+            _observe_download("Downloaded")
             return response.content
         # The original returned any other body (a lasting 404 page, say) as the subtitle.
         retried = self._sender.is_retry_status(status)

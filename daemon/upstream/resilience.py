@@ -29,6 +29,15 @@ from daemon.upstream.errors import UpstreamUnavailable
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], float]
+# Called with (upstream, result) after every attempt: an HTTP status class ("2xx"..."5xx"),
+# "timeout", "error" (no response) or "circuit_open" (failed fast). The metrics module
+# subscribes from app.py; upstream code never imports it.
+ATTEMPT_OBSERVERS: list[Callable[[str, str], None]] = []
+
+
+def _observe(upstream: str, result: str) -> None:
+    for observer in ATTEMPT_OBSERVERS:
+        observer(upstream, result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +224,11 @@ class ResilientSender:
     async def _one_attempt(
         self, attempt: Callable[[], Awaitable[httpx.Response]]
     ) -> httpx.Response:
-        probe = self.breaker.before_call()
+        try:
+            probe = self.breaker.before_call()
+        except UpstreamUnavailable:
+            _observe(self.upstream, "circuit_open")
+            raise
         try:
             await self._limiter.acquire()
             async with asyncio.timeout(self._timeouts.attempt):
@@ -223,10 +236,12 @@ class ResilientSender:
         except BaseException as exc:
             if _is_transient(exc):
                 self.breaker.record(failed=True, probe=probe)
+                _observe(self.upstream, "timeout" if isinstance(exc, TimeoutError) else "error")
             else:
                 self.breaker.abandon(probe)
             raise
         status = response.status_code
+        _observe(self.upstream, f"{status // 100}xx")
         self.breaker.record(failed=status in self._failure_statuses or status >= 500, probe=probe)
         return response
 

@@ -179,7 +179,7 @@ async def test_recurring_trigger_migrations_and_reload(
         assert {m["version"]: m["state"] for m in schema}[5] == "applied"
         refused = await error_of(ctl, "reload")
         assert refused.code == "conflict" and "recurring.x.cron" in refused.message
-        assert await ctl.call("reload") == {"reloaded": True}
+        assert await ctl.call("reload") == {"reloaded": True, "applied": [], "needs_restart": []}
     finally:
         await ctl.server.stop()
 

@@ -176,7 +176,8 @@ async def test_trigger_fires_now_and_reload_changes_the_schedule(
         manual = await scheduler.fire("tick", None)
         assert manual is not None and manual.created
         [entry] = await scheduler.describe()
-        assert entry["last_job_id"] == manual.job_id and entry["last_fire"] is None
+        assert entry["last_job_id"] == manual.job_id and entry["last_slot"] is None
+        assert entry["last_fire"] == entry["last_trigger"] is not None  # LAST FIRE counts it
         scheduler.apply(plan("30 4 * * *"))
         [entry] = await scheduler.describe()
         assert entry["cron"] == "30 4 * * *" and entry["next_fire"].strftime("%H:%M") == "04:30"

@@ -45,3 +45,28 @@ def test_the_unit_keeps_notify_watchdog_restart_policy_and_hardening() -> None:
     # The stop timeout must leave room for the grace period (30 s) and the clean-up after it.
     stop = int(text.split("TimeoutStopSec=")[1].split()[0])
     assert stop > 30
+
+
+def test_reload_waits_for_the_daemons_answer() -> None:
+    assert (
+        "ExecReload=/usr/bin/addicted-jobs reload --config /etc/addicted-jobs/config.toml"
+        in UNIT.read_text()
+    )
+
+
+def test_systemd_files_writes_the_shipped_files_for_this_installation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon import cli
+
+    target = tmp_path / "out"
+    assert cli.main(["systemd-files", str(target), "--bin", "/opt/aj/bin/addicted-jobs"]) == 0
+    unit = (target / "addicted-jobs.service").read_text()
+    assert "ExecStart=/opt/aj/bin/addicted-jobs run --config" in unit
+    assert "ExecReload=/opt/aj/bin/addicted-jobs reload --config" in unit
+    assert (target / "addicted-jobs.sysusers.conf").read_text().startswith("# sysusers.d")
+    assert "[metrics]" in (target / "config.example.toml").read_text()
+    assert "systemctl daemon-reload" in capsys.readouterr().out
+    assert cli.main(["systemd-files", str(target)]) == 1  # no silent overwrite
+    assert "exists; remove it or pass --force" in capsys.readouterr().err
+    assert cli.main(["systemd-files", str(target), "--force"]) == 0
