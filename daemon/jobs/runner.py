@@ -146,7 +146,7 @@ class Dispatcher:
         while jobs:
             job = jobs.popleft()
             self.engine.running_by_name[job.name] -= 1
-            self.engine.record(Outcome(job.id, "ready", datetime.now(UTC), refund=1))
+            self.engine.record(Outcome(job.id, job.claims, "ready", datetime.now(UTC), refund=1))
 
     async def _wait(self, timeout: float | None) -> None:
         try:
@@ -213,6 +213,8 @@ class Engine:
         self._connect = connect
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
+        self._held: list[Outcome] = []  # outcomes whose row another session holds locked
+        self._held_logged: set[int] = set()
         self._flush_wanted = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
         self._dispatch_loops: list[asyncio.Task[Any]] = []
@@ -415,7 +417,7 @@ class Engine:
             task.cancel()
         await asyncio.wait(self._loops, timeout=5.0) if self._loops else None
         self.guard.stop()
-        await asyncio.shield(self.flush())
+        await asyncio.shield(self._final_flush())
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
 
@@ -426,7 +428,7 @@ class Engine:
         structlog.contextvars.bind_contextvars(
             job_id=job.id, job=job.name, queue=queue, attempt=job.attempt
         )
-        outcome, result, error = "succeeded", Outcome(job.id, "succeeded"), None
+        outcome, result, error = "succeeded", Outcome(job.id, job.claims, "succeeded"), None
         try:
             try:
                 spec = self.registry.get(job.name)
@@ -452,16 +454,19 @@ class Engine:
             if self._cancel_reasons.pop(job.id, None) == "operator":
                 outcome, result = (
                     "cancelled",
-                    Outcome(job.id, "deleted", error="cancelled by an operator"),
+                    Outcome(job.id, job.claims, "deleted", error="cancelled by an operator"),
                 )
             else:
                 outcome, result = (
                     "interrupted",
-                    Outcome(job.id, "ready", datetime.now(UTC), refund=1),
+                    Outcome(job.id, job.claims, "ready", datetime.now(UTC), refund=1),
                 )
         except _Unrunnable as exc:
             error = f"{type(exc.cause).__name__}: {exc.cause}"[:500]
-            outcome, result = "failed", Outcome(job.id, "failed", error=_error_text(exc.cause))
+            outcome, result = (
+                "failed",
+                Outcome(job.id, job.claims, "failed", error=_error_text(exc.cause)),
+            )
         except Exception as exc:
             outcome, result, error = self._failure(job, exc)
         finally:
@@ -508,14 +513,17 @@ class Engine:
             delay = policy.delay(job.attempt) * self.config.retry_delay_scale
             state = "scheduled" if delay > 0 else "ready"
             run_at = datetime.now(UTC) + timedelta(seconds=delay)
-            return "retry", Outcome(job.id, state, run_at, _error_text(exc)), summary
+            return "retry", Outcome(job.id, job.claims, state, run_at, _error_text(exc)), summary
         final = "deleted" if policy is not None and policy.on_exhausted == "delete" else "failed"
-        return final, Outcome(job.id, final, error=_error_text(exc)), summary
+        return final, Outcome(job.id, job.claims, final, error=_error_text(exc)), summary
 
     def cancel_running(self, job_id: int) -> bool:
         for dispatcher in self.dispatchers.values():
-            if dispatcher.take_buffered(job_id) is not None:
-                self.record(Outcome(job_id, "deleted", error="cancelled by an operator"))
+            job = dispatcher.take_buffered(job_id)
+            if job is not None:
+                self.record(
+                    Outcome(job_id, job.claims, "deleted", error="cancelled by an operator")
+                )
                 return True
             task = dispatcher.active.get(job_id)
             if task is not None:
@@ -533,24 +541,54 @@ class Engine:
         self._flush_wanted.set()
 
     async def flush(self) -> None:
-        """Write every recorded outcome; keeps them for the next try when the database is away."""
+        """Write every recorded outcome; keeps them for the next try when the database is away.
+
+        Outcomes whose row another session holds locked are not waited for: they wait in
+        `_held` and go out again with the next flush (at least every HELD_RETRY_S), so one locked
+        row never holds up the others' status, unique keys and continuations."""
+        if self._held:
+            self._outcomes = self._held + self._outcomes
+            self._held = []
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
             try:
-                await store.finish(self.pool, batch)
+                busy = await store.finish(self.pool, batch)
             except DB_ERRORS:
                 self._outcomes = batch + self._outcomes
                 raise
+            if busy:
+                self._hold([o for o in batch if o.id in set(busy)])
+            for outcome in batch:
+                if outcome.id in self._held_logged and outcome.id not in busy:
+                    self._held_logged.discard(outcome.id)
+                    log.info("held job outcome written", id=outcome.id, state=outcome.state)
             # A retry scheduled sooner than the fallback poll must wake its dispatcher too: it is
             # asleep until a due time computed before this job failed.
             if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
                 for dispatcher in self.dispatchers.values():
                     dispatcher.wake.set()
 
+    HELD_RETRY_S = 0.5
+
+    def _hold(self, outcomes: list[Outcome]) -> None:
+        self._held.extend(outcomes)
+        for outcome in outcomes:
+            if outcome.id not in self._held_logged:
+                self._held_logged.add(outcome.id)
+                log.warning(
+                    "job row locked by another session; its outcome is written when the lock ends",
+                    id=outcome.id,
+                    state=outcome.state,
+                )
+
     async def _flush_loop(self) -> None:
         failures = 0
         while True:
-            await self._flush_wanted.wait()
+            try:
+                async with asyncio.timeout(self.HELD_RETRY_S if self._held else None):
+                    await self._flush_wanted.wait()
+            except TimeoutError:
+                pass
             self._flush_wanted.clear()
             if self.config.flush_interval_s:
                 await asyncio.sleep(self.config.flush_interval_s)  # gather a batch, not a sync wait
@@ -564,6 +602,22 @@ class Engine:
                 self.report_db_error(exc)
                 await asyncio.sleep(min(0.25 * 2**failures, 5.0))
                 self._flush_wanted.set()
+
+    async def _final_flush(self, deadline_s: float = 10.0) -> None:
+        """At stop: write everything, giving rows held locked by others up to `deadline_s`. What
+        is still held stays `running` and is recovered (without spending its attempt) at the next
+        start."""
+        end = time.monotonic() + deadline_s
+        await self.flush()
+        while self._held and time.monotonic() < end:
+            await asyncio.sleep(min(self.HELD_RETRY_S, max(end - time.monotonic(), 0)))
+            await self.flush()
+        if self._held:
+            log.error(
+                "job outcomes not written: their rows stay locked by another session; "
+                "they are recovered at the next start",
+                ids=[o.id for o in self._held],
+            )
 
     async def _prune_loop(self) -> None:
         while True:

@@ -50,13 +50,18 @@ class Claimed:
     args: dict[str, Any]
     attempt: int
     max_attempts: int
+    claims: int = 0  # the fencing token of this run (jobs.claims after the claim)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The end of one run; `refund` gives the attempt back (shutdown, not the job's fault)."""
+    """The end of one run; `refund` gives the attempt back (shutdown, not the job's fault).
+
+    `claims` is the fencing token the claim returned: the outcome is written only while the row
+    is still that run's (see migrations/007_finish_skip_locked.sql)."""
 
     id: int
+    claims: int
     state: str
     run_at: datetime | None = None
     error: str | None = None
@@ -233,12 +238,13 @@ WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
     WHERE id = ANY (ARRAY(SELECT id FROM candidates ORDER BY run_at, id LIMIT $3))
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, started_at = now()
+    UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, claims = j.claims + 1,
+                           started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked
                             WHERE state IN ('ready', 'scheduled') AND run_at <= now()))
-    RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.run_at
+    RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.claims, j.run_at
 )
-SELECT id, name, args, attempt, max_attempts FROM claimed ORDER BY run_at, id
+SELECT id, name, args, attempt, max_attempts, claims FROM claimed ORDER BY run_at, id
 """
 
 
@@ -255,7 +261,10 @@ async def claim(
     names = list(capped)
     room = [max(rooms.get(name, 0), 0) for name in names]
     rows = await db.fetch(_CLAIM, queue, names, limit, room)
-    return [Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"]) for r in rows]
+    return [
+        Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
+        for r in rows
+    ]
 
 
 _NEXT_DUE = f"""
@@ -276,17 +285,23 @@ async def next_due(db: Executor, queue: str, blocked: Sequence[str] = ()) -> dat
     return value
 
 
-async def finish(db: Executor, outcomes: Sequence[Outcome]) -> None:
+async def finish(db: Executor, outcomes: Sequence[Outcome]) -> list[int]:
+    """Write a batch of outcomes; returns the ids whose rows another session holds locked, which
+    were not written (write them again later). An outcome whose run is no longer the row's (not
+    running, or claimed again since: another fencing token) is dropped."""
     if not outcomes:
-        return
-    await db.execute(
-        "SELECT jobs.finish($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::int[])",
+        return []
+    busy: list[int] = await db.fetchval(
+        "SELECT jobs.finish($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],"
+        " $6::int[])",
         [o.id for o in outcomes],
+        [o.claims for o in outcomes],
         [o.state for o in outcomes],
         [o.run_at for o in outcomes],
         [o.error for o in outcomes],
         [o.refund for o in outcomes],
     )
+    return busy
 
 
 _RECOVER = """

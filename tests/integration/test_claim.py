@@ -167,7 +167,7 @@ async def test_statistics_never_make_a_claim_read_the_backlog(
     # jobs_claim_by_name on run_at and filtering on id, reading the backlog on every claim.
     await store.enqueue(db_pool, jobs("noop", 3000))
     while claimed := await store.claim(db_pool, "default", 500):
-        await store.finish(db_pool, [Outcome(c.id, "succeeded") for c in claimed])
+        await store.finish(db_pool, [Outcome(c.id, c.claims, "succeeded") for c in claimed])
     await db_pool.execute("ANALYZE jobs.jobs")  # statistics of an empty queue
     await store.enqueue(db_pool, jobs("noop", 30_000))
     for statistics in ("empty", "full"):

@@ -1,0 +1,88 @@
+"""The engine under faults other PostgreSQL queues have met (issue 14): a row another session
+holds locked, a late finish from a run that was recovered and claimed again elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+import asyncpg
+
+from daemon.jobs import store
+from daemon.jobs.context import JobContext
+from daemon.jobs.runner import JobRequest
+from daemon.jobs.spec import JobSpec, NoArgs, Registry
+from daemon.jobs.store import NewJob, Outcome
+from tests.integration.conftest import EngineFactory
+from tests.support import wait_until
+
+
+async def count_in(pool: asyncpg.Pool, state: str, name: str) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM jobs.jobs WHERE state = $1 AND name = $2", state, name
+        )
+    )
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
+async def test_a_locked_job_row_holds_only_its_own_status_write(
+    make_engine: EngineFactory, db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    release = asyncio.Event()
+
+    async def held(ctx: JobContext, args: NoArgs) -> None:
+        await release.wait()
+
+    async def quick(ctx: JobContext, args: NoArgs) -> None:
+        return None
+
+    registry = Registry()
+    registry.register(JobSpec("held", "default", NoArgs, held))
+    registry.register(JobSpec("quick", "default", NoArgs, quick))
+    engine = await make_engine(registry)
+    held_id = (await engine.enqueue("held")).id
+    await wait_until(lambda: count_in(db_pool, "running", "held"), message="held running")
+
+    operator = await asyncpg.connect(db_dsn)
+    try:
+        tx = operator.transaction()
+        await tx.start()
+        await operator.execute("SELECT 1 FROM jobs.jobs WHERE id = $1 FOR UPDATE", held_id)
+        release.set()  # its outcome now waits on the operator's lock
+        await wait_until(lambda: engine._held, message="the held outcome set aside")
+        await engine.enqueue_many([JobRequest("quick", {}) for _ in range(300)])
+        # All 300 written while the operator still holds the one row.
+        await wait_until(
+            lambda: _equals(count_in(db_pool, "succeeded", "quick"), 300),
+            message="300 quick jobs written",
+        )
+        assert await count_in(db_pool, "running", "held") == 1  # written once the lock ends
+        await tx.commit()
+    finally:
+        await operator.close()
+    await wait_until(
+        lambda: count_in(db_pool, "succeeded", "held"), message="held outcome written after"
+    )
+    assert not engine._held
+
+
+async def test_a_late_finish_never_overwrites_a_run_recovered_and_claimed_again(
+    db_pool: asyncpg.Pool,
+) -> None:
+    [job] = await store.enqueue(db_pool, [NewJob("noop", "default", {}, 3)])
+    [first] = await store.claim(db_pool, "default", 1)
+    # Another daemon takes over: start-up recovery, then its own claim of the same job.
+    await store.recover(db_pool, 5)
+    [second] = await store.claim(db_pool, "default", 1)
+    assert second.id == first.id == job.id and second.claims == first.claims + 1
+    # The first daemon's late outcome is dropped; the second run's own is written.
+    await store.finish(db_pool, [Outcome(job.id, first.claims, "failed", error="late")])
+    row = await store.get_job(db_pool, job.id)
+    assert row is not None and row["state"] == "running" and row["last_error"] is None
+    await store.finish(db_pool, [Outcome(job.id, second.claims, "succeeded")])
+    row = await store.get_job(db_pool, job.id)
+    assert row is not None and row["state"] == "succeeded"
