@@ -156,7 +156,9 @@ async def queues(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _transition(r: dict[str, Any]) -> str:
-    return f"job {r['id']}: {r['previous_state']} -> {r['state']}"
+    restored = r.get("continuations_restored")
+    chain = f" ({restored} continuations waiting again)" if restored else ""
+    return f"job {r['id']}: {r['previous_state']} -> {r['state']}{chain}"
 
 
 @command("retry", "run a finished or waiting job again now", arg("id", type=int))

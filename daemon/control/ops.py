@@ -240,17 +240,21 @@ class EngineOps(AdminOps):
 
     async def retry(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         req = parse_args(JobIdArgs, args, "retry")
-        previous = await store.retry(self.engine.pool, req.id)
-        if previous is None:
+        retried = await store.retry(self.engine.pool, req.id)
+        if retried is None:
             raise OpError("not_found", f"no job {req.id}")
-        if previous.startswith("unchanged:"):
-            state = previous.partition(":")[2]
+        if not retried.changed:
             raise OpError(
                 "conflict",
-                f"job {req.id} is {state}; retry applies to failed, deleted, succeeded or "
+                f"job {req.id} is {retried.state}; retry applies to failed, deleted, succeeded or "
                 "scheduled jobs (cancel a running job first, or wait for it)",
             )
-        return {"id": req.id, "previous_state": previous, "state": "ready"}
+        return {
+            "id": req.id,
+            "previous_state": retried.previous,
+            "state": retried.state,
+            "continuations_restored": retried.restored,
+        }
 
     async def cancel(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         req = parse_args(JobIdArgs, args, "cancel")

@@ -439,23 +439,66 @@ async def finished_since(db: Executor, seconds: float) -> dict[str, int]:
     return {r["queue"]: r["n"] for r in rows}
 
 
-async def retry(db: Executor, job_id: int) -> str | None:
-    """Give a finished or waiting job a fresh run now; returns the state it was in (None: missing).
+@dataclass(frozen=True)
+class Retried:
+    """What `retry` did: the job's state before and after, and how many continuations deleted
+    because of it came back to `awaiting` (its chain). `changed` is False when the job was left
+    alone (running, ready or awaiting: the caller reports a conflict)."""
 
-    Running, ready and awaiting jobs are left alone (the caller reports a conflict).
+    previous: str
+    state: str
+    changed: bool = True
+    restored: int = 0
+
+
+# The continuations deleted because their parent was (delete_continuations marks them so), and
+# theirs, below the retried job: they wait for it again, as Hangfire brings a chain back.
+_RESTORE_CHAIN = """
+WITH RECURSIVE chain AS (
+    SELECT id FROM jobs.jobs
+    WHERE parent_id = $1 AND state = 'deleted' AND last_error = 'parent job was deleted'
+    UNION
+    SELECT j.id FROM jobs.jobs j JOIN chain c ON j.parent_id = c.id
+    WHERE j.state = 'deleted' AND j.last_error = 'parent job was deleted'
+)
+UPDATE jobs.jobs SET state = 'awaiting', finished_at = NULL, last_error = NULL, attempt = 0,
+                     interruptions = 0
+WHERE id IN (SELECT id FROM chain)
+"""
+
+
+async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
+    """Give a finished or waiting job a fresh run now (None: no such job).
+
+    A continuation whose parent has not succeeded goes back to `awaiting`, never `ready`: it
+    runs when the parent succeeds. A retried job brings back the continuations that were deleted
+    because it was. Running, ready and awaiting jobs are left alone (changed=False).
     """
-    row = await db.fetchrow(
-        """WITH old AS (SELECT id, state FROM jobs.jobs WHERE id = $1 FOR UPDATE)
-           UPDATE jobs.jobs j SET state = 'ready', run_at = now(), attempt = 0, interruptions = 0,
-                  finished_at = NULL
-           FROM old WHERE j.id = old.id AND old.state IN ('failed', 'deleted', 'succeeded', 'scheduled')
-           RETURNING old.state""",
-        job_id,
-    )
-    if row is not None:
-        return str(row["state"])
-    state: str | None = await db.fetchval("SELECT state FROM jobs.jobs WHERE id = $1", job_id)
-    return f"unchanged:{state}" if state else None
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT state, parent_id FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if row is None:
+            return None
+        if row["state"] not in ("failed", "deleted", "succeeded", "scheduled"):
+            return Retried(row["state"], row["state"], changed=False)
+        state = "ready"
+        if row["parent_id"] is not None:
+            # FOR SHARE: a finish of the parent waits for this transaction, so its release of
+            # awaiting continuations sees this one (a pruned parent counts as succeeded).
+            parent = await conn.fetchval(
+                "SELECT state FROM jobs.jobs WHERE id = $1 FOR SHARE", row["parent_id"]
+            )
+            if parent is not None and parent != "succeeded":
+                state = "awaiting"
+        await conn.execute(
+            """UPDATE jobs.jobs SET state = $2, run_at = now(), attempt = 0, interruptions = 0,
+                      finished_at = NULL WHERE id = $1""",
+            job_id,
+            state,
+        )
+        status = await conn.execute(_RESTORE_CHAIN, job_id)
+        return Retried(row["state"], state, restored=int(status.split()[-1]))
 
 
 async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:

@@ -4,7 +4,7 @@ holds locked, a late finish from a run that was recovered and claimed again else
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -86,3 +86,63 @@ async def test_a_late_finish_never_overwrites_a_run_recovered_and_claimed_again(
     await store.finish(db_pool, [Outcome(job.id, second.claims, "succeeded")])
     row = await store.get_job(db_pool, job.id)
     assert row is not None and row["state"] == "succeeded"
+
+
+async def test_a_retried_continuation_waits_for_its_running_parent(
+    make_engine: EngineFactory, db_pool: asyncpg.Pool
+) -> None:
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def parent(ctx: JobContext, args: NoArgs) -> None:
+        await release.wait()
+        order.append("parent")
+
+    async def child(ctx: JobContext, args: NoArgs) -> None:
+        order.append("child")
+
+    registry = Registry()
+    registry.register(JobSpec("parent", "default", NoArgs, parent))
+    registry.register(JobSpec("child", "default", NoArgs, child))
+    engine = await make_engine(registry)
+    p = (await engine.enqueue("parent")).id
+    c = (await engine.enqueue("child", after=p)).id
+    await wait_until(lambda: count_in(db_pool, "running", "parent"), message="parent running")
+    assert await store.cancel(db_pool, c) == "awaiting"
+    retried = await store.retry(db_pool, c)
+    assert retried is not None and (retried.previous, retried.state) == ("deleted", "awaiting")
+    # The dispatcher is woken and the queue polled meanwhile: the child must still not start.
+    engine.wake("default")
+    await wait_until(lambda: _equals(count_in(db_pool, "awaiting", "child"), 1), message="wait")
+    assert order == []
+    release.set()
+    await wait_until(lambda: count_in(db_pool, "succeeded", "child"), message="child ran")
+    assert order == ["parent", "child"]
+
+
+async def test_retrying_a_cancelled_parent_brings_back_its_chain(
+    make_engine: EngineFactory, db_pool: asyncpg.Pool
+) -> None:
+    order: list[str] = []
+
+    def recording(name: str) -> Callable[[JobContext, NoArgs], Awaitable[None]]:
+        async def run(ctx: JobContext, args: NoArgs) -> None:
+            order.append(name)
+
+        return run
+
+    registry = Registry()
+    for name in ("first", "second", "third"):
+        registry.register(JobSpec(name, "default", NoArgs, recording(name)))
+    engine = await make_engine(registry)
+    first = (await engine.enqueue("first", delay=3600)).id
+    second = (await engine.enqueue("second", after=first)).id
+    third = (await engine.enqueue("third", after=second)).id
+    assert await store.cancel(db_pool, first) == "scheduled"
+    for job_id in (second, third):
+        row = await store.get_job(db_pool, job_id)
+        assert row is not None and row["state"] == "deleted"
+    retried = await store.retry(db_pool, first)
+    assert retried is not None and (retried.state, retried.restored) == ("ready", 2)
+    await wait_until(lambda: count_in(db_pool, "succeeded", "third"), message="chain ran")
+    assert order == ["first", "second", "third"]
