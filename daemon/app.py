@@ -184,7 +184,9 @@ class App:
             pool_min=settings.database.pool_min,
             pool_max=settings.database.pool_max,
             connect_timeout=settings.database.connect_timeout_s,
+            acquire_timeout=settings.database.acquire_timeout_s,
         )
+        warn_pool_exhaustion(settings)
         await self.db.start()
         await self.db.take_instance_lock()
         assert self.db.pool is not None
@@ -200,6 +202,7 @@ class App:
             engine_config(settings),
             connect=self.db.connect,
             supervisor=self.supervisor,
+            engine_pool=self.db.engine_pool,
         )
         self.engine.on_db_state = self._db_state
         self.domain.bind(self.engine)
@@ -300,6 +303,23 @@ class App:
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at
+
+
+def warn_pool_exhaustion(settings: Settings) -> None:
+    """Jobs may each hold a pooled connection: when the queues' concurrency adds up to the pool's
+    size or more, jobs can take every connection and socket requests wait (then answer
+    `unavailable`). The engine's own connections are not affected (daemon.pools)."""
+    names = set(settings.queues) | {"default"}
+    total = sum(settings.queue_concurrency(q) for q in names)
+    if total >= settings.database.pool_max:
+        log.warning(
+            "queue concurrency can exhaust the connection pool: jobs holding connections make "
+            "socket requests wait, then answer unavailable; raise [database] pool_max above the "
+            "sum of [queues.*] concurrency, or lower the concurrency",
+            queues_concurrency_total=total,
+            pool_max=settings.database.pool_max,
+            acquire_timeout_s=settings.database.acquire_timeout_s,
+        )
 
 
 def load_job_modules(registry: Registry, modules: list[str]) -> None:

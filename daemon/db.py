@@ -18,6 +18,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from daemon.embedded_pg import EmbeddedPostgres
+from daemon.pools import ENGINE_POOL_SIZE, BoundedPool, create_bounded_pool
 
 log = structlog.get_logger(__name__)
 
@@ -206,14 +207,17 @@ class Database:
         pool_min: int = 2,
         pool_max: int = 10,
         connect_timeout: float = 10.0,
+        acquire_timeout: float = 5.0,
     ) -> None:
         self._configured_dsn = dsn
+        self._acquire_timeout = acquire_timeout
         self._state_dir = state_dir
         self._pool_min, self._pool_max = pool_min, pool_max
         self._timeout = connect_timeout
         self.embedded: EmbeddedPostgres | None = None
         self.dsn = dsn
-        self.pool: asyncpg.Pool | None = None
+        self.pool: BoundedPool | None = None  # socket requests and jobs, bounded waits
+        self.engine_pool: asyncpg.Pool | None = None  # the engine's alone (daemon.pools)
         self._lock_conn: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -226,10 +230,20 @@ class Database:
                 socket=str(self.embedded.socket_dir),
             )
         try:
-            self.pool = await asyncpg.create_pool(
+            self.pool = await create_bounded_pool(
                 self.dsn,
+                self._acquire_timeout,
                 min_size=self._pool_min,
                 max_size=self._pool_max,
+                timeout=self._timeout,
+                init=_init_connection,
+                command_timeout=None,
+                **POOL_OPTIONS,
+            )
+            self.engine_pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=ENGINE_POOL_SIZE,
                 timeout=self._timeout,
                 init=_init_connection,
                 command_timeout=None,
@@ -291,6 +305,8 @@ class Database:
             await self._lock_conn.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.engine_pool is not None:
+            await self.engine_pool.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
             log.info("embedded database stopped")

@@ -53,6 +53,8 @@ class DatabaseSettings(Section):
     pool_min: int = Field(default=2, ge=1)
     pool_max: int = Field(default=10, ge=2)
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    # Longest wait of a socket request or a job for a pooled connection, then `unavailable`.
+    acquire_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class ControlSettings(Section):

@@ -31,7 +31,7 @@ from daemon.jobs import store
 from daemon.jobs.recurring import RecurringScheduler
 from daemon.jobs.runner import Engine, JobRequest
 from daemon.jobs.spec import UnknownJob
-from daemon.jobs.store import EnqueueResult, ParentNotFound
+from daemon.jobs.store import EnqueueResult, ParentLocked, ParentNotFound
 
 READ_ONLY = frozenset({"ping", "job", "jobs", "queues", "recurring", "migrations", "stats"})
 LIST_VALUE_LIMIT = 200
@@ -143,6 +143,8 @@ class EngineOps(AdminOps):
             raise OpError(
                 "not_found", f"{exc}: `after` must name an existing job id (see `jobs`)"
             ) from None
+        except ParentLocked as exc:
+            raise OpError("unavailable", str(exc)) from None
 
     async def enqueue(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         req = parse_args(EnqueueArgs, args, "enqueue")

@@ -34,6 +34,7 @@ CHANNEL = "addicted_jobs"
 # that dies takes the daemon with it, and a failing statement is logged each time it is retried.
 DB_ERRORS = (*UNREACHABLE, asyncpg.PostgresError)
 ERROR_TEXT_LIMIT = 4000
+FLUSH_MAX = 5000
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,9 @@ class Dispatcher:
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
             try:
-                claimed = await store.claim(self.engine.pool, self.queue, limit, capped, rooms)
+                claimed = await store.claim(
+                    self.engine.engine_pool, self.queue, limit, capped, rooms
+                )
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
@@ -131,7 +134,7 @@ class Dispatcher:
             # Drained: sleep until woken, or until the next delayed job falls due.
             blocked = [n for n in capped if self.engine.room(n) <= 0]
             try:
-                due = await store.next_due(self.engine.pool, self.queue, blocked)
+                due = await store.next_due(self.engine.engine_pool, self.queue, blocked)
             except DB_ERRORS as exc:
                 self.engine.report_db_error(exc)
                 due = None
@@ -198,8 +201,13 @@ class Engine:
         config: EngineConfig,
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         supervisor: Supervisor | None = None,
+        engine_pool: asyncpg.Pool | None = None,
     ) -> None:
+        """`pool` serves enqueues and the read side (socket requests, jobs); `engine_pool`, when
+        given, is the engine's own for claims, status writes, recovery and pruning, so requests
+        and jobs holding every connection of `pool` never stall the queues (issue 14)."""
         self.pool = pool
+        self.engine_pool = engine_pool or pool
         self.registry = registry
         self.config = config
         self.locks = KeyedLocks()
@@ -292,7 +300,7 @@ class Engine:
         return sorted(self.registry.queues() | set(self.config.concurrency))
 
     async def recover(self) -> store.Recovered:
-        recovered = await store.recover(self.pool, self.config.max_interruptions)
+        recovered = await store.recover(self.engine_pool, self.config.max_interruptions)
         if recovered.requeued or recovered.poisoned:
             log.warning(
                 "recovered jobs left running by a previous daemon",
@@ -302,7 +310,7 @@ class Engine:
         return recovered
 
     async def start(self) -> None:
-        paused = await store.paused_queues(self.pool)
+        paused = await store.paused_queues(self.engine_pool)
         for queue in self.queues():
             conc = self.config.concurrency.get(queue, self.config.default_concurrency)
             dispatcher = self.dispatchers[queue] = Dispatcher(self, queue, conc)
@@ -550,9 +558,11 @@ class Engine:
             self._outcomes = self._held + self._outcomes
             self._held = []
         while self._outcomes:
-            batch, self._outcomes = self._outcomes, []
+            # At most FLUSH_MAX outcomes per call: a flush that fell behind catches up in calls
+            # of bounded cost rather than one that grows with the lag.
+            batch, self._outcomes = self._outcomes[:FLUSH_MAX], self._outcomes[FLUSH_MAX:]
             try:
-                busy = await store.finish(self.pool, batch)
+                busy = await store.finish(self.engine_pool, batch)
             except DB_ERRORS:
                 self._outcomes = batch + self._outcomes
                 raise
@@ -622,7 +632,7 @@ class Engine:
     async def _prune_loop(self) -> None:
         while True:
             try:
-                removed = await store.prune(self.pool, self.config.retention_days)
+                removed = await store.prune(self.engine_pool, self.config.retention_days)
                 if removed:
                     log.info(
                         "pruned finished jobs",

@@ -24,6 +24,23 @@ class ParentNotFound(LookupError):
         super().__init__(f"no job {parent_id} to continue after")
 
 
+class ParentLocked(RuntimeError):
+    """Another session held a parent's row locked longer than CLIENT_LOCK_TIMEOUT_S: the enqueue
+    gave up instead of holding a pooled connection while it waits (issue 14)."""
+
+    def __init__(self, parent_ids: list[int]) -> None:
+        self.parent_ids = parent_ids
+        super().__init__(
+            f"job {', '.join(map(str, parent_ids))} is locked by another session (waited "
+            f"{CLIENT_LOCK_TIMEOUT_S:g} s for it); nothing was enqueued, try again"
+        )
+
+
+# The longest an enqueue waits on a row lock (`after=` takes the parent FOR SHARE) on behalf of a
+# client: a row an operator holds would otherwise keep the connection of every such request.
+CLIENT_LOCK_TIMEOUT_S = 2.0
+
+
 @dataclass(frozen=True)
 class NewJob:
     name: str
@@ -146,8 +163,15 @@ async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
 
 async def _enqueue_in(conn: Conn, jobs: Sequence[NewJob], needs_tx: bool) -> list[EnqueueResult]:
     if needs_tx and not conn.is_in_transaction():
-        async with conn.transaction():
-            return await _enqueue_loop(conn, jobs)
+        try:
+            async with conn.transaction():
+                # SET LOCAL: only in a transaction of our own, not the caller's.
+                await conn.execute(
+                    f"SET LOCAL lock_timeout = '{int(CLIENT_LOCK_TIMEOUT_S * 1000)}ms'"
+                )
+                return await _enqueue_loop(conn, jobs)
+        except asyncpg.exceptions.LockNotAvailableError:
+            raise ParentLocked(sorted({j.after for j in jobs if j.after is not None})) from None
     return await _enqueue_loop(conn, jobs)
 
 
