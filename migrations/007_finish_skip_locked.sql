@@ -27,7 +27,10 @@ BEGIN
         SELECT * FROM unnest(p_ids, p_claims, p_states, p_run_at, p_errors, p_refund)
             AS o(id, claims, state, run_at, error, refund)
     ), locked AS MATERIALIZED (
-        SELECT id, state, claims FROM jobs.jobs WHERE id = ANY (p_ids) FOR UPDATE SKIP LOCKED
+        -- A join on unnest, not `id = ANY (p_ids)`: a parameter array is not hashed, and a plan
+        -- that scans the table would compare each row with every id (seconds per flush).
+        SELECT j.id, j.state, j.claims FROM unnest(p_ids) AS b(id) JOIN jobs.jobs j ON j.id = b.id
+        FOR UPDATE OF j SKIP LOCKED
     ), updated AS (
         UPDATE jobs.jobs j SET
             state = o.state,
