@@ -51,6 +51,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         retention_days=settings.engine.retention_days,
         claim_batch=settings.engine.claim_batch,
         retry_delay_scale=settings.engine.retry_delay_scale,
+        horizon_warn_s=settings.engine.horizon_warn_s,
     )
 
 

@@ -115,6 +115,8 @@ class EngineOps(AdminOps):
         keep = ("ready", "running", "scheduled", "failed")
         queues = {q: {s: e["counts"][s] for s in keep} for q, e in sorted(counts.items())}
         result.update(database="ok", queues=queues)
+        if self.engine.horizon is not None:
+            result["oldest_transaction"] = self.engine.horizon
         return result
 
     # ---- enqueue ------------------------------------------------------------------------------
@@ -222,6 +224,7 @@ class EngineOps(AdminOps):
             "queues": await self._queue_rows(),
             "finished_last_minute": await store.finished_since(pool, 60.0),
             "failures": await store.recent_failures(pool, 8),
+            "oldest_transaction": self.engine.horizon,
         }
 
     async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class EngineConfig:
     retry_delay_scale: float = 1.0
     retention_days: float = 7.0
     prune_every_s: float = 3600.0
+    horizon_warn_s: float = 300.0  # an open transaction older than this is shown and logged
+    horizon_check_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,9 @@ class Engine:
         self._cancel_reasons: dict[int, str] = {}
         self._caps: dict[str, int] = {s.name: s.cap for s in registry.specs.values() if s.cap}
         self.guard = LoopGuard()
+        # The oldest transaction holding back vacuum, while older than horizon_warn_s (ping, top).
+        self.horizon: dict[str, Any] | None = None
+        self._horizon_warned: tuple[Any, ...] | None = None
         self.refresh_logger()
 
     def refresh_logger(self) -> None:
@@ -328,6 +333,7 @@ class Engine:
             self.supervisor.spawn(self._flush_loop(), "engine-flusher", critical=True)
         )
         self._loops.append(self.supervisor.spawn(self._prune_loop(), "engine-pruner"))
+        self._loops.append(self.supervisor.spawn(self._horizon_loop(), "engine-horizon"))
         self.guard.start()
         self.started = True
 
@@ -628,6 +634,31 @@ class Engine:
                 "they are recovered at the next start",
                 ids=[o.id for o in self._held],
             )
+
+    async def _horizon_loop(self) -> None:
+        """Watch for a transaction elsewhere that holds back the xmin horizon: claims slow down
+        while it is open (dead rows pile up), so it is logged once and shown by ping and top."""
+        while True:
+            try:
+                holder = await store.horizon_holder(self.engine_pool)
+            except DB_ERRORS as exc:
+                log.debug("horizon check skipped", error=str(exc))
+                holder = None
+            if holder is not None and holder["age_s"] > self.config.horizon_warn_s:
+                holder["age_s"] = round(holder["age_s"], 1)
+                self.horizon = holder
+                key = (holder["pid"], holder["application_name"])
+                if key != self._horizon_warned:
+                    self._horizon_warned = key
+                    log.warning(
+                        "an open transaction holds back vacuum of the jobs table; claims slow down "
+                        "until it ends (set idle_in_transaction_session_timeout)",
+                        **{f"holder_{k}": v for k, v in holder.items()},
+                    )
+            else:
+                self.horizon = None
+                self._horizon_warned = None
+            await asyncio.sleep(self.config.horizon_check_s)
 
     async def _prune_loop(self) -> None:
         while True:

@@ -360,6 +360,31 @@ async def recover(db: Executor, max_interruptions: int) -> Recovered:
     )
 
 
+# The oldest transaction of this database that holds a snapshot (backend_xmin), by the age of
+# that snapshot: while it is open, vacuum may not remove the dead rows every claim and finish
+# leaves behind, and each claim walks more dead index entries (issue 14). Other databases'
+# sessions do not hold back this table's horizon; prepared transactions do.
+_HORIZON_HOLDER = """
+SELECT pid, state, application_name, client_addr::text AS client,
+       extract(epoch FROM now() - coalesce(xact_start, backend_start))::float8 AS age_s,
+       left(query, 200) AS query
+FROM pg_stat_activity
+WHERE datname = current_database() AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
+UNION ALL
+SELECT NULL, 'prepared', gid, NULL, extract(epoch FROM now() - prepared)::float8, NULL
+FROM pg_prepared_xacts WHERE database = current_database()
+ORDER BY age_s DESC NULLS LAST LIMIT 1
+"""
+
+
+async def horizon_holder(db: Executor) -> dict[str, Any] | None:
+    """The oldest open transaction holding back vacuum in this database: pid, state (`idle in
+    transaction`, `active`, `prepared`), application_name, client, age_s (seconds since it
+    began) and its current or last query (200 characters); None when there is none."""
+    row = await db.fetchrow(_HORIZON_HOLDER)
+    return dict(row) if row is not None else None
+
+
 async def prune(db: Executor, older_than_days: float, batch: int = 5000) -> int:
     """Delete finished jobs past the retention, a batch at a time so no lock is held for long."""
     total = 0

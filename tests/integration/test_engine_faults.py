@@ -7,12 +7,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from structlog.testing import capture_logs
 
+from daemon.control.ops import EngineOps
+from daemon.control.server import Peer
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
 from daemon.jobs.runner import JobRequest
 from daemon.jobs.spec import JobSpec, NoArgs, Registry
 from daemon.jobs.store import NewJob, Outcome
+from daemon.top import render
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 
@@ -146,3 +150,35 @@ async def test_retrying_a_cancelled_parent_brings_back_its_chain(
     assert retried is not None and (retried.state, retried.restored) == ("ready", 2)
     await wait_until(lambda: count_in(db_pool, "succeeded", "third"), message="chain ran")
     assert order == ["first", "second", "third"]
+
+
+async def test_a_long_open_snapshot_is_logged_once_and_shown_by_ping_and_top(
+    make_engine: EngineFactory, db_dsn: str
+) -> None:
+    engine = await make_engine(Registry(), horizon_warn_s=0.3, horizon_check_s=0.05)
+    ops = EngineOps(engine, version="test", uptime=lambda: 1.0)
+    peer = Peer(pid=None, uid=None, gid=None)
+    assert "oldest_transaction" not in await ops.ping({}, peer)
+    reporting = await asyncpg.connect(db_dsn, server_settings={"application_name": "reporting"})
+    try:
+        with capture_logs() as logs:
+            async with reporting.transaction(isolation="repeatable_read"):
+                await reporting.fetchval("SELECT count(*) FROM jobs.jobs")  # takes the snapshot
+                holder = await wait_until(lambda: engine.horizon, message="the holder shown")
+                assert holder["pid"] == reporting.get_server_pid()
+                assert holder["application_name"] == "reporting" and holder["age_s"] >= 0.3
+                await wait_until(  # several more checks while it stays open
+                    lambda: engine.horizon and engine.horizon["age_s"] >= holder["age_s"] + 0.2,
+                    message="later checks",
+                )
+                shown = (await ops.ping({}, peer))["oldest_transaction"]
+                assert shown["pid"] == holder["pid"]
+                stats = await ops.stats({}, peer)
+                assert "holds back vacuum (pid" in render(stats)
+        warnings = [e for e in logs if "holds back vacuum" in e["event"]]
+        assert len(warnings) == 1 and warnings[0]["holder_pid"] == holder["pid"]
+        assert "idle_in_transaction_session_timeout" in warnings[0]["event"]
+    finally:
+        await reporting.close()
+    await wait_until(lambda: engine.horizon is None, message="cleared once it ends")
+    assert "oldest_transaction" not in await ops.ping({}, peer)
