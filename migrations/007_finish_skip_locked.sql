@@ -23,13 +23,16 @@ DECLARE
     done_deleted bigint[];
     busy bigint[];
 BEGIN
-    WITH outcome AS (
-        SELECT * FROM unnest(p_ids, p_claims, p_states, p_run_at, p_errors, p_refund)
-            AS o(id, claims, state, run_at, error, refund)
-    ), locked AS MATERIALIZED (
+    -- Each outcome joined to its locked row (by primary key) in one pass, carrying the row's
+    -- current state and token for the re-check: a second join of outcomes to locked rows was a
+    -- nested loop over both (n^2 per flush, 16 ms for 200 outcomes).
+    WITH locked AS MATERIALIZED (
         -- A join on unnest, not `id = ANY (p_ids)`: a parameter array is not hashed, and a plan
         -- that scans the table would compare each row with every id (seconds per flush).
-        SELECT j.id, j.state, j.claims FROM unnest(p_ids) AS b(id) JOIN jobs.jobs j ON j.id = b.id
+        SELECT o.*, j.state AS row_state, j.claims AS row_claims
+        FROM unnest(p_ids, p_claims, p_states, p_run_at, p_errors, p_refund)
+             AS o(id, claims, state, run_at, error, refund)
+        JOIN jobs.jobs j ON j.id = o.id
         FOR UPDATE OF j SKIP LOCKED
     ), updated AS (
         UPDATE jobs.jobs j SET
@@ -40,14 +43,18 @@ BEGIN
             finished_at = CASE WHEN o.state IN ('succeeded', 'failed', 'deleted') THEN now() END,
             unique_key = CASE WHEN o.state IN ('succeeded', 'failed', 'deleted') THEN NULL ELSE j.unique_key END,
             unique_until = CASE WHEN o.state IN ('succeeded', 'failed', 'deleted') THEN NULL ELSE j.unique_until END
-        FROM outcome o JOIN locked l ON l.id = o.id AND l.state = 'running' AND l.claims = o.claims
-        WHERE j.id = o.id
+        FROM locked o
+        WHERE j.id = o.id AND o.row_state = 'running' AND o.row_claims = o.claims
         RETURNING j.id, j.state
     )
     SELECT array_agg(id) FILTER (WHERE state = 'succeeded'),
            array_agg(id) FILTER (WHERE state = 'deleted'),
-           -- NOT EXISTS, an anti-join: NOT IN on a CTE rescans it per outcome (n^2)
-           (SELECT array_agg(o.id) FROM outcome o WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = o.id))
+           -- The ids left out (locked elsewhere, or gone): looked for only when some are.
+           CASE WHEN (SELECT count(*) FROM locked) < cardinality(p_ids) THEN
+               (SELECT array_agg(b.id) FROM unnest(p_ids) AS b(id)
+                WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = b.id)
+                  AND EXISTS (SELECT 1 FROM jobs.jobs j WHERE j.id = b.id))
+           END
     INTO done_ok, done_deleted, busy FROM updated;
 
     IF done_ok IS NOT NULL THEN
