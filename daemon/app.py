@@ -28,7 +28,7 @@ from daemon.domain import Domain
 from daemon.jobs.onetime import OneTimeMigrationError, run_pending
 from daemon.jobs.onetime_state import onetime_rows
 from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
-from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
+from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
 from daemon.settings import ConfigError, Settings, load_settings
@@ -253,26 +253,24 @@ class App:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
         self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
 
-    async def _keep_instance_lock(self, every: float = 5.0) -> None:
-        """A database restart ends the session holding the instance lock: take it again, and stop
-        if another daemon took it meanwhile, so two never work on one database."""
-        assert self.db is not None
-        while True:
-            await asyncio.sleep(every)
-            if await self.db.instance_lock_alive():
-                continue
-            try:
-                await self.db.retake_instance_lock()
-                log.warning("instance lock taken again after losing its database session")
-            except AnotherInstanceRunning as exc:
-                log.critical(
-                    "another daemon took this database while it was unreachable", error=str(exc)
-                )
-                self._exit_code = EXIT_FAILURE
-                self._stop.set()
-                return
-            except DB_ERRORS:
-                continue  # still down; the engine reports the outage
+    async def _keep_instance_lock(self) -> None:
+        """A database restart or a silent connection ends the session holding the instance lock:
+        claiming pauses until it is taken again, and the daemon stops if another daemon took it
+        meanwhile, so two never work on one database."""
+        assert self.db is not None and self.engine is not None
+        engine = self.engine
+
+        def held(yes: bool) -> None:
+            engine.claiming_allowed = yes
+
+        try:
+            await self.db.keep_instance_lock(held)
+        except AnotherInstanceRunning as exc:
+            log.critical(
+                "another daemon took this database while it was unreachable", error=str(exc)
+            )
+            self._exit_code = EXIT_FAILURE
+            self._stop.set()
 
     def _db_state(self, healthy: bool, error: str) -> None:
         if healthy:

@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from daemon.db import UNREACHABLE
+from daemon.db import HEALTH_CHECK_TIMEOUT_S, UNREACHABLE, close_or_terminate
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
@@ -107,6 +107,9 @@ class Dispatcher:
                 await self._wait(None)
                 continue
             self._start_buffered()
+            if not self.engine.claiming_allowed:  # the instance lock is not proven (app.py)
+                await self._wait(0.5)
+                continue
             limit = self._claim_limit()
             if limit <= 0 or len(self.buffer) >= self._low_water():
                 await self._wait(None)  # a finishing job wakes us
@@ -218,6 +221,7 @@ class Engine:
         self.dispatchers: dict[str, Dispatcher] = {}
         self.stopping = False
         self.started = False
+        self.claiming_allowed = True
         self.db_healthy = True
         self.on_db_state: Callable[[bool, str], None] | None = None
         self._connect = connect
@@ -346,13 +350,24 @@ class Engine:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self.wake(str(payload))
 
-    async def _keep_listening(self) -> None:
-        """Reconnect LISTEN after a database outage; wake everyone since notifications were lost."""
+    async def _keep_listening(self, every: float = 2.0) -> None:
+        """Keep LISTEN alive: a closed connection is reconnected, and one that does not answer
+        SELECT 1 within HEALTH_CHECK_TIMEOUT_S (half-open: the server side is gone, the client
+        side silent) is replaced. Everyone is woken after, since notifications were lost."""
         while not self.stopping:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(every)
             conn = self._listener
             if conn is not None and not conn.is_closed():
-                continue
+                try:
+                    await conn.fetchval("SELECT 1", timeout=HEALTH_CHECK_TIMEOUT_S)
+                    continue
+                except (TimeoutError, *DB_ERRORS) as exc:
+                    log.warning(
+                        "the LISTEN connection did not answer; replacing it",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                    conn.terminate()
+                    self._listener = None
             try:
                 await self._listen()
                 for dispatcher in self.dispatchers.values():
@@ -433,7 +448,7 @@ class Engine:
         self.guard.stop()
         await asyncio.shield(self._final_flush())
         if self._listener is not None and not self._listener.is_closed():
-            await self._listener.close()
+            await close_or_terminate(self._listener)
 
     # ---- running a job ------------------------------------------------------------------------
 

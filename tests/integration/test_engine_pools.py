@@ -11,7 +11,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
+from daemon.app import warn_pool_exhaustion
 from daemon.db import Database, _init_connection
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
@@ -19,6 +21,7 @@ from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import JobSpec, NoArgs, Registry
 from daemon.jobs.store import CLIENT_LOCK_TIMEOUT_S, NewJob, ParentLocked
 from daemon.pools import PoolExhausted
+from daemon.settings import load_settings
 from tests.support import wait_until
 
 ACQUIRE_TIMEOUT_S = 5.0
@@ -150,3 +153,19 @@ async def test_enqueues_after_a_locked_parent_give_up_and_free_their_connections
         await operator.close()
         await observer.close()
         await engine.stop(grace=2.0)
+
+
+def test_start_up_warns_when_queue_concurrency_can_exhaust_the_pool(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[database]\npool_max = 10\n")
+    with capture_logs() as logs:
+        warn_pool_exhaustion(load_settings(config))  # the default queues add up to more than 10
+    [warning] = [e for e in logs if "exhaust the connection pool" in e["event"]]
+    assert (
+        "[database] pool_max" in warning["event"] and "[queues.*] concurrency" in warning["event"]
+    )
+    assert warning["pool_max"] == 10 and warning["queues_concurrency_total"] > 10
+    config.write_text("[database]\npool_max = 200\n")
+    with capture_logs() as logs:
+        warn_pool_exhaustion(load_settings(config))
+    assert not [e for e in logs if "exhaust the connection pool" in e["event"]]
