@@ -106,9 +106,17 @@ class EngineOps(AdminOps):
             "uptime_s": round(self.uptime(), 3),
             "state": self.state(),
         }
+        pool = self.engine.pool
+        if pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0:
+            # Jobs or requests hold every client connection: the database is fine, so ask it
+            # through the engine's own pool rather than report it unavailable (issue 14).
+            pool = self.engine.engine_pool
+            result["connections"] = (
+                f"all {self.engine.pool.get_max_size()} pooled connections in use"
+            )
         try:
             async with asyncio.timeout(2.0):
-                counts = await store.queue_counts(self.engine.pool)
+                counts = await store.queue_counts(pool)
         except Exception as exc:  # ping answers even when the database does not
             result.update(database=f"unavailable: {type(exc).__name__}: {exc}", queues=None)
             return result

@@ -14,6 +14,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.app import warn_pool_exhaustion
+from daemon.control.ops import EngineOps
+from daemon.control.server import Peer
 from daemon.db import Database, _init_connection
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
@@ -25,6 +27,7 @@ from daemon.settings import load_settings
 from tests.support import wait_until
 
 ACQUIRE_TIMEOUT_S = 5.0
+PEER = Peer(pid=None, uid=None, gid=None)
 
 
 @pytest.fixture
@@ -95,6 +98,11 @@ async def test_jobs_holding_every_pooled_connection_do_not_stall_the_queues(
         with pytest.raises(PoolExhausted, match="pool_max"):
             await engine.enqueue("quick")
         assert time.monotonic() - started < ACQUIRE_TIMEOUT_S + 3.0
+        # ping still reaches the database (through the engine's connections) and says why.
+        ping = await EngineOps(engine, version="t", uptime=lambda: 1.0).ping({}, PEER)
+        assert (
+            ping["database"] == "ok" and ping["connections"] == "all 10 pooled connections in use"
+        )
         release.set()
         await wait_until(lambda: _is(succeeded(client, "hog"), 10), message="hogs done")
         assert (await engine.enqueue("quick")).created
