@@ -2,8 +2,11 @@
 harness, in one run, plus the daemon's peak RSS over 200,000 ready jobs. Prints JSON lines; the
 last line compares medians as ratios (absolute figures drift with this shared machine's load).
 
-    python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000]
+    python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000] [--backlog-jobs 100000]
     python bench/engine.py --race [--rounds 3] [--only aj,pgq,gw]   # every peer: peers_race.py
+
+The "backlog after analyse" phase (bench/engine_backlog.py) drains a backlog on a never-analysed
+table and after ANALYZE on an empty and on a full queue, and reports the two ratios to the first.
 
 The peers run in their own virtualenv (.venv-peers, created on first use from PyPI), as installed
 from wheels; the daemon runs as deployed, from a wheel of this tree in .venv-bench (compiled
@@ -154,6 +157,9 @@ def main() -> None:
     )
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--rss-jobs", type=int, default=200_000, help="0 skips the RSS phase")
+    parser.add_argument(
+        "--backlog-jobs", type=int, default=100_000, help="0 skips the backlog-after-analyse phase"
+    )
     parser.add_argument("--phases", default="bulk,drain,latency")
     parser.add_argument(
         "--no-warmup", dest="warmup", action="store_false", help="skip the discarded first run"
@@ -209,6 +215,10 @@ def main() -> None:
             results[name].append(line)
     if args.rss_jobs:
         emit(asyncio.run(rss_over_ready_jobs(args.rss_jobs, daemon)))
+    if args.backlog_jobs:
+        from engine_backlog import backlog_after_analyse
+
+        emit(asyncio.run(backlog_after_analyse(daemon, args.backlog_jobs, 20_000)))
 
     def median(name: str, key: str) -> float | None:
         values = [r[key] for r in results.get(name, []) if r.get(key) is not None]

@@ -36,7 +36,7 @@ from daemon.domain import Domain
 from daemon.jobs.onetime import OneTimeMigrationError, run_pending
 from daemon.jobs.onetime_state import onetime_rows
 from daemon.jobs.recurring import RecurringScheduler, build_plan, check_crons
-from daemon.jobs.runner import DB_ERRORS, Engine, EngineConfig
+from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import Registry, default_registry
 from daemon.jobs.supervisor import Supervisor
 from daemon.settings import (
@@ -65,6 +65,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         retention_days=settings.engine.retention_days,
         claim_batch=settings.engine.claim_batch,
         retry_delay_scale=settings.engine.retry_delay_scale,
+        horizon_warn_s=settings.engine.horizon_warn_s,
     )
 
 
@@ -217,7 +218,9 @@ class App:
             pool_min=settings.database.pool_min,
             pool_max=settings.database.pool_max,
             connect_timeout=settings.database.connect_timeout_s,
+            acquire_timeout=settings.database.acquire_timeout_s,
         )
+        warn_pool_exhaustion(settings)
         await self.db.start()
         await self.db.take_instance_lock()
         assert self.db.pool is not None
@@ -234,6 +237,7 @@ class App:
             engine_config(settings),
             connect=self.db.connect,
             supervisor=self.supervisor,
+            engine_pool=self.db.engine_pool,
         )
         self.engine.on_db_state = self._db_state
         self.observers.start(settings, self.engine, self.db.pool, self.domain)
@@ -291,26 +295,24 @@ class App:
         status_loop = self.observers.status_line.loop(self.engine, self.status)
         self.supervisor.spawn(status_loop, "status-line")
 
-    async def _keep_instance_lock(self, every: float = 5.0) -> None:
-        """A database restart ends the session holding the instance lock: take it again, and stop
-        if another daemon took it meanwhile, so two never work on one database."""
-        assert self.db is not None
-        while True:
-            await asyncio.sleep(every)
-            if await self.db.instance_lock_alive():
-                continue
-            try:
-                await self.db.retake_instance_lock()
-                log.warning("instance lock taken again after losing its database session")
-            except AnotherInstanceRunning as exc:
-                log.critical(
-                    "another daemon took this database while it was unreachable", error=str(exc)
-                )
-                self._exit_code = EXIT_FAILURE
-                self._stop.set()
-                return
-            except DB_ERRORS:
-                continue  # still down; the engine reports the outage
+    async def _keep_instance_lock(self) -> None:
+        """A database restart or a silent connection ends the session holding the instance lock:
+        claiming pauses until it is taken again, and the daemon stops if another daemon took it
+        meanwhile, so two never work on one database."""
+        assert self.db is not None and self.engine is not None
+        engine = self.engine
+
+        def held(yes: bool) -> None:
+            engine.claiming_allowed = yes
+
+        try:
+            await self.db.keep_instance_lock(held)
+        except AnotherInstanceRunning as exc:
+            log.critical(
+                "another daemon took this database while it was unreachable", error=str(exc)
+            )
+            self._exit_code = EXIT_FAILURE
+            self._stop.set()
 
     def _db_state(self, healthy: bool, error: str) -> None:
         if healthy:
@@ -365,6 +367,23 @@ def check_writable_dir(path: Path, what: str) -> None:
         probe.unlink()
     except OSError as exc:
         raise OSError(exc.errno, f"{what} is not usable: {exc.strerror}", str(path)) from None
+
+
+def warn_pool_exhaustion(settings: Settings) -> None:
+    """Jobs may each hold a pooled connection: when the queues' concurrency adds up to the pool's
+    size or more, jobs can take every connection and socket requests wait (then answer
+    `unavailable`). The engine's own connections are not affected (daemon.pools)."""
+    names = set(settings.queues) | {"default"}
+    total = sum(settings.queue_concurrency(q) for q in names)
+    if total >= settings.database.pool_max:
+        log.warning(
+            "queue concurrency can exhaust the connection pool: jobs holding connections make "
+            "socket requests wait, then answer unavailable; raise [database] pool_max above the "
+            "sum of [queues.*] concurrency, or lower the concurrency",
+            queues_concurrency_total=total,
+            pool_max=settings.database.pool_max,
+            acquire_timeout_s=settings.database.acquire_timeout_s,
+        )
 
 
 def load_job_modules(registry: Registry, modules: list[str]) -> None:

@@ -113,7 +113,9 @@ async def jobs(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _transition(r: dict[str, Any]) -> str:
-    return f"job {r['id']}: {r['previous_state']} -> {r['state']}"
+    restored = r.get("continuations_restored")
+    chain = f" ({restored} continuations waiting again)" if restored else ""
+    return f"job {r['id']}: {r['previous_state']} -> {r['state']}{chain}"
 
 
 BULK_ARGUMENTS = (

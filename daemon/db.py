@@ -8,7 +8,9 @@ import asyncio
 import hashlib
 import json
 import re
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from daemon.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
+from daemon.pools import ENGINE_POOL_SIZE, BoundedPool, create_bounded_pool
 
 log = structlog.get_logger(__name__)
 
@@ -184,7 +187,30 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 POOL_OPTIONS: dict[str, Any] = {"server_settings": SERVER_SETTINGS, "reset": keep_session}
 
 
+# A peer that vanished (host down, connection dropped by a firewall) is noticed by the kernel
+# within about 25 s instead of the default two hours; TCP_USER_TIMEOUT bounds a write nobody
+# acknowledges. A path that still acknowledges but never answers (a half-open connection behind
+# a proxy) is caught by the health checks' deadlines instead (HEALTH_CHECK_TIMEOUT_S).
+KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 30_000}
+HEALTH_CHECK_TIMEOUT_S = 3.0
+
+
+def enable_keepalive(conn: asyncpg.Connection) -> bool:
+    """Turn on TCP keepalives (KEEPALIVE) on a TCP connection; False for a Unix socket. asyncpg
+    has no option for it, so the socket comes from the connection's transport."""
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE.items():
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    return True
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    enable_keepalive(conn)
     await conn.set_type_codec(
         "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
     )
@@ -210,14 +236,17 @@ class Database:
         pool_min: int = 2,
         pool_max: int = 10,
         connect_timeout: float = 10.0,
+        acquire_timeout: float = 5.0,
     ) -> None:
         self._configured_dsn = dsn
+        self._acquire_timeout = acquire_timeout
         self._state_dir = state_dir
         self._pool_min, self._pool_max = pool_min, pool_max
         self._timeout = connect_timeout
         self.embedded: EmbeddedPostgres | None = None
         self.dsn = dsn
-        self.pool: asyncpg.Pool | None = None
+        self.pool: BoundedPool | None = None  # socket requests and jobs, bounded waits
+        self.engine_pool: asyncpg.Pool | None = None  # the engine's alone (daemon.pools)
         self._lock_conn: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -233,10 +262,20 @@ class Database:
                 socket=str(self.embedded.socket_dir),
             )
         try:
-            self.pool = await asyncpg.create_pool(
+            self.pool = await create_bounded_pool(
                 self.dsn,
+                self._acquire_timeout,
                 min_size=self._pool_min,
                 max_size=self._pool_max,
+                timeout=self._timeout,
+                init=_init_connection,
+                command_timeout=None,
+                **POOL_OPTIONS,
+            )
+            self.engine_pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=ENGINE_POOL_SIZE,
                 timeout=self._timeout,
                 init=_init_connection,
                 command_timeout=None,
@@ -286,14 +325,46 @@ class Database:
             self.embedded.own()  # no other daemon uses it: an adopted server is ours to stop
 
     async def instance_lock_alive(self) -> bool:
+        """Prove the lock's session still answers, within HEALTH_CHECK_TIMEOUT_S: a connection
+        that went silent (half-open) must not pass for a held lock."""
         conn = self._lock_conn
         if conn is None or conn.is_closed():
             return False
         try:
-            await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 1", timeout=HEALTH_CHECK_TIMEOUT_S)
             return True
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
+
+    async def keep_instance_lock(self, on_held: Callable[[bool], None], every: float = 2.0) -> None:
+        """Check the instance lock every `every` seconds; `on_held(False)` as soon as it cannot be
+        proven (the engine stops claiming: another daemon may take the database over once the
+        server drops our session), `on_held(True)` once it is proven or taken again. Returns
+        by raising AnotherInstanceRunning when another daemon took it meanwhile."""
+        held = True
+        while True:
+            await asyncio.sleep(every)
+            if await self.instance_lock_alive():
+                if not held:
+                    held = True
+                    on_held(True)
+                continue
+            if held:
+                held = False
+                on_held(False)
+                log.warning(
+                    "instance lock connection did not answer; claiming paused while it is replaced",
+                    timeout_s=HEALTH_CHECK_TIMEOUT_S,
+                )
+            try:
+                await self.retake_instance_lock()
+            except AnotherInstanceRunning:
+                raise
+            except (*UNREACHABLE, asyncpg.PostgresError):
+                continue  # still unreachable; the engine reports the outage
+            log.warning("instance lock taken again after losing its database session")
+            held = True
+            on_held(True)
 
     async def retake_instance_lock(self) -> None:
         if self._lock_conn is not None and not self._lock_conn.is_closed():
@@ -303,9 +374,11 @@ class Database:
 
     async def close(self) -> None:
         if self._lock_conn is not None and not self._lock_conn.is_closed():
-            await self._lock_conn.close()
+            await close_or_terminate(self._lock_conn)
         if self.pool is not None:
             await self.pool.close()
+        if self.engine_pool is not None:
+            await self.engine_pool.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
             log.info("embedded database stopped")
@@ -337,6 +410,15 @@ def scrub(text: str, dsn: str) -> str:
     for secret in dsn_secrets(dsn):
         text = text.replace(secret, "***")
     return text
+
+
+async def close_or_terminate(conn: asyncpg.Connection) -> None:
+    """Close a connection politely, within HEALTH_CHECK_TIMEOUT_S; a half-open one never answers
+    the goodbye, so it is dropped instead (a shutdown must not hang on it)."""
+    try:
+        await conn.close(timeout=HEALTH_CHECK_TIMEOUT_S)
+    except (TimeoutError, *UNREACHABLE, asyncpg.PostgresError):
+        conn.terminate()
 
 
 def redact(dsn: str) -> str:

@@ -62,6 +62,8 @@ class DatabaseSettings(Section):
     pool_min: int = Field(default=2, ge=1)
     pool_max: int = Field(default=10, ge=2)
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    # Longest wait of a socket request or a job for a pooled connection, then `unavailable`.
+    acquire_timeout_s: float = Field(default=5.0, gt=0)
 
     @field_validator("dsn")
     @classmethod
@@ -118,6 +120,8 @@ class EngineSettings(Section):
     claim_batch: int = Field(default=200, ge=1)
     # Multiplies every retry delay; below 1 only for drills and tests (fault storms in minutes).
     retry_delay_scale: float = Field(default=1.0, gt=0, le=10)
+    # An open transaction older than this (seconds) holding back vacuum is logged and shown.
+    horizon_warn_s: float = Field(default=300.0, gt=0)
     # Modules whose `register(registry)` adds job types: diagnostics, site-specific jobs, tests.
     job_modules: list[str] = Field(default_factory=list)
 

@@ -122,6 +122,13 @@ def render(stats: dict[str, Any], now: datetime | None = None) -> str:
         "",
         "last failures",
     ]
+    holder = stats.get("oldest_transaction")
+    if holder:
+        lines[1:1] = [
+            f"WARNING: a transaction open for {out.duration(holder.get('age_s'))} holds back vacuum "
+            f"(pid {holder.get('pid')}, {holder.get('state')}, {holder.get('application_name')!r}):"
+            " claims slow down until it ends"
+        ]
     failures = stats.get("failures") or []
     if not failures:
         lines.append("  none")

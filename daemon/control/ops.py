@@ -32,7 +32,7 @@ from daemon.jobs import store
 from daemon.jobs.recurring import RecurringScheduler
 from daemon.jobs.runner import Engine, JobRequest
 from daemon.jobs.spec import UnknownJob
-from daemon.jobs.store import EnqueueResult, ParentNotFound
+from daemon.jobs.store import EnqueueResult, ParentLocked, ParentNotFound
 
 READ_ONLY = frozenset(
     {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
@@ -123,9 +123,17 @@ class EngineOps(AdminOps, BulkOps):
             "uptime_s": round(self.uptime(), 3),
             "state": self.state(),
         }
+        pool = self.engine.pool
+        if pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0:
+            # Jobs or requests hold every client connection: the database is fine, so ask it
+            # through the engine's own pool rather than report it unavailable (issue 14).
+            pool = self.engine.engine_pool
+            result["connections"] = (
+                f"all {self.engine.pool.get_max_size()} pooled connections in use"
+            )
         try:
             async with asyncio.timeout(2.0):
-                counts = await store.queue_counts(self.engine.pool)
+                counts = await store.queue_counts(pool)
         except Exception as exc:  # ping answers even when the database does not
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             result.update(database=f"unavailable: cannot query PostgreSQL ({reason})", queues=None)
@@ -133,6 +141,8 @@ class EngineOps(AdminOps, BulkOps):
         keep = ("ready", "running", "scheduled", "failed")
         queues = {q: {s: e["counts"][s] for s in keep} for q, e in sorted(counts.items())}
         result.update(database="ok", queues=queues)
+        if self.engine.horizon is not None:
+            result["oldest_transaction"] = self.engine.horizon
         return result
 
     # ---- enqueue ------------------------------------------------------------------------------
@@ -161,6 +171,8 @@ class EngineOps(AdminOps, BulkOps):
             raise OpError(
                 "not_found", f"{exc}: `after` must name an existing job id (see `jobs`)"
             ) from None
+        except ParentLocked as exc:
+            raise OpError("unavailable", str(exc)) from None
 
     async def enqueue(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         req = parse_args(EnqueueArgs, args, "enqueue")
@@ -231,6 +243,7 @@ class EngineOps(AdminOps, BulkOps):
             "running": await store.running_jobs(pool, RUNNING_SHOWN),
             **(self.activity.snapshot() if self.activity else {}),
             "upstream": await self.upstream_status() if self.upstream_status else None,
+            "oldest_transaction": self.engine.horizon,
         }
 
     async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:
@@ -251,17 +264,21 @@ class EngineOps(AdminOps, BulkOps):
 
     async def retry(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         req = parse_args(JobIdArgs, args, "retry")
-        previous = await store.retry(self.engine.pool, req.id)
-        if previous is None:
+        retried = await store.retry(self.engine.pool, req.id)
+        if retried is None:
             raise OpError("not_found", f"no job {req.id}")
-        if previous.startswith("unchanged:"):
-            state = previous.partition(":")[2]
+        if not retried.changed:
             raise OpError(
                 "conflict",
-                f"job {req.id} is {state}; retry applies to failed, deleted, succeeded or "
+                f"job {req.id} is {retried.state}; retry applies to failed, deleted, succeeded or "
                 "scheduled jobs (cancel a running job first, or wait for it)",
             )
-        return {"id": req.id, "previous_state": previous, "state": "ready"}
+        return {
+            "id": req.id,
+            "previous_state": retried.previous,
+            "state": retried.state,
+            "continuations_restored": retried.restored,
+        }
 
     async def cancel(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         req = parse_args(JobIdArgs, args, "cancel")

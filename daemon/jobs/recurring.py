@@ -1,14 +1,18 @@
 """Recurring jobs: APScheduler 3 cron triggers (UTC) whose only effect is an enqueue.
 
-A fire claims its slot in `jobs.recurring` (last_fire only moves forward) in the same
-transaction as the job's insert, so one slot is enqueued at most once, across restarts and
-under a double fire. A slot missed while the daemon was down fires once at start when it is
-within the misfire grace.
+A fire claims its slot in `jobs.recurring_fires` in the same transaction as the job's insert, so
+one slot is enqueued at most once, across restarts, under a double fire and whatever the wall
+clock does. A slot missed while the daemon was down fires once at start when it is within the
+misfire grace. The timers are our own loop on the scheduler's clock (not APScheduler's, which
+reads the system clock itself and sleeps until a slot computed before a clock step): it wakes at
+least every TICK_MAX_S, so a clock stepped back is noticed within a second, logged once, and the
+slots of the new time fire (issue 14).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,13 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from apscheduler.executors.base import BaseExecutor
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import ValidationError
 
 from daemon.jobs import store
-from daemon.jobs.cron import latest_fire, parse_cron
+from daemon.jobs.cron import TICK, latest_fire, parse_cron
 from daemon.jobs.runner import DB_ERRORS, Engine
 from daemon.jobs.spec import Registry
 from daemon.settings import ConfigError, RecurringSettings
@@ -84,13 +86,20 @@ def build_plan(
     return entries
 
 
-_CLAIM = """
-INSERT INTO jobs.recurring AS r (name, last_fire) VALUES ($1, $2)
-ON CONFLICT (name) DO UPDATE SET last_fire = EXCLUDED.last_fire
-WHERE r.last_fire IS NULL OR r.last_fire < EXCLUDED.last_fire
-RETURNING name
+# The entry's row, locked so two fires of one entry take turns.
+_LOCK_ENTRY = """
+INSERT INTO jobs.recurring AS r (name) VALUES ($1)
+ON CONFLICT (name) DO UPDATE SET name = r.name
+RETURNING last_fire
 """
 
+# A slot fires once: the primary key refuses it a second time, whatever the clock did.
+_CLAIM_SLOT = """
+INSERT INTO jobs.recurring_fires (name, slot) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING slot
+"""
+
+_FORGET_OLD = "DELETE FROM jobs.recurring_fires WHERE name = $1 AND slot < $2"
+FIRES_KEPT = timedelta(days=2)
 
 _RECORD = """
 INSERT INTO jobs.recurring AS r (name, last_job_id, last_trigger)
@@ -99,17 +108,8 @@ ON CONFLICT (name) DO UPDATE
 SET last_job_id = EXCLUDED.last_job_id, last_trigger = coalesce(EXCLUDED.last_trigger, r.last_trigger)
 """
 
-
-class _EnqueueExecutor(BaseExecutor):  # type: ignore[misc]
-    """APScheduler hands each due fire here with its scheduled time; we only enqueue."""
-
-    def __init__(self, owner: RecurringScheduler) -> None:
-        super().__init__()
-        self.owner = owner
-
-    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self.owner.spawn(self.owner.fire_when_possible(job.id, run_times[-1]))
-        self._run_job_success(job.id, [])
+TICK_MAX_S = 1.0  # the timer loop's longest sleep: how soon a clock step is noticed
+CLOCK_STEP_S = 2.0  # wall time and monotonic time disagreeing by more than this is a step
 
 
 class RecurringScheduler:
@@ -126,7 +126,8 @@ class RecurringScheduler:
         self.clock = clock
         self.recent: deque[Fire] = deque(maxlen=200)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._aps: AsyncIOScheduler | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._next: dict[str, datetime] = {}  # the next slot of each enabled entry
         # Entries an operator disabled at run time (jobs.recurring.disabled_at), read at start.
         self.disabled: set[str] = set()
 
@@ -141,38 +142,62 @@ class RecurringScheduler:
             await self.catch_up()
         except DB_ERRORS as exc:  # the timers still run; the next start catches up again
             log.error("could not check for missed recurring fires", error=str(exc))
-        self._aps = AsyncIOScheduler(
-            timezone=UTC,
-            executors={"default": _EnqueueExecutor(self)},
-            job_defaults={"coalesce": True, "max_instances": 1_000_000, "misfire_grace_time": None},
-        )
-        for entry in self.entries.values():
-            self._schedule(entry)
-        self._aps.start()
+        self._timer = asyncio.get_running_loop().create_task(self._run_timers())
 
-    def _schedule(self, entry: Entry) -> None:
-        if self._aps is not None and entry.enabled and entry.name not in self.disabled:
-            self._aps.add_job(_never_called, entry.trigger, id=entry.name, replace_existing=True)
+    def next_slot(self, name: str) -> datetime | None:
+        """When the timers fire entry `name` next (None: disabled, unknown or never again)."""
+        return self._next.get(name)
+
+    async def _run_timers(self) -> None:
+        """Fire each entry's slots as the scheduler's clock reaches them. A clock stepped back
+        (wall time behind what monotonic time says) resets every entry to its next slot after
+        the new time; a step forward fires the newest slot passed over, once (coalesced)."""
+        wall, mono = self.clock(), time.monotonic()
+        while True:
+            now, now_mono = self.clock(), time.monotonic()
+            step = (now - wall).total_seconds() - (now_mono - mono)
+            wall, mono = now, now_mono
+            if abs(step) > CLOCK_STEP_S:
+                log.warning(
+                    "wall clock stepped; recurring jobs follow the new time",
+                    step_s=round(step, 1),
+                    now=now.isoformat(),
+                )
+                if step < 0:
+                    self._next.clear()
+            for entry in self.entries.values():
+                if not entry.enabled or entry.name in self.disabled:
+                    continue
+                due = self._next.get(entry.name)
+                if due is None:
+                    due = entry.trigger.get_next_fire_time(None, now)
+                if due is not None and due <= now:
+                    slot = latest_fire(entry.trigger, due - TICK, now) or due
+                    self.spawn(self.fire_when_possible(entry.name, slot))
+                    due = entry.trigger.get_next_fire_time(slot, slot + TICK)
+                if due is None:
+                    self._next.pop(entry.name, None)
+                else:
+                    self._next[entry.name] = due
+            soonest = min(self._next.values(), default=None)
+            wait = TICK_MAX_S if soonest is None else (soonest - self.clock()).total_seconds()
+            await asyncio.sleep(min(max(wait, 0.001), TICK_MAX_S))
 
     async def stop(self) -> None:
-        if self._aps is not None and self._aps.running:
-            self._aps.shutdown(wait=False)
-        self._aps = None
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.wait([self._timer], timeout=5.0)
+        self._timer = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
 
     def apply(self, entries: list[Entry]) -> None:
         """Reload: schedule new and changed entries, drop removed and disabled ones."""
         new = {e.name: e for e in entries}
-        for name, old in self.entries.items():
-            if name not in new or not new[name].enabled or new[name].cron != old.cron:
-                if self._aps is not None and self._aps.get_job(name) is not None:
-                    self._aps.remove_job(name)
         changed = [n for n, e in new.items() if self.entries.get(n) != e]
         removed = [n for n in self.entries if n not in new]
-        for name, entry in new.items():
-            if self._aps is not None and self._aps.get_job(name) is None:
-                self._schedule(entry)
+        for name in changed + removed:
+            self._next.pop(name, None)  # the timer loop computes the new entry's next slot
         self.entries = new
         if changed or removed:
             log.info("recurring schedule changed", changed=changed, removed=removed)
@@ -189,10 +214,21 @@ class RecurringScheduler:
             )
         known = {r["name"]: r["last_fire"] or r["created_at"] for r in rows}
         self.disabled = {r["name"] for r in rows if r["disabled_at"] is not None}
+        last_fires = {r["name"]: r["last_fire"] for r in rows}
         fired = []
         for entry in self.entries.values():
             if not entry.enabled or entry.name in self.disabled:
                 continue
+            last_fire = last_fires[entry.name]
+            if last_fire is not None and last_fire > now:
+                log.warning(
+                    "recurring job's last fire is in the future: the wall clock stepped back; "
+                    "firing the slots of the current time",
+                    recurring=entry.name,
+                    last_fire=known[entry.name].isoformat(),
+                    now=now.isoformat(),
+                )
+                known[entry.name] = now - self.grace
             after = max(known[entry.name], now - self.grace)
             slot = latest_fire(entry.trigger, after, now)
             if slot is not None:
@@ -235,7 +271,7 @@ class RecurringScheduler:
             unique_ttl=spec.unique_ttl,
         )
         async with self.engine.pool.acquire() as conn, conn.transaction():
-            if slot is not None and await conn.fetchval(_CLAIM, name, slot) is None:
+            if slot is not None and not await self._claim(conn, name, slot):
                 log.debug("recurring slot already fired", recurring=name, slot=slot)
                 return None
             # The engine's enqueue statement, inside the transaction that claimed the slot.
@@ -270,12 +306,26 @@ class RecurringScheduler:
         )
         if disabled:
             self.disabled.add(name)
-            if self._aps is not None and self._aps.get_job(name) is not None:
-                self._aps.remove_job(name)
+            self._next.pop(name, None)
         else:
-            self.disabled.discard(name)
-            self._schedule(self.entries[name])
+            self.disabled.discard(name)  # the timer loop computes its next slot
         return bool(changed)
+
+    async def _claim(self, conn: Any, name: str, slot: datetime) -> bool:
+        """Take `slot` for entry `name` in the caller's transaction; False when it fired before.
+
+        A slot older than the newest fired one is refused (a late timer) unless that newest one
+        lies in the future by the scheduler's clock: the clock stepped back, and the slots of the
+        new time fire. The fires table refuses any slot fired before, so none fires twice."""
+        now = self.clock()
+        last: datetime | None = await conn.fetchval(_LOCK_ENTRY, name)
+        if last is not None and slot <= last and last <= now:
+            return False
+        if await conn.fetchval(_CLAIM_SLOT, name, slot) is None:
+            return False
+        await conn.execute("UPDATE jobs.recurring SET last_fire = $2 WHERE name = $1", name, slot)
+        await conn.execute(_FORGET_OLD, name, min(now, slot) - FIRES_KEPT)
+        return True
 
     async def describe(self) -> list[dict[str, Any]]:
         """Each entry: its config, `enabled` (the config's and no operator disable), who disabled
@@ -307,7 +357,3 @@ class RecurringScheduler:
                 }
             )
         return out
-
-
-async def _never_called() -> None:
-    """APScheduler wants a callable; _EnqueueExecutor does the work instead of calling it."""

@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from daemon.db import UNREACHABLE
+from daemon.db import HEALTH_CHECK_TIMEOUT_S, UNREACHABLE, close_or_terminate
 from daemon.jobs import store
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
@@ -34,6 +34,7 @@ CHANNEL = "addicted_jobs"
 # that dies takes the daemon with it, and a failing statement is logged each time it is retried.
 DB_ERRORS = (*UNREACHABLE, asyncpg.PostgresError)
 ERROR_TEXT_LIMIT = 4000
+FLUSH_MAX = 5000
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class EngineConfig:
     retry_delay_scale: float = 1.0
     retention_days: float = 7.0
     prune_every_s: float = 3600.0
+    horizon_warn_s: float = 300.0  # an open transaction older than this is shown and logged
+    horizon_check_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ class Dispatcher:
                 await self._wait(None)
                 continue
             self._start_buffered()
+            if not self.engine.claiming_allowed:  # the instance lock is not proven (app.py)
+                await self._wait(0.5)
+                continue
             limit = self._claim_limit()
             if limit <= 0 or len(self.buffer) >= self._low_water():
                 await self._wait(None)  # a finishing job wakes us
@@ -111,7 +117,9 @@ class Dispatcher:
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
             try:
-                claimed = await store.claim(self.engine.pool, self.queue, limit, capped, rooms)
+                claimed = await store.claim(
+                    self.engine.engine_pool, self.queue, limit, capped, rooms
+                )
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
@@ -131,7 +139,7 @@ class Dispatcher:
             # Drained: sleep until woken, or until the next delayed job falls due.
             blocked = [n for n in capped if self.engine.room(n) <= 0]
             try:
-                due = await store.next_due(self.engine.pool, self.queue, blocked)
+                due = await store.next_due(self.engine.engine_pool, self.queue, blocked)
             except DB_ERRORS as exc:
                 self.engine.report_db_error(exc)
                 due = None
@@ -146,7 +154,7 @@ class Dispatcher:
         while jobs:
             job = jobs.popleft()
             self.engine.running_by_name[job.name] -= 1
-            self.engine.record(Outcome(job.id, "ready", datetime.now(UTC), refund=1))
+            self.engine.record(Outcome(job.id, job.claims, "ready", datetime.now(UTC), refund=1))
 
     async def _wait(self, timeout: float | None) -> None:
         try:
@@ -198,8 +206,13 @@ class Engine:
         config: EngineConfig,
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         supervisor: Supervisor | None = None,
+        engine_pool: asyncpg.Pool | None = None,
     ) -> None:
+        """`pool` serves enqueues and the read side (socket requests, jobs); `engine_pool`, when
+        given, is the engine's own for claims, status writes, recovery and pruning, so requests
+        and jobs holding every connection of `pool` never stall the queues (issue 14)."""
         self.pool = pool
+        self.engine_pool = engine_pool or pool
         self.registry = registry
         self.config = config
         self.locks = KeyedLocks()
@@ -208,6 +221,7 @@ class Engine:
         self.dispatchers: dict[str, Dispatcher] = {}
         self.stopping = False
         self.started = False
+        self.claiming_allowed = True
         self.db_healthy = True
         self.on_db_state: Callable[[bool, str], None] | None = None
         self.on_finished: Callable[[str, str, str, float], None] = lambda *_: (
@@ -216,6 +230,8 @@ class Engine:
         self._connect = connect
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
+        self._held: list[Outcome] = []  # outcomes whose row another session holds locked
+        self._held_logged: set[int] = set()
         self._flush_wanted = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
         self._dispatch_loops: list[asyncio.Task[Any]] = []
@@ -223,6 +239,9 @@ class Engine:
         self._cancel_reasons: dict[int, str] = {}
         self._caps: dict[str, int] = {s.name: s.cap for s in registry.specs.values() if s.cap}
         self.guard = LoopGuard()
+        # The oldest transaction holding back vacuum, while older than horizon_warn_s (ping, top).
+        self.horizon: dict[str, Any] | None = None
+        self._horizon_warned: tuple[Any, ...] | None = None
         self.refresh_logger()
 
     def refresh_logger(self) -> None:
@@ -293,7 +312,7 @@ class Engine:
         return sorted(self.registry.queues() | set(self.config.concurrency))
 
     async def recover(self) -> store.Recovered:
-        recovered = await store.recover(self.pool, self.config.max_interruptions)
+        recovered = await store.recover(self.engine_pool, self.config.max_interruptions)
         if recovered.requeued or recovered.poisoned:
             log.warning(
                 "recovered jobs left running by a previous daemon",
@@ -303,7 +322,7 @@ class Engine:
         return recovered
 
     async def start(self) -> None:
-        paused = await store.paused_queues(self.pool)
+        paused = await store.paused_queues(self.engine_pool)
         for queue in self.queues():
             conc = self.config.concurrency.get(queue, self.config.default_concurrency)
             dispatcher = self.dispatchers[queue] = Dispatcher(self, queue, conc)
@@ -321,6 +340,7 @@ class Engine:
             self.supervisor.spawn(self._flush_loop(), "engine-flusher", critical=True)
         )
         self._loops.append(self.supervisor.spawn(self._prune_loop(), "engine-pruner"))
+        self._loops.append(self.supervisor.spawn(self._horizon_loop(), "engine-horizon"))
         self.guard.start()
         self.started = True
 
@@ -333,13 +353,24 @@ class Engine:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self.wake(str(payload))
 
-    async def _keep_listening(self) -> None:
-        """Reconnect LISTEN after a database outage; wake everyone since notifications were lost."""
+    async def _keep_listening(self, every: float = 2.0) -> None:
+        """Keep LISTEN alive: a closed connection is reconnected, and one that does not answer
+        SELECT 1 within HEALTH_CHECK_TIMEOUT_S (half-open: the server side is gone, the client
+        side silent) is replaced. Everyone is woken after, since notifications were lost."""
         while not self.stopping:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(every)
             conn = self._listener
             if conn is not None and not conn.is_closed():
-                continue
+                try:
+                    await conn.fetchval("SELECT 1", timeout=HEALTH_CHECK_TIMEOUT_S)
+                    continue
+                except (TimeoutError, *DB_ERRORS) as exc:
+                    log.warning(
+                        "the LISTEN connection did not answer; replacing it",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                    conn.terminate()
+                    self._listener = None
             try:
                 await self._listen()
                 for dispatcher in self.dispatchers.values():
@@ -418,9 +449,9 @@ class Engine:
             task.cancel()
         await asyncio.wait(self._loops, timeout=5.0) if self._loops else None
         self.guard.stop()
-        await asyncio.shield(self.flush())
+        await asyncio.shield(self._final_flush())
         if self._listener is not None and not self._listener.is_closed():
-            await self._listener.close()
+            await close_or_terminate(self._listener)
 
     # ---- running a job ------------------------------------------------------------------------
 
@@ -429,7 +460,7 @@ class Engine:
         structlog.contextvars.bind_contextvars(
             job_id=job.id, job=job.name, queue=queue, attempt=job.attempt
         )
-        outcome, result, error = "succeeded", Outcome(job.id, "succeeded"), None
+        outcome, result, error = "succeeded", Outcome(job.id, job.claims, "succeeded"), None
         try:
             try:
                 spec = self.registry.get(job.name)
@@ -455,16 +486,19 @@ class Engine:
             if self._cancel_reasons.pop(job.id, None) == "operator":
                 outcome, result = (
                     "cancelled",
-                    Outcome(job.id, "deleted", error="cancelled by an operator"),
+                    Outcome(job.id, job.claims, "deleted", error="cancelled by an operator"),
                 )
             else:
                 outcome, result = (
                     "interrupted",
-                    Outcome(job.id, "ready", datetime.now(UTC), refund=1),
+                    Outcome(job.id, job.claims, "ready", datetime.now(UTC), refund=1),
                 )
         except _Unrunnable as exc:
             error = f"{type(exc.cause).__name__}: {exc.cause}"[:500]
-            outcome, result = "failed", Outcome(job.id, "failed", error=_error_text(exc.cause))
+            outcome, result = (
+                "failed",
+                Outcome(job.id, job.claims, "failed", error=_error_text(exc.cause)),
+            )
         except Exception as exc:
             outcome, result, error = self._failure(job, exc)
         finally:
@@ -514,14 +548,17 @@ class Engine:
             delay = policy.delay(job.attempt) * self.config.retry_delay_scale
             state = "scheduled" if delay > 0 else "ready"
             run_at = datetime.now(UTC) + timedelta(seconds=delay)
-            return "retry", Outcome(job.id, state, run_at, _error_text(exc)), summary
+            return "retry", Outcome(job.id, job.claims, state, run_at, _error_text(exc)), summary
         final = "deleted" if policy is not None and policy.on_exhausted == "delete" else "failed"
-        return final, Outcome(job.id, final, error=_error_text(exc)), summary
+        return final, Outcome(job.id, job.claims, final, error=_error_text(exc)), summary
 
     def cancel_running(self, job_id: int) -> bool:
         for dispatcher in self.dispatchers.values():
-            if dispatcher.take_buffered(job_id) is not None:
-                self.record(Outcome(job_id, "deleted", error="cancelled by an operator"))
+            job = dispatcher.take_buffered(job_id)
+            if job is not None:
+                self.record(
+                    Outcome(job_id, job.claims, "deleted", error="cancelled by an operator")
+                )
                 return True
             task = dispatcher.active.get(job_id)
             if task is not None:
@@ -539,24 +576,56 @@ class Engine:
         self._flush_wanted.set()
 
     async def flush(self) -> None:
-        """Write every recorded outcome; keeps them for the next try when the database is away."""
+        """Write every recorded outcome; keeps them for the next try when the database is away.
+
+        Outcomes whose row another session holds locked are not waited for: they wait in
+        `_held` and go out again with the next flush (at least every HELD_RETRY_S), so one locked
+        row never holds up the others' status, unique keys and continuations."""
+        if self._held:
+            self._outcomes = self._held + self._outcomes
+            self._held = []
         while self._outcomes:
-            batch, self._outcomes = self._outcomes, []
+            # At most FLUSH_MAX outcomes per call: a flush that fell behind catches up in calls
+            # of bounded cost rather than one that grows with the lag.
+            batch, self._outcomes = self._outcomes[:FLUSH_MAX], self._outcomes[FLUSH_MAX:]
             try:
-                await store.finish(self.pool, batch)
+                busy = await store.finish(self.engine_pool, batch)
             except DB_ERRORS:
                 self._outcomes = batch + self._outcomes
                 raise
+            if busy:
+                self._hold([o for o in batch if o.id in set(busy)])
+            for outcome in batch:
+                if outcome.id in self._held_logged and outcome.id not in busy:
+                    self._held_logged.discard(outcome.id)
+                    log.info("held job outcome written", id=outcome.id, state=outcome.state)
             # A retry scheduled sooner than the fallback poll must wake its dispatcher too: it is
             # asleep until a due time computed before this job failed.
             if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
                 for dispatcher in self.dispatchers.values():
                     dispatcher.wake.set()
 
+    HELD_RETRY_S = 0.5
+
+    def _hold(self, outcomes: list[Outcome]) -> None:
+        self._held.extend(outcomes)
+        for outcome in outcomes:
+            if outcome.id not in self._held_logged:
+                self._held_logged.add(outcome.id)
+                log.warning(
+                    "job row locked by another session; its outcome is written when the lock ends",
+                    id=outcome.id,
+                    state=outcome.state,
+                )
+
     async def _flush_loop(self) -> None:
         failures = 0
         while True:
-            await self._flush_wanted.wait()
+            try:
+                async with asyncio.timeout(self.HELD_RETRY_S if self._held else None):
+                    await self._flush_wanted.wait()
+            except TimeoutError:
+                pass
             self._flush_wanted.clear()
             if self.config.flush_interval_s:
                 await asyncio.sleep(self.config.flush_interval_s)  # gather a batch, not a sync wait
@@ -571,10 +640,51 @@ class Engine:
                 await asyncio.sleep(min(0.25 * 2**failures, 5.0))
                 self._flush_wanted.set()
 
+    async def _final_flush(self, deadline_s: float = 10.0) -> None:
+        """At stop: write everything, giving rows held locked by others up to `deadline_s`. What
+        is still held stays `running` and is recovered (without spending its attempt) at the next
+        start."""
+        end = time.monotonic() + deadline_s
+        await self.flush()
+        while self._held and time.monotonic() < end:
+            await asyncio.sleep(min(self.HELD_RETRY_S, max(end - time.monotonic(), 0)))
+            await self.flush()
+        if self._held:
+            log.error(
+                "job outcomes not written: their rows stay locked by another session; "
+                "they are recovered at the next start",
+                ids=[o.id for o in self._held],
+            )
+
+    async def _horizon_loop(self) -> None:
+        """Watch for a transaction elsewhere that holds back the xmin horizon: claims slow down
+        while it is open (dead rows pile up), so it is logged once and shown by ping and top."""
+        while True:
+            try:
+                holder = await store.horizon_holder(self.engine_pool)
+            except DB_ERRORS as exc:
+                log.debug("horizon check skipped", error=str(exc))
+                holder = None
+            if holder is not None and holder["age_s"] > self.config.horizon_warn_s:
+                holder["age_s"] = round(holder["age_s"], 1)
+                self.horizon = holder
+                key = (holder["pid"], holder["application_name"])
+                if key != self._horizon_warned:
+                    self._horizon_warned = key
+                    log.warning(
+                        "an open transaction holds back vacuum of the jobs table; claims slow down "
+                        "until it ends (set idle_in_transaction_session_timeout)",
+                        **{f"holder_{k}": v for k, v in holder.items()},
+                    )
+            else:
+                self.horizon = None
+                self._horizon_warned = None
+            await asyncio.sleep(self.config.horizon_check_s)
+
     async def _prune_loop(self) -> None:
         while True:
             try:
-                removed = await store.prune(self.pool, self.config.retention_days)
+                removed = await store.prune(self.engine_pool, self.config.retention_days)
                 if removed:
                     log.info(
                         "pruned finished jobs",

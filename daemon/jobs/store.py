@@ -24,6 +24,23 @@ class ParentNotFound(LookupError):
         super().__init__(f"no job {parent_id} to continue after")
 
 
+class ParentLocked(RuntimeError):
+    """Another session held a parent's row locked longer than CLIENT_LOCK_TIMEOUT_S: the enqueue
+    gave up instead of holding a pooled connection while it waits (issue 14)."""
+
+    def __init__(self, parent_ids: list[int]) -> None:
+        self.parent_ids = parent_ids
+        super().__init__(
+            f"job {', '.join(map(str, parent_ids))} is locked by another session (waited "
+            f"{CLIENT_LOCK_TIMEOUT_S:g} s for it); nothing was enqueued, try again"
+        )
+
+
+# The longest an enqueue waits on a row lock (`after=` takes the parent FOR SHARE) on behalf of a
+# client: a row an operator holds would otherwise keep the connection of every such request.
+CLIENT_LOCK_TIMEOUT_S = 2.0
+
+
 @dataclass(frozen=True)
 class NewJob:
     name: str
@@ -50,13 +67,18 @@ class Claimed:
     args: dict[str, Any]
     attempt: int
     max_attempts: int
+    claims: int = 0  # the fencing token of this run (jobs.claims after the claim)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The end of one run; `refund` gives the attempt back (shutdown, not the job's fault)."""
+    """The end of one run; `refund` gives the attempt back (shutdown, not the job's fault).
+
+    `claims` is the fencing token the claim returned: the outcome is written only while the row
+    is still that run's (see migrations/007_finish_skip_locked.sql)."""
 
     id: int
+    claims: int
     state: str
     run_at: datetime | None = None
     error: str | None = None
@@ -141,8 +163,15 @@ async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
 
 async def _enqueue_in(conn: Conn, jobs: Sequence[NewJob], needs_tx: bool) -> list[EnqueueResult]:
     if needs_tx and not conn.is_in_transaction():
-        async with conn.transaction():
-            return await _enqueue_loop(conn, jobs)
+        try:
+            async with conn.transaction():
+                # SET LOCAL: only in a transaction of our own, not the caller's.
+                await conn.execute(
+                    f"SET LOCAL lock_timeout = '{int(CLIENT_LOCK_TIMEOUT_S * 1000)}ms'"
+                )
+                return await _enqueue_loop(conn, jobs)
+        except asyncpg.exceptions.LockNotAvailableError:
+            raise ParentLocked(sorted({j.after for j in jobs if j.after is not None})) from None
     return await _enqueue_loop(conn, jobs)
 
 
@@ -208,8 +237,15 @@ names AS (
 
 # The oldest due jobs of each type, up to the limit or, for a capped type, its room; of those the
 # oldest $3. Candidates are read without locks: only the picked rows are locked (skipping any an
-# operator holds) and re-checked. The id lists go through arrays so the plan stays on the primary
-# key whatever the prepared statement's generic plan guesses for LIMIT $3.
+# operator holds) and re-checked.
+# The lock and the update find rows by primary key only, whatever statistics the planner has
+# (issue 14): given `state IN (...)` or `run_at <= now()` there, the planner may serve them from
+# the partial index jobs_claim_by_name, walking the whole due backlog on run_at and filtering on
+# id (30,000 rows read to claim 100 after ANALYZE on an empty queue). So the locking scan names no
+# column but id, `locked` is materialised so the re-check cannot be pushed into it, and the
+# re-check reads the values the lock returned (the current row version) instead of the table.
+# The id lists go through arrays so the plan stays on the primary key whatever the prepared
+# statement's generic plan guesses for LIMIT $3.
 _CLAIM = f"""
 WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
     SELECT c.id, c.run_at FROM names n
@@ -221,17 +257,18 @@ WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
                         WHERE r.name = n.name), $3)
     ) c
     WHERE n.name IS NOT NULL
-), locked AS (
-    SELECT id FROM jobs.jobs
+), locked AS MATERIALIZED (
+    SELECT id, state, run_at FROM jobs.jobs
     WHERE id = ANY (ARRAY(SELECT id FROM candidates ORDER BY run_at, id LIMIT $3))
-      AND state IN ('ready', 'scheduled') AND run_at <= now()
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, started_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
-    RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.run_at
+    UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, claims = j.claims + 1,
+                           started_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT id FROM locked
+                            WHERE state IN ('ready', 'scheduled') AND run_at <= now()))
+    RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.claims, j.run_at
 )
-SELECT id, name, args, attempt, max_attempts FROM claimed ORDER BY run_at, id
+SELECT id, name, args, attempt, max_attempts, claims FROM claimed ORDER BY run_at, id
 """
 
 
@@ -248,7 +285,10 @@ async def claim(
     names = list(capped)
     room = [max(rooms.get(name, 0), 0) for name in names]
     rows = await db.fetch(_CLAIM, queue, names, limit, room)
-    return [Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"]) for r in rows]
+    return [
+        Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
+        for r in rows
+    ]
 
 
 _NEXT_DUE = f"""
@@ -269,17 +309,23 @@ async def next_due(db: Executor, queue: str, blocked: Sequence[str] = ()) -> dat
     return value
 
 
-async def finish(db: Executor, outcomes: Sequence[Outcome]) -> None:
+async def finish(db: Executor, outcomes: Sequence[Outcome]) -> list[int]:
+    """Write a batch of outcomes; returns the ids whose rows another session holds locked, which
+    were not written (write them again later). An outcome whose run is no longer the row's (not
+    running, or claimed again since: another fencing token) is dropped."""
     if not outcomes:
-        return
-    await db.execute(
-        "SELECT jobs.finish($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::int[])",
+        return []
+    busy: list[int] = await db.fetchval(
+        "SELECT jobs.finish($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],"
+        " $6::int[])",
         [o.id for o in outcomes],
+        [o.claims for o in outcomes],
         [o.state for o in outcomes],
         [o.run_at for o in outcomes],
         [o.error for o in outcomes],
         [o.refund for o in outcomes],
     )
+    return busy
 
 
 _RECOVER = """
@@ -312,6 +358,31 @@ async def recover(db: Executor, max_interruptions: int) -> Recovered:
         [r["id"] for r in rows if r["state"] == "ready"],
         [r["id"] for r in rows if r["state"] == "failed"],
     )
+
+
+# The oldest transaction of this database that holds a snapshot (backend_xmin), by the age of
+# that snapshot: while it is open, vacuum may not remove the dead rows every claim and finish
+# leaves behind, and each claim walks more dead index entries (issue 14). Other databases'
+# sessions do not hold back this table's horizon; prepared transactions do.
+_HORIZON_HOLDER = """
+SELECT pid, state, application_name, client_addr::text AS client,
+       extract(epoch FROM now() - coalesce(xact_start, backend_start))::float8 AS age_s,
+       left(query, 200) AS query
+FROM pg_stat_activity
+WHERE datname = current_database() AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
+UNION ALL
+SELECT NULL, 'prepared', gid, NULL, extract(epoch FROM now() - prepared)::float8, NULL
+FROM pg_prepared_xacts WHERE database = current_database()
+ORDER BY age_s DESC NULLS LAST LIMIT 1
+"""
+
+
+async def horizon_holder(db: Executor) -> dict[str, Any] | None:
+    """The oldest open transaction holding back vacuum in this database: pid, state (`idle in
+    transaction`, `active`, `prepared`), application_name, client, age_s (seconds since it
+    began) and its current or last query (200 characters); None when there is none."""
+    row = await db.fetchrow(_HORIZON_HOLDER)
+    return dict(row) if row is not None else None
 
 
 async def prune(db: Executor, older_than_days: float, batch: int = 5000) -> int:
@@ -417,23 +488,66 @@ async def finished_since(db: Executor, seconds: float) -> dict[str, int]:
     return {r["queue"]: r["n"] for r in rows}
 
 
-async def retry(db: Executor, job_id: int) -> str | None:
-    """Give a finished or waiting job a fresh run now; returns the state it was in (None: missing).
+@dataclass(frozen=True)
+class Retried:
+    """What `retry` did: the job's state before and after, and how many continuations deleted
+    because of it came back to `awaiting` (its chain). `changed` is False when the job was left
+    alone (running, ready or awaiting: the caller reports a conflict)."""
 
-    Running, ready and awaiting jobs are left alone (the caller reports a conflict).
+    previous: str
+    state: str
+    changed: bool = True
+    restored: int = 0
+
+
+# The continuations deleted because their parent was (delete_continuations marks them so), and
+# theirs, below the retried job: they wait for it again, as Hangfire brings a chain back.
+_RESTORE_CHAIN = """
+WITH RECURSIVE chain AS (
+    SELECT id FROM jobs.jobs
+    WHERE parent_id = $1 AND state = 'deleted' AND last_error = 'parent job was deleted'
+    UNION
+    SELECT j.id FROM jobs.jobs j JOIN chain c ON j.parent_id = c.id
+    WHERE j.state = 'deleted' AND j.last_error = 'parent job was deleted'
+)
+UPDATE jobs.jobs SET state = 'awaiting', finished_at = NULL, last_error = NULL, attempt = 0,
+                     interruptions = 0
+WHERE id IN (SELECT id FROM chain)
+"""
+
+
+async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
+    """Give a finished or waiting job a fresh run now (None: no such job).
+
+    A continuation whose parent has not succeeded goes back to `awaiting`, never `ready`: it
+    runs when the parent succeeds. A retried job brings back the continuations that were deleted
+    because it was. Running, ready and awaiting jobs are left alone (changed=False).
     """
-    row = await db.fetchrow(
-        """WITH old AS (SELECT id, state FROM jobs.jobs WHERE id = $1 FOR UPDATE)
-           UPDATE jobs.jobs j SET state = 'ready', run_at = now(), attempt = 0, interruptions = 0,
-                  finished_at = NULL
-           FROM old WHERE j.id = old.id AND old.state IN ('failed', 'deleted', 'succeeded', 'scheduled')
-           RETURNING old.state""",
-        job_id,
-    )
-    if row is not None:
-        return str(row["state"])
-    state: str | None = await db.fetchval("SELECT state FROM jobs.jobs WHERE id = $1", job_id)
-    return f"unchanged:{state}" if state else None
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT state, parent_id FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if row is None:
+            return None
+        if row["state"] not in ("failed", "deleted", "succeeded", "scheduled"):
+            return Retried(row["state"], row["state"], changed=False)
+        state = "ready"
+        if row["parent_id"] is not None:
+            # FOR SHARE: a finish of the parent waits for this transaction, so its release of
+            # awaiting continuations sees this one (a pruned parent counts as succeeded).
+            parent = await conn.fetchval(
+                "SELECT state FROM jobs.jobs WHERE id = $1 FOR SHARE", row["parent_id"]
+            )
+            if parent is not None and parent != "succeeded":
+                state = "awaiting"
+        await conn.execute(
+            """UPDATE jobs.jobs SET state = $2, run_at = now(), attempt = 0, interruptions = 0,
+                      finished_at = NULL WHERE id = $1""",
+            job_id,
+            state,
+        )
+        status = await conn.execute(_RESTORE_CHAIN, job_id)
+        return Retried(row["state"], state, restored=int(status.split()[-1]))
 
 
 async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:

@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 import asyncpg
+import pytest
 
 from daemon.db import Database
 from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from daemon.jobs.store import NewJob, Outcome
 
 
 def jobs(name: str, n: int, *, queue: str = "default", delay: float | None = None) -> list[NewJob]:
@@ -122,3 +123,55 @@ async def test_the_daemons_connections_never_jit_compile(daemon_db: Database) ->
         assert await conn.fetchval("SHOW jit") == "off"
     finally:
         await conn.close()
+
+
+def _scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+    own = [node] if node["Node Type"].endswith("Scan") and "Relation Name" in node else []
+    return own + [s for child in node.get("Plans", []) for s in _scans(child)]
+
+
+async def explain_claim(pool: asyncpg.Pool, limit: int, plan_mode: str) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of one claim under `plan_cache_mode`, rolled back."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL plan_cache_mode = {plan_mode}")
+        raw = await conn.fetchval(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store._CLAIM, "default", [], limit, []
+        )
+        plan: dict[str, Any] = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+        raise _RollBack(plan)
+
+
+class _RollBack(Exception):
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan = plan
+
+
+async def claim_reads(pool: asyncpg.Pool, limit: int, plan_mode: str) -> tuple[int, list[int]]:
+    """(rows the claim returned, rows each scan of jobs.jobs read: returned plus filtered out)."""
+    try:
+        await explain_claim(pool, limit, plan_mode)
+    except _RollBack as done:
+        plan = done.plan
+    reads = [
+        round((s["Actual Rows"] + s.get("Rows Removed by Filter", 0)) * s.get("Actual Loops", 1))
+        for s in _scans(plan)
+    ]
+    return plan["Actual Rows"], reads
+
+
+@pytest.mark.parametrize("plan_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_statistics_never_make_a_claim_read_the_backlog(
+    db_pool: asyncpg.Pool, plan_mode: str
+) -> None:
+    # Issue 14: statistics taken on a drained queue made the planner lock candidates by walking
+    # jobs_claim_by_name on run_at and filtering on id, reading the backlog on every claim.
+    await store.enqueue(db_pool, jobs("noop", 3000))
+    while claimed := await store.claim(db_pool, "default", 500):
+        await store.finish(db_pool, [Outcome(c.id, c.claims, "succeeded") for c in claimed])
+    await db_pool.execute("ANALYZE jobs.jobs")  # statistics of an empty queue
+    await store.enqueue(db_pool, jobs("noop", 30_000))
+    for statistics in ("empty", "full"):
+        returned, reads = await claim_reads(db_pool, 100, plan_mode)
+        assert returned == 100
+        assert max(reads) < 2 * returned, (statistics, reads)
+        await db_pool.execute("ANALYZE jobs.jobs")  # statistics of a full queue

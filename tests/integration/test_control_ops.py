@@ -133,7 +133,12 @@ async def test_retry_and_cancel_with_their_conflicts(control: Control) -> None:
     failing = await control.call("enqueue", {"name": "noop", "args": {"fail": True}})
     await wait_until(lambda: _is(state(control, failing["id"]), "failed"), message="a failure")
     retried = await control.call("retry", {"id": failing["id"]})
-    assert retried == {"id": failing["id"], "previous_state": "failed", "state": "ready"}
+    assert retried == {
+        "id": failing["id"],
+        "previous_state": "failed",
+        "state": "ready",
+        "continuations_restored": 0,
+    }
 
     held = await control.call("enqueue", {"name": "block", "args": {"key": 1}})
     await wait_until(lambda: _is(state(control, held["id"]), "running"), message="block running")

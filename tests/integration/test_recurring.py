@@ -181,9 +181,72 @@ async def test_trigger_fires_now_and_reload_changes_the_schedule(
         scheduler.apply(plan("30 4 * * *"))
         [entry] = await scheduler.describe()
         assert entry["cron"] == "30 4 * * *" and entry["next_fire"].strftime("%H:%M") == "04:30"
-        assert scheduler._aps is not None
-        assert scheduler._aps.get_job("tick").next_run_time.strftime("%H:%M") == "04:30"
+        next_slot = await wait_until(lambda: scheduler.next_slot("tick"), message="rescheduled")
+        assert next_slot.strftime("%H:%M") == "04:30"
         scheduler.apply([])
-        assert scheduler._aps.get_job("tick") is None and await scheduler.describe() == []
+        assert scheduler.next_slot("tick") is None and await scheduler.describe() == []
     finally:
         await scheduler.stop()
+
+
+# ---- clock steps ---------------------------------------------------------------------------------
+
+
+class SteppedClock:
+    """The wall clock, which a test steps forward or back (as NTP or an operator would)."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+async def test_a_clock_stepped_back_keeps_firing_and_never_refires_a_slot(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine(default_registry())
+    clock = SteppedClock(timedelta(days=1))  # a day ahead
+    scheduler = RecurringScheduler(engine, plan("* * * * * *"), 60, clock=clock)
+
+    async def fires_after(mark: int, n: int) -> bool:
+        return len(scheduler.recent) >= mark + n
+
+    with capture_logs() as logs:
+        await scheduler.start()
+        try:
+            await wait_until(lambda: fires_after(0, 2), message="fires a day ahead")
+            clock.offset = timedelta(0)  # back to the true time: slots before last_fire
+            mark = len(scheduler.recent)
+            await wait_until(lambda: fires_after(mark, 2), message="fires after the step back")
+            assert all(f.slot and f.slot < datetime.now(UTC) for f in list(scheduler.recent)[mark:])
+            clock.offset = timedelta(seconds=-5)  # back 5 s: those 5 slots fired already
+            mark = len(scheduler.recent)
+            await wait_until(lambda: fires_after(mark, 2), timeout=15, message="fires again")
+        finally:
+            await scheduler.stop()
+    slots = [f.slot for f in scheduler.recent if f.slot is not None]
+    assert len(slots) == len(set(slots)), "a slot fired twice"
+    assert await noop_jobs(engine.pool) == len(slots)
+    steps = [e for e in logs if e["event"].startswith("wall clock stepped")]
+    assert [e["step_s"] < 0 for e in steps] == [True, True]  # each step logged once
+    last = await engine.pool.fetchval("SELECT last_fire FROM jobs.recurring WHERE name = 'tick'")
+    assert last < datetime.now(UTC)
+
+
+async def test_a_restart_after_the_clock_stepped_back_fires_the_current_slot(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine(default_registry(), start=False)
+    clock = Clock(T0 + timedelta(days=365, seconds=30))  # a year ahead
+    ahead = RecurringScheduler(engine, plan("0 2 * * *"), 3600, clock=clock)
+    assert await ahead.fire("tick", T0 + timedelta(days=365)) is not None
+    clock.now = T0 + timedelta(seconds=30)  # restarted on the true time
+    with capture_logs() as logs:
+        fired = await RecurringScheduler(engine, plan("0 2 * * *"), 3600, clock=clock).catch_up()
+    assert [f.slot for f in fired] == [T0]
+    assert any("stepped back" in e["event"] for e in logs)
+    # The true clock reaching the slot fired while a year ahead does not fire it twice.
+    clock.now = T0 + timedelta(days=365, seconds=30)
+    assert await ahead.fire("tick", T0 + timedelta(days=365)) is None
+    assert await noop_jobs(engine.pool) == 2

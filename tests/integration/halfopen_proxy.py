@@ -1,0 +1,63 @@
+"""A TCP proxy on loopback in front of PostgreSQL that can turn the connections passing through
+it into black holes: bytes stop flowing both ways while both sockets stay open, as behind a NAT
+or firewall that forgot the connection. New connections are forwarded normally."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class HalfOpenProxy:
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: list[_Link] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        link = _Link(writer, up_writer)
+        self._links.append(link)
+        link.tasks = [
+            asyncio.create_task(link.pipe(reader, up_writer)),
+            asyncio.create_task(link.pipe(up_reader, writer)),
+        ]
+
+    def blackhole(self) -> None:
+        """Every connection open now stops forwarding, silently; its sockets stay open."""
+        for link in self._links:
+            link.silent = True
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in self._links:
+            for task in link.tasks:
+                task.cancel()
+            for w in (link.client, link.upstream):
+                w.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+
+class _Link:
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.client, self.upstream = client, upstream
+        self.silent = False
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await source.read(65536):
+                if self.silent:
+                    continue  # swallowed: the other side hears nothing, and no close either
+                sink.write(data)
+                await sink.drain()
+            if not self.silent:
+                sink.close()

@@ -1,0 +1,121 @@
+"""Dead and half-open connections (issue 14): the LISTEN and instance-lock connections behind a
+proxy that silently stops forwarding while their server side is killed are noticed within
+seconds and replaced; claiming pauses while the lock cannot be proven; and every connection has
+TCP keepalives."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE, AnotherInstanceRunning, Database
+from daemon.jobs.context import JobContext
+from daemon.jobs.runner import Engine, EngineConfig
+from daemon.jobs.spec import JobSpec, NoArgs, Registry
+from tests.integration.halfopen_proxy import HalfOpenProxy
+from tests.support import wait_until
+
+
+@pytest.fixture
+async def proxy(db_dsn: str) -> AsyncIterator[HalfOpenProxy]:
+    target = urlsplit(db_dsn)
+    if target.hostname is None or target.port is None:
+        pytest.skip("the test database is not reached over TCP; the proxy needs host and port")
+    running = HalfOpenProxy(target.hostname, target.port)
+    await running.start()
+    yield running
+    await running.close()
+
+
+async def test_silent_listen_and_lock_connections_are_replaced_and_claims_pause(
+    db_dsn: str, tmp_path: Path, proxy: HalfOpenProxy
+) -> None:
+    db = Database(db_dsn, tmp_path)
+    await db.start()
+    # The pools connect directly; LISTEN and the instance lock through the proxy.
+    target = urlsplit(db_dsn)
+    db.dsn = db_dsn.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}", 1)
+    await db.take_instance_lock()
+    ran = asyncio.Event()
+
+    async def job(ctx: JobContext, args: NoArgs) -> None:
+        ran.set()
+
+    registry = Registry()
+    registry.register(JobSpec("job", "default", NoArgs, job))
+    assert db.pool is not None
+    engine = Engine(
+        db.pool,
+        registry,
+        # No fallback poll within the test: only a working LISTEN can wake the dispatcher.
+        EngineConfig(concurrency={"default": 2}, fallback_poll_s=600.0),
+        connect=db.connect,
+        engine_pool=db.engine_pool,
+    )
+    await engine.start()
+    held: list[bool] = []
+
+    def on_held(yes: bool) -> None:
+        held.append(yes)
+        engine.claiming_allowed = yes
+
+    keeper = asyncio.create_task(db.keep_instance_lock(on_held, every=0.5))
+    admin = await asyncpg.connect(db_dsn)
+    try:
+        assert db._lock_conn is not None and engine._listener is not None
+        for conn in (db._lock_conn, engine._listener):
+            sock = conn._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        lock_pid, listen_pid = db._lock_conn.get_server_pid(), engine._listener.get_server_pid()
+        with capture_logs() as logs:
+            proxy.blackhole()
+            await admin.execute(
+                "SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", [lock_pid, listen_pid]
+            )
+            await wait_until(lambda: held == [False, True], timeout=15, message="lock retaken")
+            await wait_until(
+                lambda: (
+                    engine._listener is not None
+                    and not engine._listener.is_closed()
+                    and engine._listener.get_server_pid() != listen_pid
+                ),
+                timeout=15,
+                message="LISTEN replaced",
+            )
+        events = [e["event"] for e in logs]
+        assert any("LISTEN connection did not answer" in e for e in events)
+        assert any("instance lock connection did not answer" in e for e in events)
+        # Notifications work again: a job enqueued elsewhere wakes the dispatcher at once.
+        await admin.execute(
+            "INSERT INTO jobs.jobs (name, queue, state, max_attempts) VALUES ('job', 'default', 'ready', 1)"
+        )
+        await asyncio.wait_for(ran.wait(), timeout=10)
+
+        # Now another daemon takes the lock while ours is silent: claiming stops for good.
+        assert db._lock_conn is not None
+        lock_pid = db._lock_conn.get_server_pid()
+        proxy.blackhole()
+        await admin.execute("SELECT pg_terminate_backend($1)", lock_pid)
+        other = await asyncpg.connect(db_dsn)
+        await wait_until(
+            lambda: other.fetchval(
+                "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, INSTANCE_LOCK
+            ),
+            message="the other daemon holds the lock",
+        )
+        with pytest.raises(AnotherInstanceRunning):
+            await asyncio.wait_for(keeper, timeout=15)
+        assert held[-1] is False and engine.claiming_allowed is False
+        await other.close()
+    finally:
+        keeper.cancel()
+        await admin.close()
+        await engine.stop(grace=1.0)
+        await db.close()
