@@ -115,7 +115,8 @@ async def jobs(ctx: Context, ns: argparse.Namespace) -> int:
 def _transition(r: dict[str, Any]) -> str:
     restored = r.get("continuations_restored")
     chain = f" ({restored} continuations waiting again)" if restored else ""
-    return f"job {r['id']}: {r['previous_state']} -> {r['state']}{chain}"
+    history = f"\n{r['history']}" if r.get("history") else ""
+    return f"job {r['id']}: {r['previous_state']} -> {r['state']}{chain}{history}"
 
 
 BULK_ARGUMENTS = (
@@ -166,6 +167,8 @@ def bulk_text(r: dict[str, Any]) -> str:
         text += f", {len(r['stopping'])} running ones being stopped"
     if r.get("remaining"):
         text += f"; {r['remaining']} still match (run it again, or raise --limit)"
+    if r.get("history"):
+        text += f"\n{r['history']}"
     return text
 
 

@@ -126,7 +126,46 @@ def job_block(job: dict[str, Any]) -> str:
             job.get("last_error") or "-",
         ),
     ]
-    return key_values(fields)
+    return "\n\n".join(
+        [key_values(fields), *history_blocks(job.get("attempts"), job.get("timeline"))]
+    )
+
+
+def _took(seconds: float | None) -> str:
+    """A run's duration: milliseconds matter for short jobs."""
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f}ms" if seconds < 1 else duration(seconds)
+
+
+def history_blocks(
+    attempts: list[dict[str, Any]] | None, points: list[dict[str, Any]] | None
+) -> list[str]:
+    """`job ID`'s runs table, each run's error (with traceback) and the state timeline; none
+    for an answer without them (an older daemon)."""
+    blocks: list[str] = []
+    if attempts is not None:
+        rows = [
+            [
+                a["attempt"],
+                a["counted"],
+                when(a["started_at"]),
+                _took(a["duration_s"]),
+                a["outcome"] + (" (refunded)" if a["refunded"] else ""),
+                a["state_after"],
+                "?" if a["pid"] is None else f"{a['pid']}@{a['host']}",
+            ]
+            for a in attempts
+        ]
+        headers = ["RUN", "ATTEMPT", "STARTED", "TOOK", "OUTCOME", "THEN", "PID@HOST"]
+        blocks.append("runs:\n" + (table(headers, rows) if rows else "  (none recorded)"))
+        for a in attempts:
+            if a.get("error"):
+                blocks.append(f"run {a['attempt']} error:\n{a['error'].rstrip()}")
+    if points is not None:
+        lines = [f"  {when(p['at'])}  {p['state']:<10} {p['note']}" for p in points]
+        blocks.append("timeline:\n" + "\n".join(lines))
+    return blocks
 
 
 QUEUE_STATES = ("running", "ready", "scheduled", "awaiting", "succeeded", "failed", "deleted")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import socket
 import time
@@ -163,6 +164,9 @@ async def applied_migrations(
 # JIT compiles any plan estimated above jit_above_cost, on every run: 15 ms for a 2 ms claim whose
 # estimate is inflated by its recursive part. Queue statements are short; they never gain from it.
 SERVER_SETTINGS = {"jit": "off"}
+# Issue 17: the "pid@host" this process runs jobs as, a session setting of every connection it
+# opens, so the claim records who ran each attempt without a parameter (store._CLAIM).
+SERVER_SETTINGS["addicted_jobs.runner"] = f"{os.getpid()}@{socket.gethostname()}"
 
 
 async def release_session_lock(conn: asyncpg.Connection | PoolConnectionProxy, key: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from daemon.control.history import RETRY_NOTE
 from daemon.control.protocol import (
     BulkArgs,
     FilterArgs,
@@ -121,6 +122,8 @@ class BulkOps:
                 {k: r[k] for k in ("id", "name", "queue", "state", "created_at")} for r in sample
             ],
         }
+        if action == "retry":
+            result["history"] = RETRY_NOTE
         if req.dry_run:
             return result
         ids = await store.bulk_action(pool, action, acting, req.limit)

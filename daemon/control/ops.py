@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from daemon.control.activity import Activity
 from daemon.control.admin_ops import AdminOps, Onetime
 from daemon.control.bulk_ops import BulkOps
+from daemon.control.history import RETRY_NOTE, timeline
 from daemon.control.protocol import (
     VERSION,
     EnqueueArgs,
@@ -133,7 +134,7 @@ class EngineOps(AdminOps, BulkOps):
             )
         try:
             async with asyncio.timeout(2.0):
-                counts = await store.queue_counts(pool)
+                counts = await store.queue_counts(pool, oldest=False)
         except Exception as exc:  # ping answers even when the database does not
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             result.update(database=f"unavailable: cannot query PostgreSQL ({reason})", queues=None)
@@ -200,6 +201,8 @@ class EngineOps(AdminOps, BulkOps):
         row = await store.get_job(self.engine.pool, req.id)
         if row is None:
             raise OpError("not_found", f"no job {req.id}")
+        row["attempts"] = await store.job_attempts(self.engine.pool, req.id)
+        row["timeline"] = timeline(row, row["attempts"])
         return row
 
     async def jobs(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
@@ -248,7 +251,7 @@ class EngineOps(AdminOps, BulkOps):
 
     async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:
         req = parse_args(QueueArgs, args, "pause" if paused else "resume")
-        known = set(self.engine.queues()) | set(await store.queue_counts(self.engine.pool))
+        known = set(self.engine.queues()) | set(await store.state_counts(self.engine.pool))
         if req.queue not in known:
             raise OpError(
                 "not_found", f"no queue {req.queue!r}; known queues: {', '.join(sorted(known))}"
@@ -278,6 +281,7 @@ class EngineOps(AdminOps, BulkOps):
             "previous_state": retried.previous,
             "state": retried.state,
             "continuations_restored": retried.restored,
+            "history": RETRY_NOTE,
         }
 
     async def cancel(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -154,7 +154,11 @@ class Dispatcher:
         while jobs:
             job = jobs.popleft()
             self.engine.running_by_name[job.name] -= 1
-            self.engine.record(Outcome(job.id, job.claims, "ready", datetime.now(UTC), refund=1))
+            self.engine.record(
+                Outcome(
+                    job.id, job.claims, "ready", datetime.now(UTC), refund=1, outcome="returned"
+                )
+            )
 
     async def _wait(self, timeout: float | None) -> None:
         try:
@@ -341,6 +345,7 @@ class Engine:
         )
         self._loops.append(self.supervisor.spawn(self._prune_loop(), "engine-pruner"))
         self._loops.append(self.supervisor.spawn(self._horizon_loop(), "engine-horizon"))
+        self._loops.append(self.supervisor.spawn(self._fold_loop(), "engine-counts"))
         self.guard.start()
         self.started = True
 
@@ -502,8 +507,9 @@ class Engine:
         except Exception as exc:
             outcome, result, error = self._failure(job, exc)
         finally:
-            self.record(result)
-            self.on_finished(job.name, queue, outcome, time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            self.record(replace(result, outcome=outcome, duration_s=elapsed))
+            self.on_finished(job.name, queue, outcome, elapsed)
             fields: dict[str, Any] = {
                 "id": job.id,
                 "name": job.name,
@@ -557,7 +563,13 @@ class Engine:
             job = dispatcher.take_buffered(job_id)
             if job is not None:
                 self.record(
-                    Outcome(job_id, job.claims, "deleted", error="cancelled by an operator")
+                    Outcome(
+                        job_id,
+                        job.claims,
+                        "deleted",
+                        error="cancelled by an operator",
+                        outcome="cancelled",
+                    )
                 )
                 return True
             task = dispatcher.active.get(job_id)
@@ -680,6 +692,18 @@ class Engine:
                 self.horizon = None
                 self._horizon_warned = None
             await asyncio.sleep(self.config.horizon_check_s)
+
+    COUNTS_FOLD_S = 2.0
+
+    async def _fold_loop(self) -> None:
+        """Fold the job counters' deltas every COUNTS_FOLD_S (issue 17): reads of the counts
+        (stats, queues, ping, top every second) then sum a few hundred rows at most."""
+        while True:
+            try:
+                await store.fold_counts(self.engine_pool)
+            except DB_ERRORS as exc:
+                log.debug("counter fold skipped", error=str(exc))
+            await asyncio.sleep(self.COUNTS_FOLD_S)
 
     async def _prune_loop(self) -> None:
         while True:

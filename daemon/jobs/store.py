@@ -83,6 +83,10 @@ class Outcome:
     run_at: datetime | None = None
     error: str | None = None
     refund: int = 0
+    # Issue 17, for the run's record (jobs.attempts): the runner's outcome label (succeeded,
+    # skipped, retry, failed, deleted, cancelled, interrupted, returned) and the seconds it ran.
+    outcome: str | None = None
+    duration_s: float | None = None
 
 
 _ENQUEUE = """
@@ -263,7 +267,9 @@ WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, claims = j.claims + 1,
-                           started_at = now()
+                           started_at = now(),
+                           -- issue 17: who runs this attempt ("pid@host", db.SERVER_SETTINGS)
+                           claimed_by = current_setting('addicted_jobs.runner', true)
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked
                             WHERE state IN ('ready', 'scheduled') AND run_at <= now()))
     RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.claims, j.run_at
@@ -317,31 +323,52 @@ async def finish(db: Executor, outcomes: Sequence[Outcome]) -> list[int]:
         return []
     busy: list[int] = await db.fetchval(
         "SELECT jobs.finish($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],"
-        " $6::int[])",
+        " $6::int[], $7::text[], $8::float8[])",
         [o.id for o in outcomes],
         [o.claims for o in outcomes],
         [o.state for o in outcomes],
         [o.run_at for o in outcomes],
         [o.error for o in outcomes],
         [o.refund for o in outcomes],
+        [o.outcome for o in outcomes],
+        [o.duration_s for o in outcomes],
     )
     return busy
 
 
+# Issue 17: the runs a dead daemon left are recorded in the same statement (outcome `crashed`,
+# refunded, the pid and host that claimed them); `running` reads the values the update replaces
+# (due time, attempt). It runs at start, before any claim, so locking every running row is cheap.
 _RECOVER = """
-UPDATE jobs.jobs SET
-    interruptions = interruptions + 1,
-    attempt = greatest(attempt - 1, 0),
-    state = CASE WHEN interruptions + 1 > $1 THEN 'failed' ELSE 'ready' END,
-    run_at = now(),
-    finished_at = CASE WHEN interruptions + 1 > $1 THEN now() END,
-    last_error = CASE WHEN interruptions + 1 > $1
-        THEN format('failed as poison: interrupted %s times by a daemon crash', interruptions + 1)
-        ELSE last_error END,
-    unique_key = CASE WHEN interruptions + 1 > $1 THEN NULL ELSE unique_key END,
-    unique_until = CASE WHEN interruptions + 1 > $1 THEN NULL ELSE unique_until END
-WHERE state = 'running'
-RETURNING id, name, state, interruptions
+WITH running AS MATERIALIZED (
+    SELECT id, run_at, attempt, claims, started_at, claimed_by FROM jobs.jobs
+    WHERE state = 'running' FOR UPDATE
+), recovered AS (
+    UPDATE jobs.jobs j SET
+        interruptions = j.interruptions + 1,
+        attempt = greatest(j.attempt - 1, 0),
+        state = CASE WHEN j.interruptions + 1 > $1 THEN 'failed' ELSE 'ready' END,
+        run_at = now(),
+        finished_at = CASE WHEN j.interruptions + 1 > $1 THEN now() END,
+        last_error = CASE WHEN j.interruptions + 1 > $1
+            THEN format('failed as poison: interrupted %s times by a daemon crash', j.interruptions + 1)
+            ELSE j.last_error END,
+        unique_key = CASE WHEN j.interruptions + 1 > $1 THEN NULL ELSE j.unique_key END,
+        unique_until = CASE WHEN j.interruptions + 1 > $1 THEN NULL ELSE j.unique_until END
+    FROM running r
+    WHERE j.id = r.id AND j.state = 'running'
+    RETURNING j.id, j.name, j.state, j.interruptions, j.last_error, r.run_at AS due_at, r.attempt,
+              r.claims, r.started_at, r.claimed_by
+), recorded AS (
+    INSERT INTO jobs.attempts (job_id, attempt, counted, due_at, started_at, finished_at,
+                               duration_s, outcome, state_after, error, refunded, pid, host)
+    SELECT id, claims, attempt, due_at, coalesce(started_at, now()), now(), NULL, 'crashed', state,
+           CASE WHEN state = 'failed' THEN last_error END, true,
+           nullif(split_part(claimed_by, '@', 1), '')::int, nullif(split_part(claimed_by, '@', 2), '')
+    FROM recovered
+    ON CONFLICT DO NOTHING
+)
+SELECT id, name, state, interruptions FROM recovered
 """
 
 
@@ -407,7 +434,8 @@ async def prune(db: Executor, older_than_days: float, batch: int = 5000) -> int:
 # ---- read side and operator actions ------------------------------------------------------------
 
 _JOB_COLUMNS = """id, name, queue, args, state, attempt, max_attempts, interruptions, run_at, parent_id,
-                  unique_key, unique_until, last_error, created_at, started_at, finished_at"""
+                  unique_key, unique_until, last_error, created_at, started_at, finished_at,
+                  claims, claimed_by, retried_at"""
 
 
 async def get_job(db: Executor, job_id: int) -> dict[str, Any] | None:
@@ -438,44 +466,102 @@ async def list_jobs(
     return [dict(r) for r in rows]
 
 
-async def queue_counts(db: Executor) -> dict[str, dict[str, Any]]:
-    """Per queue: counts by state, the age of the oldest due ready job, and the paused flag."""
-    rows = await db.fetch(
-        """SELECT queue, state, count(*) AS n,
-                  extract(epoch FROM now() - min(run_at) FILTER (
-                      WHERE state IN ('ready', 'scheduled') AND run_at <= now())) AS oldest
-           FROM jobs.jobs GROUP BY queue, state"""
-    )
+# ---- exact counts and run records (issue 17) --------------------------------------------------
+
+# The counters of migrations/041_state_counts.sql: the deltas the triggers appended since the
+# last fold, summed. A few hundred rows at most between folds, so this never reads jobs.jobs.
+_STATE_COUNTS = """
+SELECT queue, state, sum(n)::bigint AS n FROM jobs.state_counts GROUP BY queue, state
+"""
+
+# Fold the deltas into one row per (queue, state) in one statement. Rows appended meanwhile are
+# not in this statement's snapshot, so they are neither deleted nor lost; a concurrent fold waits
+# for this one's row locks and then skips the rows it deleted.
+_FOLD_COUNTS = """
+WITH gone AS (DELETE FROM jobs.state_counts RETURNING queue, state, n)
+INSERT INTO jobs.state_counts (queue, state, n)
+SELECT queue, state, sum(n) FROM gone GROUP BY queue, state HAVING sum(n) <> 0
+"""
+
+
+async def state_counts(db: Executor) -> dict[str, dict[str, int]]:
+    """Exact job counts: {queue: {state: n}} for every state (0 when none), read from the
+    counters the engine's statements keep (no scan of jobs.jobs, see 041_state_counts.sql)."""
+    result: dict[str, dict[str, int]] = {}
+    for row in await db.fetch(_STATE_COUNTS):
+        if row["n"]:
+            result.setdefault(row["queue"], dict.fromkeys(STATES, 0))[row["state"]] = row["n"]
+    return result
+
+
+async def fold_counts(db: Executor) -> None:
+    """Fold the counters' deltas into one row per queue and state (the engine does it every
+    few seconds, so a read sums a handful of rows)."""
+    await db.execute(_FOLD_COUNTS)
+
+
+async def queue_counts(db: Executor, oldest: bool = True) -> dict[str, dict[str, Any]]:
+    """Per queue: counts by state, the age in seconds of the oldest due ready or scheduled job
+    (None when none is due, or when `oldest` is False: ping does not show it), and the paused
+    flag. The counts are the counters (state_counts); the age is one head read of the claim
+    index per job type of each queue with waiting jobs (_NEXT_DUE)."""
+    counts = await state_counts(db)
     paused = {
         r["name"]: r["paused"] for r in await db.fetch("SELECT name, paused FROM jobs.queues")
     }
     result: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        entry = result.setdefault(
-            row["queue"],
-            {"counts": dict.fromkeys(STATES, 0), "oldest_ready_age_s": None, "paused": False},
-        )
-        entry["counts"][row["state"]] = row["n"]
-        if row["oldest"] is not None:
-            age = float(row["oldest"])
-            previous = entry["oldest_ready_age_s"]
-            entry["oldest_ready_age_s"] = age if previous is None else max(previous, age)
-    for name, flag in paused.items():
-        result.setdefault(
-            name, {"counts": dict.fromkeys(STATES, 0), "oldest_ready_age_s": None, "paused": False}
-        )
-        result[name]["paused"] = flag
+    now = None
+    for queue in sorted(set(counts) | set(paused)):
+        by_state = counts.get(queue, dict.fromkeys(STATES, 0))
+        age = None
+        if oldest and (by_state["ready"] or by_state["scheduled"]):
+            due = await next_due(db, queue)
+            now = now or await db.fetchval("SELECT now()")
+            if due is not None and due <= now:
+                age = (now - due).total_seconds()
+        result[queue] = {
+            "counts": by_state,
+            "oldest_ready_age_s": age,
+            "paused": paused.get(queue, False),
+        }
     return result
 
 
+# The newest failed runs, from the end of attempts_failed (which holds only runs with an error):
+# as cheap with 10,000,000 jobs retained as with ten. Cancellations by an operator are not
+# failures.
+_RECENT_FAILURES = """
+SELECT a.job_id AS id, j.name, j.queue, j.state, a.counted AS attempt, a.outcome,
+       a.error AS last_error, a.finished_at AS at
+FROM (SELECT job_id, counted, outcome, error, finished_at FROM jobs.attempts
+      WHERE error IS NOT NULL AND outcome <> 'cancelled'
+      ORDER BY finished_at DESC LIMIT $1) a
+JOIN jobs.jobs j ON j.id = a.job_id
+ORDER BY a.finished_at DESC
+"""
+
+
 async def recent_failures(db: Executor, limit: int = 10) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        """SELECT id, name, queue, state, attempt, last_error, coalesce(finished_at, run_at) AS at
-           FROM jobs.jobs WHERE last_error IS NOT NULL AND state IN ('failed', 'scheduled', 'deleted')
-           ORDER BY coalesce(finished_at, run_at) DESC LIMIT $1""",
-        limit,
-    )
-    return [dict(r) for r in rows]
+    """The newest `limit` failed runs: job id, name, queue, the job's state now, attempt (the
+    counted attempt of that run), outcome (retry, failed, deleted), last_error (that run's
+    error) and at (when the run ended)."""
+    return [dict(r) for r in await db.fetch(_RECENT_FAILURES, limit)]
+
+
+# One job's runs in order (the primary key of attempts).
+_JOB_ATTEMPTS = """
+SELECT attempt, counted, due_at, started_at, finished_at, duration_s, outcome, state_after, error,
+       refunded, pid, host
+FROM jobs.attempts WHERE job_id = $1 ORDER BY attempt
+"""
+
+
+async def job_attempts(db: Executor, job_id: int) -> list[dict[str, Any]]:
+    """Every recorded run of one job, oldest first: attempt (run number, never reset), counted
+    (the attempt number max_attempts limits), due_at, started_at, finished_at, duration_s
+    (seconds, None when it never ran or its daemon died), outcome, state_after, error (with
+    traceback), refunded (bool), pid and host (None when unknown)."""
+    return [dict(r) for r in await db.fetch(_JOB_ATTEMPTS, job_id)]
 
 
 async def finished_since(db: Executor, seconds: float) -> dict[str, int]:
@@ -542,7 +628,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
                 state = "awaiting"
         await conn.execute(
             """UPDATE jobs.jobs SET state = $2, run_at = now(), attempt = 0, interruptions = 0,
-                      finished_at = NULL WHERE id = $1""",
+                      finished_at = NULL, retried_at = now() WHERE id = $1""",
             job_id,
             state,
         )
@@ -664,7 +750,7 @@ WITH picked AS (
     ORDER BY j.id DESC LIMIT $10 FOR UPDATE SKIP LOCKED
 )
 UPDATE jobs.jobs j SET state = 'ready', run_at = now(), attempt = 0, interruptions = 0,
-       finished_at = NULL
+       finished_at = NULL, retried_at = now()
 FROM picked WHERE j.id = picked.id
 RETURNING j.id
 """
@@ -735,9 +821,5 @@ async def running_jobs(db: Executor, limit: int) -> list[dict[str, Any]]:
 
 
 async def ready_count(db: Executor) -> int:
-    """Jobs due now and waiting for a slot (STATUS= line): reads the jobs_claim partial index,
-    which holds only ready and scheduled rows."""
-    value: int = await db.fetchval(
-        "SELECT count(*) FROM jobs.jobs WHERE state = 'ready' AND run_at <= now()"
-    )
-    return value
+    """Jobs ready and waiting for a slot (STATUS= line), from the counters (state_counts)."""
+    return sum(by_state["ready"] for by_state in (await state_counts(db)).values())

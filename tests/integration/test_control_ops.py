@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from daemon.control.client import DaemonError
+from daemon.control.history import RETRY_NOTE
 from daemon.control.server import Peer
 from daemon.jobs.recurring import RecurringScheduler, build_plan
 from daemon.jobs.runner import Engine, EngineConfig
@@ -138,7 +139,25 @@ async def test_retry_and_cancel_with_their_conflicts(control: Control) -> None:
         "previous_state": "failed",
         "state": "ready",
         "continuations_restored": 0,
+        "history": RETRY_NOTE,
     }
+
+    # The history is kept: `job` lists both runs in order and the retry in the timeline.
+    async def two_runs() -> bool:
+        return len((await control.call("job", {"id": failing["id"]}))["attempts"]) == 2
+
+    await wait_until(two_runs, message="the retried run recorded")
+    shown = await control.call("job", {"id": failing["id"]})
+    runs = [(r["attempt"], r["counted"], r["outcome"]) for r in shown["attempts"]]
+    assert runs == [(1, 1, "failed"), (2, 1, "failed")]  # noop fails again: same arguments
+    assert all("NoopFailure" in r["error"] for r in shown["attempts"])
+    assert [(p["state"], p["note"]) for p in shown["timeline"]][3] == (
+        "ready",
+        "retried by an operator",
+    )
+    assert [p["state"] for p in shown["timeline"]] == [
+        "ready", "running", "failed", "ready", "running", "failed",
+    ]  # fmt: skip
 
     held = await control.call("enqueue", {"name": "block", "args": {"key": 1}})
     await wait_until(lambda: _is(state(control, held["id"]), "running"), message="block running")
