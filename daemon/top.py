@@ -136,7 +136,7 @@ def render(stats: dict[str, Any], now: datetime | None = None) -> str:
         error = (f.get("last_error") or "").splitlines()[0][:100] if f.get("last_error") else ""
         lines.append(
             f"  {out.ago(f.get('at'), now):>7} ago  #{f['id']} {f['name']} [{f['queue']}] "
-            f"{f['state']} attempt {f['attempt']}: {error}"
+            f"{f.get('outcome') or f['state']} attempt {f['attempt']}: {error}"
         )
     return "\n".join(lines)
 
