@@ -34,7 +34,14 @@ from daemon.control.client import ControlClient, Unreachable
 from daemon.db import apply_migrations
 
 ROOT = Path(HERE).parent
-QUEUES = ["default", "fetch-subtitles", "store-subtitle", "catalogue", "storage"]
+QUEUES = [
+    "default",
+    "fetch-subtitles",
+    "store-subtitle",
+    "refresh-one-show",
+    "download-creds-checker",
+]
+PAUSED = "download-creds-checker"  # holds the 1,000 waiting jobs
 
 # Finished jobs spread over the last 7 days (the default retention), newest last.
 _FINISHED = """
@@ -72,9 +79,10 @@ async def generate(dsn: str, rows: int) -> None:
         await conn.execute(_RUNS)
         await conn.execute(
             "INSERT INTO jobs.jobs (name, queue, state, max_attempts) "
-            "SELECT 'noop', 'bench-paused', 'ready', 1 FROM generate_series(1, 1000)"
+            "SELECT 'noop', $1, 'ready', 1 FROM generate_series(1, 1000)",
+            PAUSED,
         )
-        await conn.execute("INSERT INTO jobs.queues (name, paused) VALUES ('bench-paused', true)")
+        await conn.execute("INSERT INTO jobs.queues (name, paused) VALUES ($1, true)", PAUSED)
         await conn.execute("VACUUM ANALYZE jobs.jobs")
         await conn.execute("VACUUM ANALYZE jobs.attempts")
         emit(phase="generate", rows=rows, seconds=round(time.perf_counter() - started, 1))
@@ -107,7 +115,6 @@ async def main() -> None:
         config.write_text(
             f'[database]\ndsn = "{dsn}"\n[state]\ndir = "{work / "state"}"\n'
             f'[control]\nsocket = "{work / "c.sock"}"\n[log]\nformat = "json"\n'
-            "[queues.bench-paused]\nconcurrency = 1\n"
         )
         daemon = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "daemon", "run", "--config", str(config),
