@@ -30,6 +30,7 @@ from pathlib import Path
 import asyncpg
 from control_socket import admin_dsn, percentiles, round_trips, with_db
 
+from daemon import logs
 from daemon.control.client import ControlClient, Unreachable
 from daemon.db import apply_migrations
 
@@ -102,6 +103,7 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="finished jobs retained")
     parser.add_argument("--n", type=int, default=200, help="round trips per call")
     opts = parser.parse_args()
+    logs.configure("warning", "json", sys.stderr)  # stdout carries only the JSON lines
     name = f"aj_bench_counts_{os.getpid()}"
     admin = await asyncpg.connect(admin_dsn())
     await admin.execute(f'CREATE DATABASE "{name}"')

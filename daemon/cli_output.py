@@ -159,9 +159,14 @@ def history_blocks(
         ]
         headers = ["RUN", "ATTEMPT", "STARTED", "TOOK", "OUTCOME", "THEN", "PID@HOST"]
         blocks.append("runs:\n" + (table(headers, rows) if rows else "  (none recorded)"))
+        shown: dict[str, int] = {}  # error text -> the run that showed it first
         for a in attempts:
-            if a.get("error"):
-                blocks.append(f"run {a['attempt']} error:\n{a['error'].rstrip()}")
+            error = a.get("error")
+            if error and error in shown:
+                blocks.append(f"run {a['attempt']} error: the same as run {shown[error]}")
+            elif error:
+                shown[error] = a["attempt"]
+                blocks.append(f"run {a['attempt']} error:\n{error.rstrip()}")
     if points is not None:
         lines = [f"  {when(p['at'])}  {p['state']:<10} {p['note']}" for p in points]
         blocks.append("timeline:\n" + "\n".join(lines))

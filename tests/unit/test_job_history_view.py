@@ -49,7 +49,7 @@ RUNS = [
         "scheduled",
         took=0.5,
         error="RuntimeError: boom\nTraceback (most recent call last):\n  File x",
-    ),  # fmt: skip
+    ),
     run(2, 1, 10, 12, "crashed", "ready", refunded=True, pid=None, host=None, due=at(5)),
     run(3, 2, 30, 31, "succeeded", "succeeded", took=1.0),
 ]
@@ -96,4 +96,8 @@ def test_job_block_prints_the_runs_their_errors_and_the_timeline() -> None:
     assert "500.0ms" in runs[1] and "retry" in runs[1] and "4107@vm" in runs[1]
     assert "crashed (refunded)" in runs[2] and runs[2].rstrip().endswith("?")
     assert "run 1 error:\nRuntimeError: boom\nTraceback (most recent call last):" in text
+    again = {**shown, "attempts": [*RUNS, {**RUNS[0], "attempt": 4}]}
+    assert "run 4 error: the same as run 1" in job_block(
+        json.loads(encode_ok("x", again))["result"]
+    )
     assert "timeline:\n  2026-11-30 05:59:00" in text
