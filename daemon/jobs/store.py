@@ -379,7 +379,9 @@ class Recovered:
 
 
 async def recover(db: Executor, max_interruptions: int) -> Recovered:
-    """Put jobs a dead daemon left running back to ready, without spending their attempt."""
+    """Put jobs a dead daemon left running back to ready, without spending their attempt (past
+    `max_interruptions` such crashes: failed as poison), and record each run so ended (outcome
+    `crashed`, refunded) in jobs.attempts."""
     rows = await db.fetch(_RECOVER, max_interruptions)
     return Recovered(
         [r["id"] for r in rows if r["state"] == "ready"],
