@@ -174,7 +174,13 @@ class UpstreamSession:
             body = await read_capped(response, limit, what)
         finally:
             await response.aclose()
-        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
+        # Raw bytes: a header value outside ASCII (a Latin-1 Content-Disposition filename, as
+        # Addic7ed's downloads send) would not survive being decoded and encoded again.
+        headers = [
+            (k, v)
+            for k, v in response.headers.raw
+            if k.decode("latin-1").lower() not in _DROPPED_HEADERS
+        ]
         return httpx.Response(
             response.status_code,
             headers=headers,
