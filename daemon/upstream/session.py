@@ -174,7 +174,14 @@ class UpstreamSession:
             body = await read_capped(response, limit, what)
         finally:
             await response.aclose()
-        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
+        # The raw bytes, not the decoded strings: httpx encodes str header values as ASCII, so a
+        # non-ASCII one (Addic7ed's `Content-Disposition: filename="….Català….srt"`) raised
+        # UnicodeEncodeError here and failed every download of that subtitle.
+        headers = [
+            (k, v)
+            for k, v in response.headers.raw
+            if k.decode("latin-1").lower() not in _DROPPED_HEADERS
+        ]
         return httpx.Response(
             response.status_code,
             headers=headers,
