@@ -17,8 +17,9 @@ def duration_seconds(text: str) -> float:
 
     try:
         value = parse_duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected {DURATION_FORMS}") from None
+    except ValueError as exc:
+        detail = str(exc) if str(exc).startswith("too long") else f"expected {DURATION_FORMS}"
+        raise argparse.ArgumentTypeError(f"{text!r}: {detail}") from None
     seconds = float(value.total_seconds())
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give a duration above zero")

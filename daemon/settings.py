@@ -151,7 +151,12 @@ def parse_duration(value: Any) -> Any:
     text = value.strip().lower()
     if text and _SHORT_DURATION.sub("", text) == "":
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _SHORT_DURATION.findall(text))
-        return timedelta(seconds=seconds)
+        try:
+            return timedelta(seconds=seconds)
+        except OverflowError:
+            # '99999999999d' is past timedelta's range: a ValueError, so a config key or a CLI
+            # argument gets its one-line error instead of a traceback.
+            raise ValueError("too long: at most 999999999 days") from None
     try:
         return _TIMEDELTA.validate_python(value)
     except ValidationError:

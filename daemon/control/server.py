@@ -77,6 +77,16 @@ AUDIT_ARGS: dict[str, frozenset[str]] = {
     "request-subtitles": frozenset({"show_id", "season", "episode", "language"}),
     "credentials-remove": frozenset({"id"}),
     "storage-train-dictionary": frozenset({"from_stored", "dry_run"}),
+    # Issue 17's operations: without these the audit line of `delete 5` or `recurring disable X`
+    # named neither the job nor the entry. Bulk actions show their filter's closed-vocabulary
+    # fields (the `bulk action` line adds what was changed); `args` values and `error` text stay out.
+    "delete": frozenset({"id"}),
+    "recurring-disable": frozenset({"name"}),
+    "recurring-enable": frozenset({"name"}),
+    **dict.fromkeys(
+        ("retry-many", "cancel-many", "delete-many"),
+        frozenset({"state", "queue", "name", "since_s", "older_than_s", "dry_run", "limit"}),
+    ),
 }
 AUDIT_STRING_LIMIT = 80
 REDACTED = "<redacted>"

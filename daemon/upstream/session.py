@@ -174,8 +174,9 @@ class UpstreamSession:
             body = await read_capped(response, limit, what)
         finally:
             await response.aclose()
-        # Raw bytes: a header value outside ASCII (a Latin-1 Content-Disposition filename, as
-        # Addic7ed's downloads send) would not survive being decoded and encoded again.
+        # The raw bytes, not the decoded strings: httpx encodes str header values as ASCII, so a
+        # non-ASCII one (Addic7ed's `Content-Disposition: filename="….Català….srt"`) raised
+        # UnicodeEncodeError here and failed every download of that subtitle.
         headers = [
             (k, v)
             for k, v in response.headers.raw
