@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -27,6 +27,9 @@ from daemon.jobs.loopguard import LoopGuard
 from daemon.jobs.spec import JobSpec, Registry
 from daemon.jobs.store import Claimed, EnqueueResult, NewJob, Outcome
 from daemon.jobs.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from daemon.jobs.cluster import Cluster
 
 log = structlog.get_logger("daemon.jobs")
 CHANNEL = "addicted_jobs"
@@ -107,7 +110,7 @@ class Dispatcher:
                 await self._wait(None)
                 continue
             self._start_buffered()
-            if not self.engine.claiming_allowed:  # the instance lock is not proven (app.py)
+            if not self.engine.may_claim():  # instance lock or cluster lease not proven
                 await self._wait(0.5)
                 continue
             limit = self._claim_limit()
@@ -117,9 +120,7 @@ class Dispatcher:
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
             try:
-                claimed = await store.claim(
-                    self.engine.engine_pool, self.queue, limit, capped, rooms
-                )
+                claimed = await self.engine.claim(self.queue, limit, capped, rooms)
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
@@ -216,6 +217,7 @@ class Engine:
         self.registry = registry
         self.config = config
         self.locks = KeyedLocks()
+        self.cluster: Cluster | None = None  # [cluster] enabled: set before start() (app.py)
         self.supervisor = supervisor or Supervisor()
         self.running_by_name: Counter[str] = Counter()
         self.dispatchers: dict[str, Dispatcher] = {}
@@ -301,6 +303,26 @@ class Engine:
     def cap_state(self, queue: str) -> tuple[list[str], dict[str, int]]:
         capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
         return capped, {n: self.room(n) for n in capped}
+
+    # ---- cluster hooks (issue 19; the logic is in daemon/jobs/cluster.py) ----------------------
+
+    def may_claim(self) -> bool:
+        return self.claiming_allowed and (self.cluster is None or self.cluster.may_claim())
+
+    async def claim(
+        self, queue: str, limit: int, capped: list[str], rooms: dict[str, int]
+    ) -> list[Claimed]:
+        if self.cluster is None:
+            return await store.claim(self.engine_pool, queue, limit, capped, rooms)
+        return await self.cluster.claim(queue, limit, capped, rooms, self._caps)
+
+    def abandon_running(self) -> None:
+        """This node was declared dead: its running and buffered jobs were put back to ready and
+        may run elsewhere, so they stop here; their outcomes are refused by the fencing token."""
+        for dispatcher in self.dispatchers.values():
+            dispatcher._hand_back(dispatcher.buffer)
+            for task in dispatcher.active.values():
+                task.cancel()
 
     def room(self, name: str) -> int:
         """How many more jobs of a capped type may be claimed now (claimed ones count)."""
