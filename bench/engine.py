@@ -4,6 +4,8 @@ last line compares medians as ratios (absolute figures drift with this shared ma
 
     python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000] [--backlog-jobs 100000]
     python bench/engine.py --race [--rounds 3] [--only aj,pgq,gw]   # every peer: peers_race.py
+    python bench/engine.py --no-peers --cluster --runs 2 --rss-jobs 0 --backlog-jobs 0
+        # ours with [cluster] enabled (one node) beside ours without: the cost of clustering
 
 The "backlog after analyse" phase (bench/engine_backlog.py) drains a backlog on a never-analysed
 table and after ANALYZE on an empty and on a full queue, and reports the two ratios to the first.

@@ -178,5 +178,7 @@ class Cluster:
         )
         if self.on_expelled is not None:
             self.on_expelled()
-        await self.locks.close()  # its session may already be ended; a new one names the new id
         await self.join()
+        # The old lock session (ended by the reaper, or about to be) goes; the next lock opens one
+        # named after the new id, so the reaper can end it if this node dies again.
+        await self.locks.close()

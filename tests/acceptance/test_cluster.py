@@ -131,6 +131,11 @@ async def test_three_nodes_survive_a_kill_and_a_pause(
     dead_a = await wait_until(lambda: dead_at(node_a), timeout=TIMEOUT_S + 15, message="a dead")
     dead_b = await wait_until(lambda: dead_at(node_b), timeout=TIMEOUT_S + 15, message="b dead")
     # Declared dead and recovered within timeout + 5 s (the last heartbeat was before the signal).
+    # Shown with -s: the failover times the README quotes.
+    print(
+        f"failover: killed node dead after {(dead_a - killed_at).total_seconds():.1f} s, "
+        f"paused node after {(dead_b - stopped_at).total_seconds():.1f} s"
+    )
     assert (dead_a - killed_at).total_seconds() <= TIMEOUT_S + 5
     assert (dead_b - stopped_at).total_seconds() <= TIMEOUT_S + 5
     left = await db_pool.fetchval(

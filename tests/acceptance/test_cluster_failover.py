@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,8 +67,13 @@ async def test_nodes_follow_the_primary_to_another_host(
             )
 
         await wait_until(lambda: _at_least(done, JOBS // 4), timeout=60, message="a quarter")
+        before = await done()
+        demoted = time.monotonic()
         old.demote()
         ids = {r["id"] for r in await db_pool.fetch("SELECT id FROM jobs.nodes")}
+        await wait_until(lambda: _at_least(done, before + 100), timeout=60, message="resumed")
+        # Shown with -s: the failover time the README quotes.
+        print(f"failover: 100 more jobs done {time.monotonic() - demoted:.1f} s after demotion")
 
         await wait_until(
             lambda: _at_least(done, JOBS),

@@ -5,6 +5,7 @@ their release when the holder is declared dead, the shared instance lock, the sc
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ from daemon.app_cluster import SchemaNewerThanCode, check_schema_known
 from daemon.db import AnotherInstanceRunning, Database, _init_connection
 from daemon.jobs import cluster_store, store
 from daemon.jobs.cluster import Cluster, ClusterConfig
+from daemon.jobs.recurring import RecurringScheduler, build_plan
+from daemon.jobs.runner import Engine, EngineConfig
+from daemon.jobs.spec import default_registry
 from daemon.jobs.store import NewJob, Outcome
+from daemon.settings import RecurringSettings
 from tests.support import wait_until
 
 
@@ -207,3 +212,25 @@ async def test_the_nodes_listing_shows_each_nodes_running_jobs(
     assert listed[b.node_id or 0]["running"] == []
     await a.locks.close()
     await b.locks.close()
+
+
+async def test_each_recurring_slot_fires_once_across_nodes(db_dsn: str) -> None:
+    slot = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    plan = build_plan({"tick": RecurringSettings(cron="0 2 * * *", job="noop")}, default_registry())
+    pools = [await asyncpg.create_pool(db_dsn, init=_init_connection) for _ in range(3)]
+    try:
+        schedulers = [
+            RecurringScheduler(
+                Engine(pool, default_registry(), EngineConfig(concurrency={})),
+                plan,
+                3600,
+                clock=lambda: slot,
+            )
+            for pool in pools
+        ]
+        results = await asyncio.gather(*(s.fire("tick", slot) for s in schedulers * 3))
+        assert len([r for r in results if r is not None]) == 1
+        assert await pools[0].fetchval("SELECT count(*) FROM jobs.jobs WHERE name = 'noop'") == 1
+    finally:
+        for pool in pools:
+            await pool.close()
