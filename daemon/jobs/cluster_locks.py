@@ -5,6 +5,8 @@ connection, so a job on another node sees it. Try and wait modes behave as in Ke
 A lock is released when its job ends, or when its node dies: a node that exits or loses its
 connection loses its session and with it its locks; a node declared dead while its session is
 still up (paused) has that session ended by the node that declared it (cluster_store.reap).
+A node whose lock session ends under it (a database restart, a failover, the reaper) interrupts
+the jobs holding cluster locks at once: they no longer hold them, and run again later.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from daemon.db import UNREACHABLE, close_or_terminate
 from daemon.jobs import cluster_store
@@ -41,6 +45,8 @@ class ClusterLocks(KeyedLocks):
         self._conn: asyncpg.Connection | None = None
         self._use = asyncio.Lock()  # one statement at a time on the connection
         self._pending: set[asyncio.Future[None]] = set()  # releases after a cancelled take
+        self._holders: dict[str, asyncio.Task[Any]] = {}  # key -> the job task holding it
+        self._closing = False
 
     async def _statement(self, key: str, take: bool) -> bool:
         async with self._use:
@@ -50,10 +56,31 @@ class ClusterLocks(KeyedLocks):
                     # unprotected until they end (logged, so the operator can tell).
                     log.warning("keyed-lock connection lost; reconnecting")
                 self._conn = await self._connect()
+                self._conn.add_termination_listener(self._lost)
             if take:
                 return await cluster_store.try_keyed_lock(self._conn, key)
             await cluster_store.release_keyed_lock(self._conn, key)
             return True
+
+    def _lost(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:
+        """The lock session ended: every lock it held is gone, so the jobs holding them stop
+        (interrupted: back to ready without spending an attempt)."""
+        if conn is not self._conn or self._closing:
+            return
+        self._conn = None
+        if self._holders:
+            log.error(
+                "keyed-lock session lost; interrupting the jobs that held cluster locks",
+                keys=sorted(self._holders)[:20],
+                jobs=len(self._holders),
+            )
+        for task in self._holders.values():
+            task.cancel()
+
+    def _held_by_me(self, key: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._holders[key] = task
 
     async def _take(self, key: str) -> bool:
         """Try the key in the database. A cancellation (a timeout, an operator's cancel) cannot
@@ -87,9 +114,11 @@ class ClusterLocks(KeyedLocks):
             if not await self._take(key):
                 yield False
                 return
+            self._held_by_me(key)
             try:
                 yield True
             finally:
+                self._holders.pop(key, None)
                 await self._release(key)
 
     @asynccontextmanager
@@ -101,11 +130,18 @@ class ClusterLocks(KeyedLocks):
             while not await self._take(key):
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, WAIT_POLL_MAX_S)
+            self._held_by_me(key)
             try:
                 yield
             finally:
+                self._holders.pop(key, None)
                 await self._release(key)
 
     async def close(self) -> None:
-        if self._conn is not None and not self._conn.is_closed():
-            await close_or_terminate(self._conn)
+        self._closing = True
+        try:
+            if self._conn is not None and not self._conn.is_closed():
+                await close_or_terminate(self._conn)
+        finally:
+            self._conn = None
+            self._closing = False

@@ -234,3 +234,31 @@ async def test_each_recurring_slot_fires_once_across_nodes(db_dsn: str) -> None:
     finally:
         for pool in pools:
             await pool.close()
+
+
+async def test_a_job_whose_lock_session_ends_is_interrupted(
+    db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    """A database restart or failover ends the session holding the node's keyed locks: the jobs
+    holding them are interrupted at once, so no key is held twice when another node takes it."""
+    node, other = await _node(db_pool, db_dsn), await _node(db_pool, db_dsn)
+    holding = asyncio.Event()
+
+    async def job() -> None:
+        async with node.locks.lock("show:9"):
+            holding.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(job())
+    await holding.wait()
+    name = cluster_store.lock_application_name(node.node_id or 0)
+    await db_pool.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", name
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(_hold(other, "show:9"), 5)
+    async with node.locks.try_lock("show:10") as got:  # the node takes locks again
+        assert got
+    await node.locks.close()
+    await other.locks.close()
