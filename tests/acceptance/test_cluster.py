@@ -24,7 +24,7 @@ from tests.support import wait_until
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
-WORK, CAPPED, LOCKED = 1500, 300, 200
+WORK, CAPPED, LOCKED = 4500, 300, 200  # 5,000 jobs
 TIMEOUT_S = 6.0
 
 
