@@ -68,6 +68,7 @@ class ClusterNode:
         engine.cluster = self.cluster
         engine.locks = self.cluster.locks
         self.cluster.on_expelled = engine.abandon_running
+        self.cluster.on_beat = engine.sync_paused  # pause/resume through any node holds for all
         self.cluster.on_live_nodes = self._share_rate
 
     async def join(self) -> None:

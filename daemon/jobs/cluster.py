@@ -64,6 +64,7 @@ class Cluster:
         self.live_nodes = 1
         self.on_live_nodes: Callable[[int], None] | None = None  # the politeness limit's share
         self.on_expelled: Callable[[], None] | None = None  # the engine abandons its jobs
+        self.on_beat: Callable[[], Awaitable[None]] | None = None  # after each good heartbeat
         self._connect = connect
         self._lease_end = 0.0  # monotonic; claiming stops here unless a heartbeat renews it
         self.locks = ClusterLocks(self._lock_connection)
@@ -159,6 +160,8 @@ class Cluster:
             return
         self._renew(sent)
         await self.reap()
+        if self.on_beat is not None:
+            await self.on_beat()
         live = await cluster_store.live_nodes(self.pool)
         if live != self.live_nodes:
             log.info("live nodes changed", live_nodes=live, before=self.live_nodes)

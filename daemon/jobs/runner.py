@@ -316,6 +316,14 @@ class Engine:
             return await store.claim(self.engine_pool, queue, limit, capped, rooms)
         return await self.cluster.claim(queue, limit, capped, rooms, self._caps)
 
+    async def sync_paused(self) -> None:
+        """Follow pause/resume done through another node (read with each heartbeat)."""
+        paused = await store.paused_queues(self.engine_pool)
+        for queue, dispatcher in self.dispatchers.items():
+            if dispatcher.paused != (queue in paused):
+                dispatcher.paused = queue in paused
+                dispatcher.wake.set()
+
     def abandon_running(self) -> None:
         """This node was declared dead: its running and buffered jobs were put back to ready and
         may run elsewhere, so they stop here; their outcomes are refused by the fencing token."""

@@ -262,3 +262,19 @@ async def test_a_job_whose_lock_session_ends_is_interrupted(
         assert got
     await node.locks.close()
     await other.locks.close()
+
+
+async def test_a_queue_paused_through_one_node_pauses_on_the_others(
+    make_engine: Any, db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    first = await make_engine(default_registry())
+    second = await make_engine(default_registry())
+    node = await _node(db_pool, db_dsn)
+    node.on_beat = second.sync_paused
+    await first.set_paused("default", True)
+    await node.beat()
+    assert second.dispatchers["default"].paused
+    await first.set_paused("default", False)
+    await node.beat()
+    assert not second.dispatchers["default"].paused
+    await node.locks.close()
