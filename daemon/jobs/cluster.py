@@ -31,6 +31,9 @@ from daemon.jobs.store import Claimed
 
 log = structlog.get_logger("daemon.jobs.cluster")
 DB_ERRORS = (*UNREACHABLE, asyncpg.PostgresError)
+# A capped type found at its cap across the cluster is not claimed again for this long: other
+# nodes' finishes do not wake this one, so it looks again after this, not in a tight loop.
+CAP_FULL_RETRY_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Cluster:
         self.on_beat: Callable[[], Awaitable[None]] | None = None  # after each good heartbeat
         self._connect = connect
         self._lease_end = 0.0  # monotonic; claiming stops here unless a heartbeat renews it
+        self._full_until: dict[str, float] = {}  # capped type -> monotonic end of its pause
         self.locks = ClusterLocks(self._lock_connection)
 
     async def _lock_connection(self) -> asyncpg.Connection:
@@ -113,10 +117,26 @@ class Cluster:
         node_id = self.node_id
         assert node_id is not None
         if any(rooms.get(name, 0) > 0 for name in capped):
-            return await cluster_store.claim_capped(
+            claimed, cluster_rooms = await cluster_store.claim_capped(
                 self.pool, queue, limit, capped, rooms, caps, node_id
             )
+            until = time.monotonic() + CAP_FULL_RETRY_S
+            for name, room in cluster_rooms.items():
+                if room <= 0:
+                    self._full_until[name] = until
+            return claimed
         return await store.claim(self.pool, queue, limit, capped, rooms, node_id)
+
+    def cap_full(self, name: str) -> bool:
+        """Whether capped type `name` was at its cap across the cluster within the last
+        CAP_FULL_RETRY_S (the engine then treats it as having no room)."""
+        until = self._full_until.get(name)
+        if until is None:
+            return False
+        if time.monotonic() >= until:
+            del self._full_until[name]
+            return False
+        return True
 
     async def reap(self) -> cluster_store.Reaped:
         """One reaper pass (at start, then with each heartbeat); logs what it did."""

@@ -180,12 +180,13 @@ async def claim_capped(
     rooms: dict[str, int],
     caps: dict[str, int],
     node_id: int,
-) -> list[Claimed]:
+) -> tuple[list[Claimed], dict[str, int]]:
     """store.claim with each capped type's room counted across the cluster: under a transaction
     advisory lock per capped type (taken in name order, so two claims never deadlock), the room
     is the cap less the type's running jobs on every node, and never more than this node's own
     `rooms`. Types without local room take no lock. The lock ends with the claim's transaction,
-    so racing claims of a type take turns and never exceed its cap together."""
+    so racing claims of a type take turns and never exceed its cap together. Returns the claimed
+    jobs and the cluster-wide room each locked type had before this claim."""
     wanted = sorted(name for name in capped if rooms.get(name, 0) > 0)
     async with pool.acquire() as conn, conn.transaction():
         for name in wanted:
@@ -196,7 +197,8 @@ async def claim_capped(
         cluster_rooms = {
             name: min(rooms.get(name, 0), caps[name] - running.get(name, 0)) for name in wanted
         }
-        return await store.claim(conn, queue, limit, capped, cluster_rooms, node_id)
+        claimed = await store.claim(conn, queue, limit, capped, cluster_rooms, node_id)
+        return claimed, cluster_rooms
 
 
 # ---- keyed locks across nodes --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import structlog
@@ -21,15 +21,13 @@ from pydantic import BaseModel, ValidationError
 
 from daemon.db import HEALTH_CHECK_TIMEOUT_S, UNREACHABLE, close_or_terminate
 from daemon.jobs import store
+from daemon.jobs.cluster import CAP_FULL_RETRY_S, Cluster
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
 from daemon.jobs.loopguard import LoopGuard
 from daemon.jobs.spec import JobSpec, Registry
 from daemon.jobs.store import Claimed, EnqueueResult, NewJob, Outcome
 from daemon.jobs.supervisor import Supervisor
-
-if TYPE_CHECKING:
-    from daemon.jobs.cluster import Cluster
 
 log = structlog.get_logger("daemon.jobs")
 CHANNEL = "addicted_jobs"
@@ -145,6 +143,9 @@ class Dispatcher:
                 self.engine.report_db_error(exc)
                 due = None
             timeout = self.engine.config.fallback_poll_s
+            if blocked and self.engine.cluster is not None:
+                # Another node's finish frees a cap without waking us (issue 19).
+                timeout = min(timeout, CAP_FULL_RETRY_S)
             if due is not None:
                 timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.005))
             await self._wait(timeout)
@@ -334,6 +335,8 @@ class Engine:
 
     def room(self, name: str) -> int:
         """How many more jobs of a capped type may be claimed now (claimed ones count)."""
+        if self.cluster is not None and self.cluster.cap_full(name):
+            return 0  # at its cap across the cluster a moment ago (issue 19)
         return self._caps[name] - self.running_by_name[name]
 
     # ---- lifecycle ----------------------------------------------------------------------------
