@@ -34,6 +34,7 @@ EXTENSIONS: list[str] = [
     "daemon.cli_domain",
     "daemon.cli_storage",
     "daemon.cli_import",
+    "daemon.cli_cluster",
 ]
 
 

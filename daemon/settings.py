@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -79,10 +80,14 @@ class DatabaseSettings(Section):
             raise ValueError(
                 f"{expected} (keyword-form DSNs like 'host=... password=...' are not supported)"
             )
-        try:
-            parts.port  # noqa: B018 - urlsplit checks the port only when asked
-        except ValueError:
-            raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
+        # Several hosts (h1:5432,h2:5432, for failover with target_session_attrs=read-write,
+        # issue 19): each port is checked; urlsplit reads one host only.
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        for host in hosts:
+            try:
+                urlsplit(f"//{host}").port  # noqa: B018 - urlsplit checks the port only when asked
+            except ValueError:
+                raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
         return value
 
 
@@ -248,6 +253,31 @@ class StorageSettings(Section):
     zstd_level: int = Field(default=19, ge=1, le=19)
 
 
+class ClusterSettings(Section):
+    """Several daemons on one database (issue 19; README "Running several daemons")."""
+
+    enabled: bool = False
+    # Silence (seconds, by the database's clock) after which a node is declared dead and its
+    # running jobs go back to ready.
+    node_timeout_s: float = Field(default=30.0, ge=3)
+    # How often a node proves itself alive and looks for dead peers.
+    heartbeat_s: float = Field(default=3.0, gt=0)
+    # The Addic7ed requests-per-second limit is shared among live nodes; true gives every node
+    # the whole limit (each host has its own IP address and so its own upstream budget).
+    per_node_rate_limit: bool = False
+    # How long a node waits for another running the one-time migrations before giving up.
+    migrations_wait_s: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _beat_fits_timeout(self) -> ClusterSettings:
+        if self.heartbeat_s * 3 > self.node_timeout_s:
+            raise ValueError(
+                f"heartbeat_s ({self.heartbeat_s:g}) must be at most a third of node_timeout_s "
+                f"({self.node_timeout_s:g}), so one late heartbeat does not make a node dead"
+            )
+        return self
+
+
 class MetricsSettings(Section):
     """Prometheus metrics: off unless `listen` or `textfile` is set."""
 
@@ -352,6 +382,7 @@ class Settings(BaseSettings):
     tmdb: TmdbSettings = TmdbSettings()
     storage: StorageSettings = StorageSettings()
     metrics: MetricsSettings = MetricsSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @field_validator("queues", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from daemon.db import HEALTH_CHECK_TIMEOUT_S, UNREACHABLE, close_or_terminate
 from daemon.jobs import store
+from daemon.jobs.cluster import CAP_FULL_RETRY_S, Cluster
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
 from daemon.jobs.loopguard import LoopGuard
@@ -107,7 +108,7 @@ class Dispatcher:
                 await self._wait(None)
                 continue
             self._start_buffered()
-            if not self.engine.claiming_allowed:  # the instance lock is not proven (app.py)
+            if not self.engine.may_claim():  # instance lock or cluster lease not proven
                 await self._wait(0.5)
                 continue
             limit = self._claim_limit()
@@ -117,9 +118,7 @@ class Dispatcher:
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
             try:
-                claimed = await store.claim(
-                    self.engine.engine_pool, self.queue, limit, capped, rooms
-                )
+                claimed = await self.engine.claim(self.queue, limit, capped, rooms)
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
@@ -144,6 +143,9 @@ class Dispatcher:
                 self.engine.report_db_error(exc)
                 due = None
             timeout = self.engine.config.fallback_poll_s
+            if blocked and self.engine.cluster is not None:
+                # Another node's finish frees a cap without waking us (issue 19).
+                timeout = min(timeout, CAP_FULL_RETRY_S)
             if due is not None:
                 timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.005))
             await self._wait(timeout)
@@ -216,6 +218,7 @@ class Engine:
         self.registry = registry
         self.config = config
         self.locks = KeyedLocks()
+        self.cluster: Cluster | None = None  # [cluster] enabled: set before start() (app.py)
         self.supervisor = supervisor or Supervisor()
         self.running_by_name: Counter[str] = Counter()
         self.dispatchers: dict[str, Dispatcher] = {}
@@ -302,8 +305,38 @@ class Engine:
         capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
         return capped, {n: self.room(n) for n in capped}
 
+    # ---- cluster hooks (issue 19; the logic is in daemon/jobs/cluster.py) ----------------------
+
+    def may_claim(self) -> bool:
+        return self.claiming_allowed and (self.cluster is None or self.cluster.may_claim())
+
+    async def claim(
+        self, queue: str, limit: int, capped: list[str], rooms: dict[str, int]
+    ) -> list[Claimed]:
+        if self.cluster is None:
+            return await store.claim(self.engine_pool, queue, limit, capped, rooms)
+        return await self.cluster.claim(queue, limit, capped, rooms, self._caps)
+
+    async def sync_paused(self) -> None:
+        """Follow pause/resume done through another node (read with each heartbeat)."""
+        paused = await store.paused_queues(self.engine_pool)
+        for queue, dispatcher in self.dispatchers.items():
+            if dispatcher.paused != (queue in paused):
+                dispatcher.paused = queue in paused
+                dispatcher.wake.set()
+
+    def abandon_running(self) -> None:
+        """This node was declared dead: its running and buffered jobs were put back to ready and
+        may run elsewhere, so they stop here; their outcomes are refused by the fencing token."""
+        for dispatcher in self.dispatchers.values():
+            dispatcher._hand_back(dispatcher.buffer)
+            for task in dispatcher.active.values():
+                task.cancel()
+
     def room(self, name: str) -> int:
         """How many more jobs of a capped type may be claimed now (claimed ones count)."""
+        if self.cluster is not None and self.cluster.cap_full(name):
+            return 0  # at its cap across the cluster a moment ago (issue 19)
         return self._caps[name] - self.running_by_name[name]
 
     # ---- lifecycle ----------------------------------------------------------------------------

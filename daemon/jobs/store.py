@@ -263,7 +263,8 @@ WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, claims = j.claims + 1,
-                           started_at = now()
+                           started_at = now(),
+                           node_id = $5::bigint  -- issue 19: the claiming node (NULL: no cluster)
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked
                             WHERE state IN ('ready', 'scheduled') AND run_at <= now()))
     RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.claims, j.run_at
@@ -278,13 +279,15 @@ async def claim(
     limit: int,
     capped: Sequence[str] = (),
     rooms: dict[str, int] | None = None,
+    node_id: int | None = None,
 ) -> list[Claimed]:
     """Take up to `limit` due jobs of `queue`, oldest first; a capped type takes at most its room
-    (a capped type missing from `rooms` has none)."""
+    (a capped type missing from `rooms` has none). `node_id` marks the rows as this cluster
+    node's (issue 19; cluster_store.reap recovers them when the node dies)."""
     rooms = rooms or {}
     names = list(capped)
     room = [max(rooms.get(name, 0), 0) for name in names]
-    rows = await db.fetch(_CLAIM, queue, names, limit, room)
+    rows = await db.fetch(_CLAIM, queue, names, limit, room, node_id)
     return [
         Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
         for r in rows

@@ -112,11 +112,13 @@ class UpstreamSession:
         self._client_options = client_options  # what differs between upstreams: headers, proxy...
         self._client: httpx.AsyncClient | None = None
         self.breaker = CircuitBreaker(upstream, breaker, clock)
+        # Public so a cluster node can share the limit among live nodes (set_rate, issue 19).
+        self.limiter = RateLimiter(requests_per_second, clock)
         self._sender = ResilientSender(
             upstream,
             retry=retry,
             breaker=self.breaker,
-            limiter=RateLimiter(requests_per_second, clock),
+            limiter=self.limiter,
             timeouts=timeouts,
             retry_statuses=retry_statuses,
             failure_statuses=failure_statuses,
