@@ -71,7 +71,13 @@ async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
         print(f"addicted-jobs storage: subtitle {subtitle_id} arrived damaged", file=sys.stderr)
         return EXIT_CORRUPT
     if output is not None:
-        _write(output, data)
+        try:
+            _write(output, data)
+        except OSError as exc:
+            # Not a usage error (2): the command was right, the file system refused.
+            reason = exc.strerror or str(exc)
+            print(f"addicted-jobs storage: cannot write {output}: {reason}", file=sys.stderr)
+            return 1
         if ctx.json:
             ctx.emit({k: v for k, v in result.items() if k != "content"}, str)
         else:
@@ -96,10 +102,10 @@ def _write(path: Path, data: bytes) -> None:
             file.write(data)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except OSError as exc:
+    except OSError:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc}") from exc
+        raise
 
 
 def _umask() -> int:

@@ -116,7 +116,11 @@ async def test_the_command_line_gets_a_subtitle_through_the_socket(
         cli.main, ["storage", "get", str(subtitle_id), "-o", str(out), *socket]
     )
     assert code == 0 and out.read_bytes() == data
-    capsysbinary.readouterr()
+    # A file that cannot be written is the file system's refusal (1), not a usage error (2).
+    code = await asyncio.to_thread(
+        cli.main, ["storage", "get", str(subtitle_id), "-o", str(tmp_path), *socket]
+    )
+    assert code == 1 and b"cannot write" in capsysbinary.readouterr().err
     code = await asyncio.to_thread(cli.main, ["storage", "get", str(subtitle_id), *socket])
     assert code == 0 and capsysbinary.readouterr().out == data
     assert await asyncio.to_thread(cli.main, ["storage", "get", "9999", *socket]) == 1
