@@ -161,7 +161,9 @@ def bulk_text(r: dict[str, Any]) -> str:
     )
     head = f"{r['matched']} jobs match {r['action']}"
     if r["dry_run"]:
-        return f"{head} (dry run: nothing changed)" + (f"\n{sample}{more}" if sample else "")
+        limited = r.get("would_change", r["matched"])
+        cut = f", {limited} would change within --limit" if limited < r["matched"] else ""
+        return f"{head} (dry run{cut}: nothing changed)" + (f"\n{sample}{more}" if sample else "")
     text = f"{head}: {r['changed']} done"
     if r.get("stopping"):
         text += f", {len(r['stopping'])} running ones being stopped"
