@@ -6,6 +6,7 @@ crash recovery, pruning and the two-stage shutdown.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import traceback
 from collections import Counter, deque
@@ -87,6 +88,13 @@ class Dispatcher:
         self.active: dict[int, asyncio.Task[None]] = {}
         self.buffer: deque[Claimed] = deque()
         self.avg_ms: float | None = None  # moving average of job durations in this queue
+        # Where each type's claim scan starts (issue 14, part 2; store._CLAIM_TAIL): a held
+        # snapshot elsewhere leaves dead index entries at each type's head, which an unbounded
+        # scan walks on every claim. rewind() drops them when a row may appear below them.
+        self.lows: dict[str, store.Low] = {}
+        self.types = {n for n, s in engine.registry.specs.items() if s.queue == queue}
+        self.rewinds = 0
+        self.scanned_at = -math.inf  # monotonic time of the last unbounded claim
 
     def _prefetch(self) -> int:
         short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
@@ -116,15 +124,25 @@ class Dispatcher:
                 continue
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
+            # Unbounded now and then (every fallback_poll_s): it finds types no one registered
+            # here and rows a lost notification did not announce, as the fallback poll does.
+            full = time.monotonic() - self.scanned_at >= self.engine.config.fallback_poll_s
+            rewinds = self.rewinds
             try:
-                claimed = await store.claim(
-                    self.engine.engine_pool, self.queue, limit, capped, rooms
-                )
+                claimed, lows = await store.claim_from(
+                    self.engine.engine_pool, self.queue, limit, capped, rooms,
+                    None if full else self._lows(),
+                )  # fmt: skip
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
                 await self._wait(min(0.25 * 2**outage, 5.0))
                 continue
+            if rewinds == self.rewinds:  # else a row it could not see may lie below these
+                self.lows.update(lows)
+                self.types.update(lows)
+                if full:
+                    self.scanned_at = time.monotonic()
             for job in claimed:
                 self.engine.running_by_name[job.name] += 1
             self.buffer.extend(claimed)
@@ -139,7 +157,9 @@ class Dispatcher:
             # Drained: sleep until woken, or until the next delayed job falls due.
             blocked = [n for n in capped if self.engine.room(n) <= 0]
             try:
-                due = await store.next_due(self.engine.engine_pool, self.queue, blocked)
+                due = await store.next_due(
+                    self.engine.engine_pool, self.queue, blocked, self._lows()
+                )
             except DB_ERRORS as exc:
                 self.engine.report_db_error(exc)
                 due = None
@@ -149,6 +169,16 @@ class Dispatcher:
             await self._wait(timeout)
         # Stopping: jobs claimed but not started go straight back, without spending an attempt.
         self._hand_back(self.buffer)
+
+    def _lows(self) -> dict[str, store.Low | None]:
+        return {name: self.lows.get(name) for name in self.types}
+
+    def rewind(self) -> None:
+        """A row may have become due below the claim's lower bounds (an enqueue, a retry, a
+        released continuation, a notification we may have missed): scan from the start again."""
+        self.lows.clear()
+        self.rewinds += 1
+        self.wake.set()
 
     def _hand_back(self, jobs: deque[Claimed]) -> None:
         while jobs:
@@ -286,13 +316,19 @@ class Engine:
         for (_, job), result in zip(prepared, results, strict=True):
             # A scheduled job wakes its dispatcher too, so it sets its timer to the new due time.
             if result.created and result.state in ("ready", "scheduled"):
-                self.wake(job.queue)
+                self.rewind(job.queue)
         return results
 
     def wake(self, queue: str) -> None:
         dispatcher = self.dispatchers.get(queue)
         if dispatcher is not None:
             dispatcher.wake.set()
+
+    def rewind(self, queue: str | None = None) -> None:
+        """Drop the claim's lower bounds of `queue` (every queue: None) and wake it."""
+        for name, dispatcher in self.dispatchers.items():
+            if queue is None or name == queue:
+                dispatcher.rewind()
 
     def wake_capped(self, name: str) -> None:
         if name in self._caps:
@@ -351,7 +387,7 @@ class Engine:
         self._listener = conn
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self.wake(str(payload))
+        self.rewind(str(payload))
 
     async def _keep_listening(self, every: float = 2.0) -> None:
         """Keep LISTEN alive: a closed connection is reconnected, and one that does not answer
@@ -373,8 +409,7 @@ class Engine:
                     self._listener = None
             try:
                 await self._listen()
-                for dispatcher in self.dispatchers.values():
-                    dispatcher.wake.set()
+                self.rewind()  # what was enqueued meanwhile may lie below the claims' bounds
                 log.info("listening for job notifications again")
             except DB_ERRORS as exc:
                 self.report_db_error(exc)
@@ -602,8 +637,7 @@ class Engine:
             # A retry scheduled sooner than the fallback poll must wake its dispatcher too: it is
             # asleep until a due time computed before this job failed.
             if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
-                for dispatcher in self.dispatchers.values():
-                    dispatcher.wake.set()
+                self.rewind()  # a retry may fall due below a claim's lower bound
 
     HELD_RETRY_S = 0.5
 

@@ -246,17 +246,32 @@ names AS (
 # re-check reads the values the lock returned (the current row version) instead of the table.
 # The id lists go through arrays so the plan stays on the primary key whatever the prepared
 # statement's generic plan guesses for LIMIT $3.
-_CLAIM = f"""
-WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
-    SELECT c.id, c.run_at FROM names n
+# ---- lower bounds (issue 14, part 2) ----
+# Each type's scan starts at a lower bound (low_run_at, low_id), a row comparison the planner
+# uses as an index condition: while another session holds a snapshot, vacuum may not remove the
+# dead entries that claimed and finished jobs leave at the head of jobs_claim_by_name, and an
+# unbounded scan walks them all (20 ms for an empty queue after 20,000 jobs, growing with each
+# drain). `lows` returns, per type scanned with room, the bound its next scan may start at: its
+# lowest due candidate (locked ones included, so a row an operator holds is never skipped
+# past), or (now(), 0) when none is due (every live row of the type is then scheduled later).
+# A row that appears below a bound afterwards is an enqueue, a retry or a release committed
+# since; those notify (or the engine wrote them), and the engine drops the queue's bounds then
+# (runner.Dispatcher.rewind); a periodic unbounded scan is the safety net for lost notifications.
+_CLAIM_TAIL = """, candidates AS (
+    SELECT n.name, c.id, c.run_at FROM types n
     CROSS JOIN LATERAL (
         SELECT id, run_at FROM jobs.jobs
         WHERE queue = $1 AND name = n.name AND state IN ('ready', 'scheduled') AND run_at <= now()
+          AND (run_at, id) >= (n.low_run_at, n.low_id)
         ORDER BY run_at, id
-        LIMIT coalesce((SELECT r.room FROM unnest($2::text[], $4::int[]) AS r(name, room)
-                        WHERE r.name = n.name), $3)
+        LIMIT n.room
     ) c
-    WHERE n.name IS NOT NULL
+), lows AS MATERIALIZED (
+    SELECT n.name, coalesce(m.run_at, now()) AS low_run_at, coalesce(m.id, 0) AS low_id
+    FROM types n
+    LEFT JOIN (SELECT DISTINCT ON (name) name, run_at, id FROM candidates
+               ORDER BY name, run_at, id) m ON m.name = n.name
+    WHERE n.room > 0
 ), locked AS MATERIALIZED (
     SELECT id, state, run_at FROM jobs.jobs
     WHERE id = ANY (ARRAY(SELECT id FROM candidates ORDER BY run_at, id LIMIT $3))
@@ -268,8 +283,70 @@ WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
                             WHERE state IN ('ready', 'scheduled') AND run_at <= now()))
     RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.claims, j.run_at
 )
-SELECT id, name, args, attempt, max_attempts, claims FROM claimed ORDER BY run_at, id
+SELECT l.name, l.low_run_at, l.low_id, c.id, c.args, c.attempt, c.max_attempts, c.claims
+FROM lows l LEFT JOIN claimed c ON c.name = l.name
+ORDER BY c.run_at, c.id
 """
+
+_ROOM = """coalesce((SELECT r.room FROM unnest($2::text[], $4::int[]) AS r(name, room)
+                     WHERE r.name = {name}), $3)"""
+
+# Unbounded: the types come from the skip scan ($1-$4); the periodic safety-net claim.
+_CLAIM = f"""
+WITH RECURSIVE {_QUEUE_TYPES}, types AS (
+    SELECT n.name, '-infinity'::timestamptz AS low_run_at, 0::bigint AS low_id,
+           {_ROOM.format(name="n.name")} AS room
+    FROM names n WHERE n.name IS NOT NULL
+){_CLAIM_TAIL}"""
+
+# Bounded: the engine names the types and their bounds ($5-$7; a NULL bound is unbounded).
+_CLAIM_BOUNDED = f"""
+WITH types AS (
+    SELECT t.name, coalesce(t.low_run_at, '-infinity') AS low_run_at,
+           coalesce(t.low_id, 0) AS low_id, {_ROOM.format(name="t.name")} AS room
+    FROM unnest($5::text[], $6::timestamptz[], $7::bigint[]) AS t(name, low_run_at, low_id)
+){_CLAIM_TAIL}"""
+
+Low = tuple[datetime, int]
+
+
+async def claim_from(
+    db: Executor,
+    queue: str,
+    limit: int,
+    capped: Sequence[str] = (),
+    rooms: dict[str, int] | None = None,
+    lows: dict[str, Low | None] | None = None,
+) -> tuple[list[Claimed], dict[str, Low]]:
+    """Take up to `limit` due jobs of `queue`, oldest first; a capped type takes at most its room
+    (a capped type missing from `rooms` has none).
+
+    `lows` None scans for the queue's types from the start of the index; otherwise it names the
+    types to look at, each from its lower bound (None: from the start). Returns the jobs and,
+    per type scanned with room, the lower bound its next scan may start at (see _CLAIM_TAIL)."""
+    rooms = rooms or {}
+    names = list(capped)
+    room = [max(rooms.get(name, 0), 0) for name in names]
+    if lows is None:
+        rows = await db.fetch(_CLAIM, queue, names, limit, room)
+    else:
+        types = list(lows)
+        rows = await db.fetch(
+            _CLAIM_BOUNDED,
+            queue,
+            names,
+            limit,
+            room,
+            types,
+            [lows[t][0] if lows[t] else None for t in types],  # type: ignore[index]
+            [lows[t][1] if lows[t] else None for t in types],  # type: ignore[index]
+        )
+    claimed = [
+        Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
+        for r in rows
+        if r["id"] is not None
+    ]
+    return claimed, {r["name"]: (r["low_run_at"], r["low_id"]) for r in rows}
 
 
 async def claim(
@@ -279,16 +356,8 @@ async def claim(
     capped: Sequence[str] = (),
     rooms: dict[str, int] | None = None,
 ) -> list[Claimed]:
-    """Take up to `limit` due jobs of `queue`, oldest first; a capped type takes at most its room
-    (a capped type missing from `rooms` has none)."""
-    rooms = rooms or {}
-    names = list(capped)
-    room = [max(rooms.get(name, 0), 0) for name in names]
-    rows = await db.fetch(_CLAIM, queue, names, limit, room)
-    return [
-        Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
-        for r in rows
-    ]
+    """claim_from without bounds: the jobs only."""
+    return (await claim_from(db, queue, limit, capped, rooms))[0]
 
 
 _NEXT_DUE = f"""
@@ -303,9 +372,39 @@ WHERE n.name IS NOT NULL AND n.name <> ALL ($2::text[])
 """
 
 
-async def next_due(db: Executor, queue: str, blocked: Sequence[str] = ()) -> datetime | None:
-    """When the next job of `queue` falls due, ignoring types that are at their cap."""
-    value: datetime | None = await db.fetchval(_NEXT_DUE, queue, list(blocked))
+_NEXT_DUE_BOUNDED = """
+SELECT min(d.run_at)
+FROM unnest($3::text[], $4::timestamptz[], $5::bigint[]) AS n(name, low_run_at, low_id)
+CROSS JOIN LATERAL (
+    SELECT run_at FROM jobs.jobs
+    WHERE queue = $1 AND name = n.name AND state IN ('ready', 'scheduled')
+      AND (run_at, id) >= (coalesce(n.low_run_at, '-infinity'), coalesce(n.low_id, 0))
+    ORDER BY run_at, id LIMIT 1
+) d
+WHERE n.name <> ALL ($2::text[])
+"""
+
+
+async def next_due(
+    db: Executor,
+    queue: str,
+    blocked: Sequence[str] = (),
+    lows: dict[str, Low | None] | None = None,
+) -> datetime | None:
+    """When the next job of `queue` falls due, ignoring types that are at their cap; `lows` as
+    claim_from takes them (each type's head is read from its bound)."""
+    if lows is None:
+        value: datetime | None = await db.fetchval(_NEXT_DUE, queue, list(blocked))
+        return value
+    types = list(lows)
+    value = await db.fetchval(
+        _NEXT_DUE_BOUNDED,
+        queue,
+        list(blocked),
+        types,
+        [lows[t][0] if lows[t] else None for t in types],  # type: ignore[index]
+        [lows[t][1] if lows[t] else None for t in types],  # type: ignore[index]
+    )
     return value
 
 
