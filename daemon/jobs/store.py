@@ -36,9 +36,22 @@ class ParentLocked(RuntimeError):
         )
 
 
-# The longest an enqueue waits on a row lock (`after=` takes the parent FOR SHARE) on behalf of a
-# client: a row an operator holds would otherwise keep the connection of every such request.
+# The longest a statement waits on a row lock on behalf of a client (issue 14): `after=` takes
+# the parent FOR SHARE, a unique key waits for another session's insert of the same key, retry,
+# cancel and delete take the job FOR UPDATE. A row an operator holds would otherwise keep the
+# connection of every such request. Set with set_config(..., true): it lasts for the transaction
+# (or the savepoint, when the caller's transaction is open) that does the client's work.
 CLIENT_LOCK_TIMEOUT_S = 2.0
+_LOCK_TIMEOUT = (
+    "SELECT current_setting('lock_timeout'),"
+    f" set_config('lock_timeout', '{int(CLIENT_LOCK_TIMEOUT_S * 1000)}ms', true)"
+)
+
+
+async def _bound_lock_waits(conn: Conn) -> str:
+    """Bound row-lock waits for the rest of the open transaction; returns the previous value."""
+    previous: str = await conn.fetchval(_LOCK_TIMEOUT)
+    return previous
 
 
 @dataclass(frozen=True)
@@ -154,7 +167,8 @@ async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
     """
     if not jobs:
         return []
-    needs_tx = any(j.after is not None for j in jobs)
+    # Plain inserts wait on no row lock; a parent or a unique key may (CLIENT_LOCK_TIMEOUT_S).
+    needs_tx = any(j.after is not None or j.unique_key is not None for j in jobs)
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
             return await _enqueue_in(conn, jobs, needs_tx)
@@ -162,17 +176,23 @@ async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
 
 
 async def _enqueue_in(conn: Conn, jobs: Sequence[NewJob], needs_tx: bool) -> list[EnqueueResult]:
-    if needs_tx and not conn.is_in_transaction():
-        try:
-            async with conn.transaction():
-                # SET LOCAL: only in a transaction of our own, not the caller's.
-                await conn.execute(
-                    f"SET LOCAL lock_timeout = '{int(CLIENT_LOCK_TIMEOUT_S * 1000)}ms'"
-                )
-                return await _enqueue_loop(conn, jobs)
-        except asyncpg.exceptions.LockNotAvailableError:
-            raise ParentLocked(sorted({j.after for j in jobs if j.after is not None})) from None
-    return await _enqueue_loop(conn, jobs)
+    if not needs_tx:
+        return await _enqueue_loop(conn, jobs)
+    nested = conn.is_in_transaction()
+    parents = sorted({j.after for j in jobs if j.after is not None})
+    try:
+        # Our own transaction, or a savepoint in the caller's: a lock timeout undoes only the
+        # enqueue, and rolling the savepoint back restores the caller's lock_timeout.
+        async with conn.transaction():
+            previous = await _bound_lock_waits(conn)
+            results = await _enqueue_loop(conn, jobs)
+            if nested:
+                await conn.execute("SELECT set_config('lock_timeout', $1, true)", previous)
+            return results
+    except asyncpg.exceptions.LockNotAvailableError:
+        if not parents:
+            raise  # a unique key another session is inserting: the socket says unavailable
+        raise ParentLocked(parents) from None
 
 
 async def _enqueue_loop(conn: Conn, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
@@ -623,6 +643,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
     because it was. Running, ready and awaiting jobs are left alone (changed=False).
     """
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)
         row = await conn.fetchrow(
             "SELECT state, parent_id FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
@@ -652,6 +673,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
 async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:
     """Delete a job that has not started (and its continuations); returns the state it was in."""
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)
         state: str | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
@@ -803,6 +825,7 @@ async def bulk_action(db: asyncpg.Pool, action: str, where: JobFilter, limit: in
     awaiting continuations of the jobs they remove, as a single cancel does."""
     statement = {"retry": _BULK_RETRY, "cancel": _BULK_CANCEL, "delete": _BULK_DELETE}[action]
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)  # SKIP LOCKED, but delete_continuations may wait
         ids = [r["id"] for r in await conn.fetch(statement, *where.params(), limit)]
         if ids and action in ("cancel", "delete"):
             await conn.execute("SELECT jobs.delete_continuations($1::bigint[])", ids)
@@ -813,6 +836,7 @@ async def delete_job(db: asyncpg.Pool, job_id: int) -> str | None:
     """Discard one finished job (succeeded, failed or deleted) for good; returns the state it was
     in, or None when there is no such job. A job in another state is left alone."""
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)
         state: str | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
