@@ -95,6 +95,7 @@ class Dispatcher:
         self.types = {n for n, s in engine.registry.specs.items() if s.queue == queue}
         self.rewinds = 0
         self.scanned_at = -math.inf  # monotonic time of the last unbounded claim
+        self.lost_claim: int | None = None  # server pid of a claim that got no answer
 
     def _prefetch(self) -> int:
         short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
@@ -129,10 +130,7 @@ class Dispatcher:
             full = time.monotonic() - self.scanned_at >= self.engine.config.fallback_poll_s
             rewinds = self.rewinds
             try:
-                claimed, lows = await store.claim_from(
-                    self.engine.engine_pool, self.queue, limit, capped, rooms,
-                    None if full else self._lows(),
-                )  # fmt: skip
+                claimed, lows = await self._claim(limit, capped, rooms, full)
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
@@ -169,6 +167,40 @@ class Dispatcher:
             await self._wait(timeout)
         # Stopping: jobs claimed but not started go straight back, without spending an attempt.
         self._hand_back(self.buffer)
+
+    async def _claim(
+        self, limit: int, capped: list[str], rooms: dict[str, int], full: bool
+    ) -> tuple[list[Claimed], dict[str, store.Low]]:
+        """One claim on the engine's pool. A claim that failed without an answer from the server
+        (a deadline, a dropped connection) may still have committed: its jobs would stay
+        `running` with no one running them. So its session is ended first (whatever it ran is
+        then final), and the queue's running jobs this daemon does not know go back to ready."""
+        if self.lost_claim is not None:
+            await self._settle_lost_claim(self.lost_claim)
+        async with self.engine.engine_pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            try:
+                return await store.claim_from(
+                    conn, self.queue, limit, capped, rooms, None if full else self._lows()
+                )
+            except UNREACHABLE:
+                self.lost_claim = pid
+                raise
+
+    async def _settle_lost_claim(self, pid: int) -> None:
+        if not self.engine.claiming_allowed:
+            # Without the instance lock another daemon may be running those jobs.
+            raise TimeoutError("a lost claim waits for the instance lock to be proven")
+        pool = self.engine.engine_pool
+        if not await store.end_backend(pool, pid):
+            raise TimeoutError(f"the session of a lost claim (pid {pid}) did not end")
+        requeued = await store.requeue_unknown(pool, self.queue, self.engine.known_ids())
+        self.lost_claim = None
+        log.warning(
+            "a claim got no answer; the jobs it may have claimed are ready again",
+            queue=self.queue,
+            requeued=requeued,
+        )
 
     def _lows(self) -> dict[str, store.Low | None]:
         return {name: self.lows.get(name) for name in self.types}
@@ -261,6 +293,7 @@ class Engine:
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
         self._held: list[Outcome] = []  # outcomes whose row another session holds locked
+        self._flushing: list[Outcome] = []  # the batch a flush is writing now
         self._held_logged: set[int] = set()
         self._flush_wanted = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
@@ -329,6 +362,14 @@ class Engine:
         for name, dispatcher in self.dispatchers.items():
             if queue is None or name == queue:
                 dispatcher.rewind()
+
+    def known_ids(self) -> list[int]:
+        """Every job this engine has claimed and not yet written the outcome of."""
+        ids = [o.id for o in (*self._outcomes, *self._held, *self._flushing)]
+        for dispatcher in self.dispatchers.values():
+            ids.extend(dispatcher.active)
+            ids.extend(job.id for job in dispatcher.buffer)
+        return ids
 
     def wake_capped(self, name: str) -> None:
         if name in self._caps:
@@ -623,11 +664,16 @@ class Engine:
             # At most FLUSH_MAX outcomes per call: a flush that fell behind catches up in calls
             # of bounded cost rather than one that grows with the lag.
             batch, self._outcomes = self._outcomes[:FLUSH_MAX], self._outcomes[FLUSH_MAX:]
+            self._flushing = batch
             try:
+                # A finish that timed out may have committed: written again, its outcomes are
+                # dropped (the row is no longer that run's: the fencing token, 007).
                 busy = await store.finish(self.engine_pool, batch)
             except DB_ERRORS:
                 self._outcomes = batch + self._outcomes
                 raise
+            finally:
+                self._flushing = []
             if busy:
                 self._hold([o for o in batch if o.id in set(busy)])
             for outcome in batch:

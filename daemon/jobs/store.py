@@ -470,9 +470,43 @@ class Recovered:
     poisoned: list[int] = field(default_factory=list)
 
 
+# Statements that may legitimately run long on a big table get this deadline instead of the
+# engine pool's (daemon.pools.ENGINE_STATEMENT_TIMEOUT_S): recovery and each prune batch.
+LONG_STATEMENT_S = 300.0
+
+
+async def end_backend(db: Executor, pid: int, wait_s: float = 5.0) -> bool:
+    """End the server session `pid` (a connection whose claim was lost) and wait up to `wait_s`
+    for it to be gone, so whatever it was running has committed or rolled back for good. True
+    when it is gone (or was already)."""
+    # Only a session of ours on this database: after a server restart the pid may be another's.
+    gone: bool = await db.fetchval(
+        """SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1
+                                    AND datname = current_database() AND usename = current_user)
+                  THEN pg_terminate_backend($1, $2) ELSE true END""",
+        pid,
+        int(wait_s * 1000),
+    )
+    return gone
+
+
+async def requeue_unknown(db: Executor, queue: str, known: Sequence[int]) -> list[int]:
+    """Put `running` jobs of `queue` that this daemon does not know back to ready, their attempt
+    refunded: what a claim whose reply was lost took (issue 14, part 3). Only safe while this
+    daemon holds the instance lock and no claim of `queue` is in flight; reads jobs_running."""
+    rows = await db.fetch(
+        """UPDATE jobs.jobs SET state = 'ready', attempt = greatest(attempt - 1, 0), run_at = now()
+           WHERE queue = $1 AND state = 'running' AND id <> ALL ($2::bigint[])
+           RETURNING id""",
+        queue,
+        list(known),
+    )
+    return [r["id"] for r in rows]
+
+
 async def recover(db: Executor, max_interruptions: int) -> Recovered:
     """Put jobs a dead daemon left running back to ready, without spending their attempt."""
-    rows = await db.fetch(_RECOVER, max_interruptions)
+    rows = await db.fetch(_RECOVER, max_interruptions, timeout=LONG_STATEMENT_S)
     return Recovered(
         [r["id"] for r in rows if r["state"] == "ready"],
         [r["id"] for r in rows if r["state"] == "failed"],
@@ -516,6 +550,7 @@ async def prune(db: Executor, older_than_days: float, batch: int = 5000) -> int:
                    LIMIT $2)""",
             older_than_days,
             batch,
+            timeout=LONG_STATEMENT_S,
         )
         count = int(status.split()[-1])
         total += count

@@ -33,6 +33,12 @@ class HalfOpenProxy:
         for link in self._links:
             link.silent = True
 
+    def drop_replies(self) -> None:
+        """Every connection open now still delivers to the server but swallows its answers: a
+        statement runs (and commits) while its client hears nothing."""
+        for link in self._links:
+            link.replies_silent = True
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -50,12 +56,13 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
         self.client, self.upstream = client, upstream
         self.silent = False
+        self.replies_silent = False
         self.tasks: list[asyncio.Task[None]] = []
 
     async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await source.read(65536):
-                if self.silent:
+                if self.silent or (self.replies_silent and sink is self.client):
                     continue  # swallowed: the other side hears nothing, and no close either
                 sink.write(data)
                 await sink.drain()
