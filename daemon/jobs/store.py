@@ -329,6 +329,16 @@ WITH types AS (
 
 Low = tuple[datetime, int]
 
+# The claim commits durably (synchronous_commit stays on), although `SET LOCAL synchronous_commit
+# = off` halved a trickle's start lag in bench/fairness.py (p50 5.0 -> 2.7 ms, p99 17.6 -> 13).
+# Losing the claim's commit in a server crash would be harmless for the job itself (it is ready
+# again and runs again: at-least-once, as after a daemon crash), but not for the fencing token:
+# the lost commit had returned claims = n + 1 to a run that goes on, and the next claim of the
+# row hands out n + 1 again. That run's late finish then matches the row and overwrites the
+# newer run's outcome (releasing its continuations and unique key while it still runs) - the
+# very thing the token exists to prevent (issue 14, part 3). A token that survives a lost commit
+# would need a durable source, which costs the same flush.
+
 
 async def claim_from(
     db: Executor,
