@@ -33,6 +33,20 @@ class HalfOpenProxy:
         for link in self._links:
             link.silent = True
 
+    def blackhole_port(self, port: int) -> bool:
+        """Silence the one connection that reaches the server from local port `port` (the
+        server's pg_stat_activity.client_port for it); False when none of ours does."""
+        found = False
+        for link in self._links:
+            if link.upstream.get_extra_info("sockname")[1] == port:
+                link.silent = found = True
+        return found
+
+    def refuse_new(self) -> None:
+        """Stop accepting connections; the open ones go on as they are."""
+        if self._server is not None:
+            self._server.close()
+
     def drop_replies(self) -> None:
         """Every connection open now still delivers to the server but swallows its answers: a
         statement runs (and commits) while its client hears nothing."""
