@@ -124,3 +124,48 @@ async def test_a_job_that_appears_below_the_bound_is_claimed_at_once(
         "SELECT (run_at, id) < ($1, $2) FROM jobs.jobs ORDER BY id DESC LIMIT 1", *low
     )
     await wait_until(lambda: _at_least(succeeded(db_pool), 51), message="the job below ran")
+
+
+def _reads(node: dict[str, Any]) -> list[int]:
+    """Rows each scan of a table read (returned plus filtered out), over the plan tree."""
+    own = []
+    if node["Node Type"].endswith("Scan") and "Relation Name" in node:
+        loops = node.get("Actual Loops", 1)
+        own = [round((node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * loops)]
+    return own + [r for child in node.get("Plans", []) for r in _reads(child)]
+
+
+async def test_statistics_never_make_the_bounded_claim_read_the_backlog(
+    db_pool: asyncpg.Pool,
+) -> None:
+    # As the unbounded claim (test_claim.py): after ANALYZE on an empty queue, then on a full one,
+    # under custom and generic plans, each scan reads no more than twice the rows claimed.
+    await store.enqueue(db_pool, [store.NewJob("noop", "default", {}, 1)] * 3000)
+    while claimed := await store.claim(db_pool, "default", 500):
+        await store.finish(db_pool, [store.Outcome(c.id, c.claims, "succeeded") for c in claimed])
+    await db_pool.execute("ANALYZE jobs.jobs")
+    await store.enqueue(db_pool, [store.NewJob("noop", "default", {}, 1)] * 30_000)
+    _, lows = await store.claim_from(db_pool, "default", 1)
+    for statistics in ("empty", "full"):
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            async with db_pool.acquire() as conn:
+                tx = conn.transaction()
+                await tx.start()
+                try:
+                    await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+                    raw = await conn.fetchval(
+                        "EXPLAIN (ANALYZE, FORMAT JSON) " + store._CLAIM_BOUNDED,
+                        "default",
+                        [],
+                        100,
+                        [],
+                        ["noop"],
+                        [lows["noop"][0]],
+                        [lows["noop"][1]],
+                    )
+                finally:
+                    await tx.rollback()
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            returned, reads = plan["Actual Rows"], _reads(plan)
+            assert returned == 100 and max(reads) < 2 * returned, (statistics, mode, reads)
+        await db_pool.execute("ANALYZE jobs.jobs")
