@@ -218,7 +218,7 @@ class App:
             settings.database.dsn,
             settings.state.dir,
             pool_min=settings.database.pool_min,
-            pool_max=settings.database.pool_max,
+            pool_max=settings.pool_size(),
             connect_timeout=settings.database.connect_timeout_s,
             acquire_timeout=settings.database.acquire_timeout_s,
         )
@@ -392,18 +392,21 @@ def check_writable_dir(path: Path, what: str) -> None:
 
 
 def warn_pool_exhaustion(settings: Settings) -> None:
-    """Jobs may each hold a pooled connection: when the queues' concurrency adds up to the pool's
-    size or more, jobs can take every connection and socket requests wait (then answer
-    `unavailable`). The engine's own connections are not affected (daemon.pools)."""
-    names = set(settings.queues) | {"default"}
-    total = sum(settings.queue_concurrency(q) for q in names)
-    if total >= settings.database.pool_max:
+    """Jobs may each hold a pooled connection: when an explicit `[database] pool_max` is no
+    larger than the queues' concurrency added up, jobs can take every connection and socket
+    requests wait (then answer `unavailable`). The derived default never is (Settings.pool_size).
+    The engine's own connections are not affected (daemon.pools)."""
+    total = settings.concurrency_total()
+    pool_max = settings.pool_size()
+    if total >= pool_max:
         log.warning(
-            "queue concurrency can exhaust the connection pool: jobs holding connections make "
-            "socket requests wait, then answer unavailable; raise [database] pool_max above the "
-            "sum of [queues.*] concurrency, or lower the concurrency",
+            f"queue concurrency can exhaust the connection pool: [queues.*] concurrency adds up "
+            f"to {total}, [database] pool_max is {pool_max}; jobs holding connections make "
+            "socket requests wait, then answer unavailable. Raise [database] pool_max above "
+            f"{total} (or remove it: the default follows the concurrency), or lower the "
+            "concurrency",
             queues_concurrency_total=total,
-            pool_max=settings.database.pool_max,
+            pool_max=pool_max,
             acquire_timeout_s=settings.database.acquire_timeout_s,
         )
 

@@ -20,7 +20,12 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from daemon.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
-from daemon.pools import ENGINE_POOL_SIZE, BoundedPool, create_bounded_pool
+from daemon.pools import (
+    ENGINE_POOL_SIZE,
+    ENGINE_STATEMENT_TIMEOUT_S,
+    BoundedPool,
+    create_bounded_pool,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -281,7 +286,7 @@ class Database:
                 max_size=ENGINE_POOL_SIZE,
                 timeout=self._timeout,
                 init=_init_connection,
-                command_timeout=None,
+                command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
                 **POOL_OPTIONS,
             )
         except (asyncpg.ClientConfigurationError, ValueError) as exc:

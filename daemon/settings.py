@@ -58,10 +58,15 @@ class StateSettings(Section):
     dir: Path = Field(default_factory=_default_state_dir)
 
 
+# Connections of the derived pool kept for socket requests beyond one per running job.
+POOL_REQUEST_SHARE = 4
+
+
 class DatabaseSettings(Section):
     dsn: str = ""
     pool_min: int = Field(default=2, ge=1)
-    pool_max: int = Field(default=10, ge=2)
+    # None: derived from the queues' concurrency (Settings.pool_size).
+    pool_max: int | None = Field(default=None, ge=2)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     # Longest wait of a socket request or a job for a pooled connection, then `unavailable`.
     acquire_timeout_s: float = Field(default=5.0, gt=0)
@@ -409,6 +414,22 @@ class Settings(BaseSettings):
     def queue_concurrency(self, queue: str) -> int:
         conf = self.queues.get(queue)
         return conf.concurrency if conf else self.queues["default"].concurrency
+
+    def concurrency_total(self) -> int:
+        """The most jobs that can run at once: the configured queues' concurrency, summed."""
+        return sum(self.queue_concurrency(q) for q in set(self.queues) | {"default"})
+
+    def pool_size(self) -> int:
+        """The client pool's size: `[database] pool_max`, or by default one connection per job
+        that can run at once plus POOL_REQUEST_SHARE for socket requests (38 with the default
+        queues), so jobs that each hold a connection cannot leave requests waiting (issue 14).
+        The built-in jobs hold one only for a statement or a short transaction, so the pool
+        rarely grows past a few; connections open on demand and close after 5 idle minutes,
+        so the ceiling costs nothing until it is used. Add 5 for the engine's own, LISTEN and
+        the instance lock to get what PostgreSQL must allow (max_connections)."""
+        if self.database.pool_max is not None:
+            return self.database.pool_max
+        return self.concurrency_total() + POOL_REQUEST_SHARE
 
     @property
     def socket_path(self) -> Path:

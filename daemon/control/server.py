@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -391,6 +392,13 @@ class ControlServer:
         except UNREACHABLE as exc:
             error = OpError(
                 "unavailable", f"the database is unavailable: {type(exc).__name__}: {exc}"
+            )
+        except asyncpg.exceptions.LockNotAvailableError:
+            # A row lock waited on for a client gives up (store.CLIENT_LOCK_TIMEOUT_S, issue 14).
+            error = OpError(
+                "unavailable",
+                f"{op!r}: a job row it needs is locked by another session; nothing was "
+                "changed, try again",
             )
         except Exception as exc:
             log.exception("control operation failed unexpectedly", op=op, peer_pid=peer.pid)
