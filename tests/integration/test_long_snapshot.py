@@ -48,8 +48,9 @@ async def claim_buffers(pool: asyncpg.Pool, engine: Engine) -> tuple[int, int]:
         names,
         [lows[n][0] if lows[n] else None for n in names],  # type: ignore[index]
         [lows[n][1] if lows[n] else None for n in names],  # type: ignore[index]
+        None,  # no cluster node
     )
-    unbounded = await buffers(pool, store._CLAIM, "default", [], 10, [])
+    unbounded = await buffers(pool, store._CLAIM, "default", [], 10, [], None)
     return bounded, unbounded
 
 
@@ -162,6 +163,7 @@ async def test_statistics_never_make_the_bounded_claim_read_the_backlog(
                         ["noop"],
                         [lows["noop"][0]],
                         [lows["noop"][1]],
+                        None,  # no cluster node
                     )
                 finally:
                     await tx.rollback()
