@@ -4,6 +4,8 @@ last line compares medians as ratios (absolute figures drift with this shared ma
 
     python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000] [--backlog-jobs 100000]
     python bench/engine.py --race [--rounds 3] [--only aj,pgq,gw]   # every peer: peers_race.py
+    python bench/engine.py --no-peers --cluster --runs 2 --rss-jobs 0 --backlog-jobs 0
+        # ours with [cluster] enabled (one node) beside ours without: the cost of clustering
 
 The "backlog after analyse" phase (bench/engine_backlog.py) drains a backlog on a never-analysed
 table and after ANALYZE on an empty and on a full queue, and reports the two ratios to the first.
@@ -33,6 +35,7 @@ ROOT = HERE.parent
 PEERS = ROOT.parent / "shared" / "bench" / "peers"
 PEERS_VENV = ROOT / ".venv-peers"
 BENCH_VENV = ROOT / ".venv-bench"
+CLUSTER = "addicted-jobs c10 cluster"  # ours with [cluster] enabled, one node
 PEER_PACKAGES = ["pgqueuer[asyncpg]", "procrastinate", "psycopg[binary,pool]", "tqdm", "asyncpg"]
 
 
@@ -60,11 +63,14 @@ def daemon_python() -> str:
     return str(python)
 
 
-def run_peer(python: str, script: Path, args: list[str]) -> dict[str, Any]:
+def run_peer(
+    python: str, script: Path, args: list[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     started = time.monotonic()
     done = subprocess.run(
         [python, str(script), *args],
         cwd=PEERS,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=900,
@@ -165,6 +171,11 @@ def main() -> None:
         "--no-warmup", dest="warmup", action="store_false", help="skip the discarded first run"
     )
     parser.add_argument("--race", action="store_true", help="every peer: bench/peers_race.py")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also ours with [cluster] enabled (one node): the cost of clustering (issue 19)",
+    )
     peers_race.add_arguments(parser.add_argument_group("race (with --race)"))
     args = parser.parse_args()
     if not PEERS.is_dir():
@@ -179,6 +190,10 @@ def main() -> None:
     contenders: list[tuple[str, str, Path, list[str]]] = [
         ("addicted-jobs c10", sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
     ]
+    if args.cluster:
+        contenders.append(
+            (CLUSTER, sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
+        )
     if not args.no_peers:
         python = peers_python()
         contenders += [
@@ -209,7 +224,8 @@ def main() -> None:
         emit({"warmup": True, "contender": "addicted-jobs c10", **headline(warm)})
     for round_no in range(args.runs):
         for name, python, script, extra in contenders:
-            result = run_peer(python, script, extra)
+            env = {"ADDICTED_JOBS_CLUSTER__ENABLED": "true"} if name == CLUSTER else None
+            result = run_peer(python, script, extra, env)
             line = {"round": round_no + 1, "contender": name, **headline(result)}
             emit(line)
             results[name].append(line)

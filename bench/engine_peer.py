@@ -114,7 +114,8 @@ class AddictedJobsPeer:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("ADDICTED_JOBS_") or k.startswith("ADDICTED_JOBS_ENGINE__")
+            if not k.startswith("ADDICTED_JOBS_")
+            or k.startswith(("ADDICTED_JOBS_ENGINE__", "ADDICTED_JOBS_CLUSTER__"))
         }
         env.update(
             {

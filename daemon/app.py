@@ -19,6 +19,7 @@ import structlog
 import uvloop
 
 from daemon import __version__, logs
+from daemon.app_cluster import ClusterNode, check_schema_known, nodes_off
 from daemon.app_observe import Observers
 from daemon.app_status import reload_changes
 from daemon.control.ops import READ_ONLY, EngineOps
@@ -82,6 +83,7 @@ class App:
         self.supervisor = Supervisor(on_critical_failure=self._critical_failure)
         self.started_at = time.monotonic()
         self.db: Database | None = None
+        self.cluster: ClusterNode | None = None  # [cluster] enabled (issue 19)
         self.engine: Engine | None = None
         self.control: ControlServer | None = None
         self.scheduler: RecurringScheduler | None = None
@@ -216,17 +218,20 @@ class App:
             settings.database.dsn,
             settings.state.dir,
             pool_min=settings.database.pool_min,
-            pool_max=settings.database.pool_max,
+            pool_max=settings.pool_size(),
             connect_timeout=settings.database.connect_timeout_s,
             acquire_timeout=settings.database.acquire_timeout_s,
         )
         warn_pool_exhaustion(settings)
         await self.db.start()
+        self.db.instance_lock_shared = settings.cluster.enabled  # nodes run side by side
         await self.db.take_instance_lock()
         assert self.db.pool is not None
         self.status("applying schema migrations")
         async with self.db.pool.acquire() as conn:
+            # One node applies them (an advisory lock), the others wait, then find them applied.
             await apply_migrations(conn)
+            await check_schema_known(conn)
         self.domain = await Domain.open(settings, self.db.pool)
         self.domain.register_jobs(self.registry)
         check_queue_names(settings, self.known_queues())
@@ -242,12 +247,25 @@ class App:
         self.engine.on_db_state = self._db_state
         self.observers.start(settings, self.engine, self.db.pool, self.domain)
         self.domain.bind(self.engine)
-        await self.engine.recover()
+        if settings.cluster.enabled:  # issue 19: only the jobs of dead nodes are recovered
+            self.cluster = ClusterNode(settings, self.db, self.engine, __version__)
+            self.cluster.share_limit(self.domain.resources.addic7ed.limiter)
+            await self.cluster.join()
+            self.extra_ops.update(self.cluster.ops())
+        else:
+            await self.engine.recover()
+            self.extra_ops["nodes"] = nodes_off
+        self.extra_read_only.add("nodes")
         # One-time data migrations: after recovery, before the socket opens and any job is claimed.
+        # In a cluster one node runs them; the others wait for its lock (up to migrations_wait_s).
         self.status("running one-time migrations")
         migrations = self.domain.migrations()
         await run_pending(
-            self.db.pool, migrations, notifier=self.notifier, enqueue=self.engine.enqueue
+            self.db.pool,
+            migrations,
+            notifier=self.notifier,
+            enqueue=self.engine.enqueue,
+            lock_wait_s=settings.cluster.migrations_wait_s if settings.cluster.enabled else 30.0,
         )
         self.extra_ops.update(self.domain.ops(self.engine))
         self.extra_read_only |= DOMAIN_READ_ONLY
@@ -292,6 +310,8 @@ class App:
         if interval is not None:
             self.supervisor.spawn(watchdog_loop(self.notifier, interval), "watchdog")
         self.supervisor.spawn(self._keep_instance_lock(), "instance-lock")
+        if self.cluster is not None:
+            self.supervisor.spawn(self.cluster.cluster.run(), "cluster-heartbeat", critical=True)
         status_loop = self.observers.status_line.loop(self.engine, self.status)
         self.supervisor.spawn(status_loop, "status-line")
 
@@ -332,6 +352,8 @@ class App:
                 log.error(
                     "could not record the last job outcomes", error=f"{type(exc).__name__}: {exc}"
                 )
+        if self.cluster is not None:
+            await self.cluster.leave()
         if self.control is not None:
             await self.control.stop()
         await self.observers.stop()
@@ -370,18 +392,21 @@ def check_writable_dir(path: Path, what: str) -> None:
 
 
 def warn_pool_exhaustion(settings: Settings) -> None:
-    """Jobs may each hold a pooled connection: when the queues' concurrency adds up to the pool's
-    size or more, jobs can take every connection and socket requests wait (then answer
-    `unavailable`). The engine's own connections are not affected (daemon.pools)."""
-    names = set(settings.queues) | {"default"}
-    total = sum(settings.queue_concurrency(q) for q in names)
-    if total >= settings.database.pool_max:
+    """Jobs may each hold a pooled connection: when an explicit `[database] pool_max` is no
+    larger than the queues' concurrency added up, jobs can take every connection and socket
+    requests wait (then answer `unavailable`). The derived default never is (Settings.pool_size).
+    The engine's own connections are not affected (daemon.pools)."""
+    total = settings.concurrency_total()
+    pool_max = settings.pool_size()
+    if total >= pool_max:
         log.warning(
-            "queue concurrency can exhaust the connection pool: jobs holding connections make "
-            "socket requests wait, then answer unavailable; raise [database] pool_max above the "
-            "sum of [queues.*] concurrency, or lower the concurrency",
+            f"queue concurrency can exhaust the connection pool: [queues.*] concurrency adds up "
+            f"to {total}, [database] pool_max is {pool_max}; jobs holding connections make "
+            "socket requests wait, then answer unavailable. Raise [database] pool_max above "
+            f"{total} (or remove it: the default follows the concurrency), or lower the "
+            "concurrency",
             queues_concurrency_total=total,
-            pool_max=settings.database.pool_max,
+            pool_max=pool_max,
             acquire_timeout_s=settings.database.acquire_timeout_s,
         )
 

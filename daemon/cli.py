@@ -34,6 +34,7 @@ EXTENSIONS: list[str] = [
     "daemon.cli_domain",
     "daemon.cli_storage",
     "daemon.cli_import",
+    "daemon.cli_cluster",
 ]
 
 
@@ -259,9 +260,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_systemd_files(args: argparse.Namespace) -> int:
-    from daemon.deploy import NEXT_STEPS, DeployError, default_bin, write_files
+    from daemon.deploy import (
+        NEXT_STEPS,
+        BadBinary,
+        DeployError,
+        check_binary,
+        default_bin,
+        write_files,
+    )
 
-    binary = args.bin or default_bin()
+    try:
+        binary = check_binary(args.bin or default_bin())
+    except BadBinary as exc:
+        return _fail("systemd-files", args.json, EXIT_USAGE, "usage", str(exc))
     try:
         written = write_files(args.dir, binary, args.force)
     except (DeployError, OSError) as exc:

@@ -17,8 +17,9 @@ def duration_seconds(text: str) -> float:
 
     try:
         value = parse_duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected {DURATION_FORMS}") from None
+    except ValueError as exc:
+        detail = str(exc) if str(exc).startswith("too long") else f"expected {DURATION_FORMS}"
+        raise argparse.ArgumentTypeError(f"{text!r}: {detail}") from None
     seconds = float(value.total_seconds())
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give a duration above zero")
@@ -161,7 +162,9 @@ def bulk_text(r: dict[str, Any]) -> str:
     )
     head = f"{r['matched']} jobs match {r['action']}"
     if r["dry_run"]:
-        return f"{head} (dry run: nothing changed)" + (f"\n{sample}{more}" if sample else "")
+        limited = r.get("would_change", r["matched"])
+        cut = f", {limited} would change within --limit" if limited < r["matched"] else ""
+        return f"{head} (dry run{cut}: nothing changed)" + (f"\n{sample}{more}" if sample else "")
     text = f"{head}: {r['changed']} done"
     if r.get("stopping"):
         text += f", {len(r['stopping'])} running ones being stopped"

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,13 @@ async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
         print(f"addicted-jobs storage: subtitle {subtitle_id} arrived damaged", file=sys.stderr)
         return EXIT_CORRUPT
     if output is not None:
-        _write(output, data)
+        try:
+            _write(output, data)
+        except OSError as exc:
+            # Not a usage error (2): the command was right, the file system refused.
+            reason = exc.strerror or str(exc)
+            print(f"addicted-jobs storage: cannot write {output}: {reason}", file=sys.stderr)
+            return 1
         if ctx.json:
             ctx.emit({k: v for k, v in result.items() if k != "content"}, str)
         else:
@@ -83,14 +90,29 @@ async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
 
 
 def _write(path: Path, data: bytes) -> None:
-    # Beside the target, then renamed: an interrupted write never leaves half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Beside the target, then renamed: an interrupted write never leaves half a file. The temporary
+    # name is random and created exclusively (mkstemp: O_CREAT|O_EXCL, mode 0600): a predictable
+    # `.NAME.PID.tmp` let another local user plant a symlink there, in /tmp say, and have this
+    # command (run as root) write the subtitle through it over any file.
+    tmp: Path | None = None
     try:
-        tmp.write_bytes(data)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc}") from exc
+    except OSError:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    # The file gets the mode a plain open() would give it, as before; mkstemp makes it 0600.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_stdout(ctx: Context, data: bytes) -> None:

@@ -21,7 +21,12 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from daemon.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
-from daemon.pools import ENGINE_POOL_SIZE, BoundedPool, create_bounded_pool
+from daemon.pools import (
+    ENGINE_POOL_SIZE,
+    ENGINE_STATEMENT_TIMEOUT_S,
+    BoundedPool,
+    create_bounded_pool,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -252,6 +257,9 @@ class Database:
         self.pool: BoundedPool | None = None  # socket requests and jobs, bounded waits
         self.engine_pool: asyncpg.Pool | None = None  # the engine's alone (daemon.pools)
         self._lock_conn: asyncpg.Connection | None = None
+        # [cluster] enabled (issue 19): every node holds the instance lock shared, so nodes run
+        # together while a daemon without clustering (exclusive) and a cluster never meet.
+        self.instance_lock_shared = False
 
     async def start(self) -> None:
         if not self._configured_dsn:
@@ -282,7 +290,7 @@ class Database:
                 max_size=ENGINE_POOL_SIZE,
                 timeout=self._timeout,
                 init=_init_connection,
-                command_timeout=None,
+                command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
                 **POOL_OPTIONS,
             )
         except (asyncpg.ClientConfigurationError, ValueError) as exc:
@@ -296,10 +304,14 @@ class Database:
                 f"cannot connect to the database ({redact(self.dsn)}): {scrub(str(exc), self.dsn)}"
             ) from None
 
-    async def connect(self) -> asyncpg.Connection:
-        """A connection outside the pool, for LISTEN and long-held advisory locks."""
+    async def connect(self, application_name: str | None = None) -> asyncpg.Connection:
+        """A connection outside the pool, for LISTEN and long-held advisory locks;
+        `application_name` names it in pg_stat_activity (a cluster node's lock connection)."""
+        settings = dict(SERVER_SETTINGS)
+        if application_name is not None:
+            settings["application_name"] = application_name
         conn: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, timeout=self._timeout, server_settings=SERVER_SETTINGS
+            self.dsn, timeout=self._timeout, server_settings=settings
         )
         await _init_connection(conn)
         return conn
@@ -307,9 +319,10 @@ class Database:
     async def take_instance_lock(self) -> None:
         """Hold a session advisory lock so a second daemon on this database refuses to start."""
         conn = await self.connect()
-        got = await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, INSTANCE_LOCK
+        take = (
+            "pg_try_advisory_lock_shared" if self.instance_lock_shared else "pg_try_advisory_lock"
         )
+        got = await conn.fetchval(f"SELECT {take}($1, $2)", LOCK_NAMESPACE, INSTANCE_LOCK)
         if not got:
             holder = await conn.fetchrow(
                 """SELECT a.pid, a.client_addr, a.backend_start FROM pg_locks l
@@ -320,6 +333,11 @@ class Database:
             )
             await conn.close()
             since = f" since {holder['backend_start']:%Y-%m-%d %H:%M:%S}" if holder else ""
+            if self.instance_lock_shared:
+                raise AnotherInstanceRunning(
+                    f"a daemon without [cluster] enabled runs on this database "
+                    f"({redact(self.dsn)}){since}; stop it, or enable [cluster] on it too"
+                )
             raise AnotherInstanceRunning(
                 f"another addicted-jobs daemon already runs on this database ({redact(self.dsn)}){since}; "
                 "stop it first, or point this one at another database"

@@ -95,8 +95,18 @@ def demo_settings(state: Path, sandbox: Sandbox) -> Settings:
     )
 
 
+STALL_S = 20.0  # how long only failed-and-retrying jobs may be left before the demo gives up
+
+
+class DemoStalled(Exception):
+    """Only jobs waiting to retry after an error are left: against the fault-free sandbox that is
+    a bug to show, not something to wait hours of backoff for (the demo used to hang at 114/115)."""
+
+
 async def _wait_idle(pool: asyncpg.Pool, phase: str, since_id: int, progress: Progress) -> None:
-    """Until every job created since `since_id` (continuations included) has finished."""
+    """Until every job created since `since_id` (continuations included) has finished;
+    DemoStalled when only retrying jobs have been left for STALL_S."""
+    stalled_since: float | None = None
     while True:
         rows = await pool.fetch(
             "SELECT state, count(*) AS n FROM jobs.jobs WHERE id > $1 GROUP BY state", since_id
@@ -108,6 +118,19 @@ async def _wait_idle(pool: asyncpg.Pool, phase: str, since_id: int, progress: Pr
         if total and done == total:
             progress.end_phase()
             return
+        retrying = await pool.fetch(
+            "SELECT id, name, last_error FROM jobs.jobs WHERE id > $1 AND state = 'scheduled' "
+            "AND last_error IS NOT NULL ORDER BY id",
+            since_id,
+        )
+        if not retrying or len(retrying) < total - done:
+            stalled_since = None
+        elif stalled_since is None:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > STALL_S:
+            progress.end_phase()
+            jobs = "; ".join(f"#{r['id']} {r['name']}: {r['last_error']}" for r in retrying[:5])
+            raise DemoStalled(f"{phase}: only jobs retrying after an error are left: {jobs}")
         await asyncio.sleep(0.25)  # a progress refresh, not a synchronisation
 
 
@@ -199,11 +222,16 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         pipeline = asyncio.create_task(_pipeline(app, options, progress))
         await asyncio.wait([pipeline, app_task], return_when=asyncio.FIRST_COMPLETED)
         interrupted = app.stopping
+        stalled = False
         if interrupted:
             pipeline.cancel()  # its queries may already have failed on the closing pool
             await asyncio.gather(pipeline, return_exceptions=True)
         else:
-            pipeline.result()  # a failure of the demo itself is shown, not swallowed
+            try:
+                pipeline.result()  # a failure of the demo itself is shown, not swallowed
+            except DemoStalled as exc:
+                print(f"\ndemo stalled: {exc}", file=out)
+                stalled = True
         if not interrupted and app.db is not None and app.db.pool is not None:
             summary = await _summary(app.db.pool, app, started)
             print("\nsummary", file=out)
@@ -222,4 +250,4 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     if interrupted:
         print("\ndemo interrupted; the daemon stopped cleanly", file=out)
         return 130
-    return code
+    return 1 if stalled else code

@@ -46,7 +46,7 @@ class _CookieArgs(BaseModel):
 
 class _IdArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1)
+    id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
 
 
 def resilience_of(conf: UpstreamResilience) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from typing import Any
 import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import start_http_server, write_to_textfile
+from prometheus_client.exposition import write_to_textfile
 
+from daemon import metrics_http
 from daemon.jobs import store
 from daemon.upstream import addic7ed, resilience
 
@@ -191,16 +192,19 @@ class MetricsService:
         self.listen = listen
         self.textfile = textfile
         self.every = every
-        self._server: Any = None
+        self._server: metrics_http.MetricsEndpoint | None = None
+        self._serving: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self, pool: asyncpg.Pool, breakers: Breakers) -> None:
         """Open the listener (OSError when the address is taken) and start refreshing."""
         if self.listen:
             host, _, port = self.listen.rpartition(":")
-            self._server, _thread = start_http_server(
-                int(port), host.strip("[]"), registry=self.metrics.registry
-            )
+            # On the event loop, not prometheus_client's thread-per-connection server: idle
+            # connections from any local user could pile up threads there (metrics_http).
+            sock = metrics_http.bind(host.strip("[]"), int(port))
+            self._server = metrics_http.MetricsEndpoint(self.metrics.render)
+            self._serving = asyncio.get_running_loop().create_task(self._server.start(sock))
             log.info("metrics listener open", address=self.listen)
         self.metrics.subscribe()
         self._task = asyncio.get_running_loop().create_task(self._loop(pool, breakers))
@@ -223,6 +227,7 @@ class MetricsService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._server is not None:
-            await asyncio.to_thread(self._server.shutdown)
-            self._server.server_close()
+            if self._serving is not None:
+                await asyncio.gather(self._serving, return_exceptions=True)
+            await self._server.stop()
             self._server = None

@@ -15,6 +15,14 @@ from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 # Claims of every dispatcher, the status flusher and the pruner take turns on these; each holds a
 # connection for a few milliseconds.
 ENGINE_POOL_SIZE = 3
+# The deadline of every statement on the engine's pool (issue 14, part 3): a connection whose path
+# still acknowledges but never answers (half-open behind a proxy or NAT) would otherwise hold a
+# claim or a status write forever; keepalives cannot see it. A claim, a flush of 5,000 outcomes
+# or a due-time query takes milliseconds (0.25 s for the largest flush on a loaded 2-core box),
+# so 10 s is never legitimate. Statements that may take long pass their own: recovery and each
+# prune batch (store.LONG_STATEMENT_S). asyncpg then cancels the statement and, if the
+# connection does not acknowledge the cancel within the same deadline, drops it.
+ENGINE_STATEMENT_TIMEOUT_S = 10.0
 
 
 class PoolExhausted(asyncpg.InterfaceError):

@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -57,10 +58,15 @@ class StateSettings(Section):
     dir: Path = Field(default_factory=_default_state_dir)
 
 
+# Connections of the derived pool kept for socket requests beyond one per running job.
+POOL_REQUEST_SHARE = 4
+
+
 class DatabaseSettings(Section):
     dsn: str = ""
     pool_min: int = Field(default=2, ge=1)
-    pool_max: int = Field(default=10, ge=2)
+    # None: derived from the queues' concurrency (Settings.pool_size).
+    pool_max: int | None = Field(default=None, ge=2)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     # Longest wait of a socket request or a job for a pooled connection, then `unavailable`.
     acquire_timeout_s: float = Field(default=5.0, gt=0)
@@ -79,10 +85,14 @@ class DatabaseSettings(Section):
             raise ValueError(
                 f"{expected} (keyword-form DSNs like 'host=... password=...' are not supported)"
             )
-        try:
-            parts.port  # noqa: B018 - urlsplit checks the port only when asked
-        except ValueError:
-            raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
+        # Several hosts (h1:5432,h2:5432, for failover with target_session_attrs=read-write,
+        # issue 19): each port is checked; urlsplit reads one host only.
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        for host in hosts:
+            try:
+                urlsplit(f"//{host}").port  # noqa: B018 - urlsplit checks the port only when asked
+            except ValueError:
+                raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
         return value
 
 
@@ -151,7 +161,12 @@ def parse_duration(value: Any) -> Any:
     text = value.strip().lower()
     if text and _SHORT_DURATION.sub("", text) == "":
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _SHORT_DURATION.findall(text))
-        return timedelta(seconds=seconds)
+        try:
+            return timedelta(seconds=seconds)
+        except OverflowError:
+            # '99999999999d' is past timedelta's range: a ValueError, so a config key or a CLI
+            # argument gets its one-line error instead of a traceback.
+            raise ValueError("too long: at most 999999999 days") from None
     try:
         return _TIMEDELTA.validate_python(value)
     except ValidationError:
@@ -241,6 +256,31 @@ class StorageSettings(Section):
     # zstd level new objects are written at; old objects read back whatever their level. 19 is
     # the most readers accept without a large window (bench/storage_levels.py chose the default).
     zstd_level: int = Field(default=19, ge=1, le=19)
+
+
+class ClusterSettings(Section):
+    """Several daemons on one database (issue 19; README "Running several daemons")."""
+
+    enabled: bool = False
+    # Silence (seconds, by the database's clock) after which a node is declared dead and its
+    # running jobs go back to ready.
+    node_timeout_s: float = Field(default=30.0, ge=3)
+    # How often a node proves itself alive and looks for dead peers.
+    heartbeat_s: float = Field(default=3.0, gt=0)
+    # The Addic7ed requests-per-second limit is shared among live nodes; true gives every node
+    # the whole limit (each host has its own IP address and so its own upstream budget).
+    per_node_rate_limit: bool = False
+    # How long a node waits for another running the one-time migrations before giving up.
+    migrations_wait_s: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _beat_fits_timeout(self) -> ClusterSettings:
+        if self.heartbeat_s * 3 > self.node_timeout_s:
+            raise ValueError(
+                f"heartbeat_s ({self.heartbeat_s:g}) must be at most a third of node_timeout_s "
+                f"({self.node_timeout_s:g}), so one late heartbeat does not make a node dead"
+            )
+        return self
 
 
 class MetricsSettings(Section):
@@ -347,6 +387,7 @@ class Settings(BaseSettings):
     tmdb: TmdbSettings = TmdbSettings()
     storage: StorageSettings = StorageSettings()
     metrics: MetricsSettings = MetricsSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @field_validator("queues", mode="before")
     @classmethod
@@ -373,6 +414,22 @@ class Settings(BaseSettings):
     def queue_concurrency(self, queue: str) -> int:
         conf = self.queues.get(queue)
         return conf.concurrency if conf else self.queues["default"].concurrency
+
+    def concurrency_total(self) -> int:
+        """The most jobs that can run at once: the configured queues' concurrency, summed."""
+        return sum(self.queue_concurrency(q) for q in set(self.queues) | {"default"})
+
+    def pool_size(self) -> int:
+        """The client pool's size: `[database] pool_max`, or by default one connection per job
+        that can run at once plus POOL_REQUEST_SHARE for socket requests (38 with the default
+        queues), so jobs that each hold a connection cannot leave requests waiting (issue 14).
+        The built-in jobs hold one only for a statement or a short transaction, so the pool
+        rarely grows past a few; connections open on demand and close after 5 idle minutes,
+        so the ceiling costs nothing until it is used. Add 5 for the engine's own, LISTEN and
+        the instance lock to get what PostgreSQL must allow (max_connections)."""
+        if self.database.pool_max is not None:
+            return self.database.pool_max
+        return self.concurrency_total() + POOL_REQUEST_SHARE
 
     @property
     def socket_path(self) -> Path:

@@ -105,7 +105,9 @@ def _resolve(label: str) -> Culture | None:
 def culture_for(label: str) -> Culture | None:
     """Return the culture a language label or code stands for, or None when it is unknown."""
     key = label.strip().lower()
-    if not key:
+    if not key or not key.isprintable():
+        # A NUL or other control character is no language; langcodes' trie would raise a
+        # UnicodeDecodeError about byte 0xff instead of answering "unknown".
         return None
     cached = _cache.get(key)
     if cached is not None:

@@ -113,11 +113,14 @@ class BulkOps:
         acting = replace(where, states=[req.state] if req.state else list(allowed))
         pool = self.engine.pool
         matched = await store.count_jobs(pool, acting)
-        sample = await store.find_jobs(pool, acting, req.sample) if req.sample else []
+        # The sample shows jobs this request would change: never more than its limit.
+        shown = min(req.sample, req.limit)
+        sample = await store.find_jobs(pool, acting, shown) if shown else []
         result: dict[str, Any] = {
             "action": action,
             "dry_run": req.dry_run,
             "matched": matched,
+            "would_change": min(matched, req.limit),
             "sample": [
                 {k: r[k] for k in ("id", "name", "queue", "state", "created_at")} for r in sample
             ],

@@ -4,10 +4,17 @@ helpers every operation (engine or domain) uses to validate its arguments and re
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 VERSION = 1
 ErrorCode = Literal[
@@ -86,10 +93,38 @@ def parse_args(model: type[M], args: dict[str, Any], op: str) -> M:
         ) from None
 
 
+# Parsed JSON weighs many times its text: 16 MiB of `[{},{},...]` is 5.5 million dicts (about
+# 440 MiB, which the allocator keeps afterwards) and a second of event-loop time, all before any
+# validation could refuse it. The largest real request, a batch of MAX_BATCH jobs, has about two
+# objects and ten values per job; counting bytes (memory speed, no parsing) bounds both. A brace
+# or comma inside a string counts too: that over-counts, never under-counts.
+MAX_CONTAINERS = 4 * MAX_BATCH + 1_000
+MAX_VALUES = 12 * MAX_BATCH + 1_000
+
+
+def check_weight(line: bytes) -> None:
+    """OpError(bad_request) when the line would parse into more objects, arrays or values than
+    any real request has (MAX_CONTAINERS, MAX_VALUES), before it is parsed."""
+    containers = line.count(b"{") + line.count(b"[")
+    if containers > MAX_CONTAINERS:
+        raise OpError(
+            "bad_request",
+            f"the request holds {containers} JSON objects and arrays, more than {MAX_CONTAINERS}; "
+            "send smaller batches",
+        )
+    values = line.count(b",")
+    if values > MAX_VALUES:
+        raise OpError(
+            "bad_request",
+            f"the request holds {values} JSON values, more than {MAX_VALUES}; send smaller batches",
+        )
+
+
 def parse_request(line: bytes) -> Request:
     """One request line to a Request; OpError(bad_request) says what is wrong with it."""
     if not line.strip():
         raise OpError("bad_request", f"empty line; expected one JSON object per line: {EXPECTED}")
+    check_weight(line)
     try:
         value = pydantic_core.from_json(line)
     except ValueError as exc:
@@ -116,8 +151,9 @@ def parse_request(line: bytes) -> Request:
 def request_id_of(line: bytes) -> RequestId:
     """Best effort: the id of a request that failed validation, so the reply can still carry it."""
     try:
+        check_weight(line)  # a line refused for its weight is not parsed here either
         value = pydantic_core.from_json(line)
-    except ValueError:
+    except (ValueError, OpError):
         return None
     rid = value.get("id") if isinstance(value, dict) else None
     return rid if isinstance(rid, str | int | float | bool) else None
@@ -215,7 +251,17 @@ class JobsArgs(Args):
 
 # ---- filters and bulk actions (issue 17) ------------------------------------------------------
 
-ArgValue = str | int | float | bool | None
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: without this a filter reached the query and came back as
+    # an `internal` CharacterNotInRepertoireError instead of the caller's mistake.
+    if "\x00" in value:
+        raise ValueError("text cannot contain a NUL character (\\u0000)")
+    return value
+
+
+FilterText = Annotated[str, AfterValidator(_no_nul)]
+ArgValue = FilterText | int | float | bool | None
 MAX_BULK = 100_000
 
 
@@ -225,12 +271,12 @@ class FilterArgs(Args):
     error, case-insensitive."""
 
     state: JobState | None = None
-    queue: str | None = Field(default=None, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
-    args: dict[str, ArgValue] = Field(default_factory=dict, max_length=20)
+    queue: FilterText | None = Field(default=None, max_length=200)
+    name: FilterText | None = Field(default=None, max_length=200)
+    args: dict[FilterText, ArgValue] = Field(default_factory=dict, max_length=20)
     since_s: float | None = Field(default=None, gt=0, le=MAX_DELAY_S)
     older_than_s: float | None = Field(default=None, ge=0, le=MAX_DELAY_S)
-    error: str | None = Field(default=None, min_length=1, max_length=500)
+    error: FilterText | None = Field(default=None, min_length=1, max_length=500)
 
 
 class FindArgs(FilterArgs):

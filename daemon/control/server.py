@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -77,6 +78,16 @@ AUDIT_ARGS: dict[str, frozenset[str]] = {
     "request-subtitles": frozenset({"show_id", "season", "episode", "language"}),
     "credentials-remove": frozenset({"id"}),
     "storage-train-dictionary": frozenset({"from_stored", "dry_run"}),
+    # Issue 17's operations: without these the audit line of `delete 5` or `recurring disable X`
+    # named neither the job nor the entry. Bulk actions show their filter's closed-vocabulary
+    # fields (the `bulk action` line adds what was changed); `args` values and `error` text stay out.
+    "delete": frozenset({"id"}),
+    "recurring-disable": frozenset({"name"}),
+    "recurring-enable": frozenset({"name"}),
+    **dict.fromkeys(
+        ("retry-many", "cancel-many", "delete-many"),
+        frozenset({"state", "queue", "name", "since_s", "older_than_s", "dry_run", "limit"}),
+    ),
 }
 AUDIT_STRING_LIMIT = 80
 REDACTED = "<redacted>"
@@ -381,6 +392,13 @@ class ControlServer:
         except UNREACHABLE as exc:
             error = OpError(
                 "unavailable", f"the database is unavailable: {type(exc).__name__}: {exc}"
+            )
+        except asyncpg.exceptions.LockNotAvailableError:
+            # A row lock waited on for a client gives up (store.CLIENT_LOCK_TIMEOUT_S, issue 14).
+            error = OpError(
+                "unavailable",
+                f"{op!r}: a job row it needs is locked by another session; nothing was "
+                "changed, try again",
             )
         except Exception as exc:
             log.exception("control operation failed unexpectedly", op=op, peer_pid=peer.pid)

@@ -116,6 +116,7 @@ _REFUSALS = (
     asyncpg.UniqueViolationError,
     asyncpg.ForeignKeyViolationError,
     asyncpg.ExclusionViolationError,
+    asyncpg.CheckViolationError,
 )
 
 
@@ -174,6 +175,8 @@ async def _insert_staged(target: asyncpg.Connection, table: TableMap, stage: str
     filter (a second lookup per row) runs only for a batch the key refused, in a savepoint."""
     columns = ", ".join(table.target_columns)
     insert = f"INSERT INTO {table.target} ({columns}) SELECT {columns} FROM {stage} s"
+    if table.accepts is not None:
+        insert += f" WHERE {table.accepts}"
     if table.parent is None:
         return _count(await target.execute(f"{insert} ON CONFLICT DO NOTHING"))
     try:
@@ -181,7 +184,8 @@ async def _insert_staged(target: asyncpg.Connection, table: TableMap, stage: str
             return _count(await target.execute(f"{insert} ON CONFLICT DO NOTHING"))
     except asyncpg.ForeignKeyViolationError:
         parent, fk = table.parent
-        exists = f"WHERE EXISTS (SELECT 1 FROM {parent} p WHERE p.id = s.{fk})"
+        joiner = "AND" if table.accepts is not None else "WHERE"
+        exists = f"{joiner} EXISTS (SELECT 1 FROM {parent} p WHERE p.id = s.{fk})"
         return _count(await target.execute(f"{insert} {exists} ON CONFLICT DO NOTHING"))
 
 

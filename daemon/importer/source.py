@@ -17,12 +17,14 @@ class TableMap:
     """One source table copied into one of ours, row for row, keeping its "Id".
 
     `columns` pairs our column with the source's; `parent` is (our table, our column) a row needs
-    to exist before it can be copied (its foreign key)."""
+    to exist before it can be copied (its foreign key); `accepts` is the SQL condition on a staged
+    row `s` that our table's CHECK constraints hold (rows failing it are refused and counted)."""
 
     source: str
     target: str
     columns: tuple[tuple[str, str], ...]
     parent: tuple[str, str] | None = None
+    accepts: str | None = None
 
     @property
     def source_columns(self) -> list[str]:
@@ -146,6 +148,8 @@ TABLES: tuple[TableMap, ...] = (
             ("download_exceeded_date", "DownloadExceededDate"),
             *_STAMPS,
         ),
+        # As migration 031's constraint: a cookie is an HTTP header value (no CR, LF, NUL...).
+        accepts="s.cookie !~ '[[:cntrl:]]' AND length(s.cookie) BETWEEN 1 AND 8192",
     ),
 )
 

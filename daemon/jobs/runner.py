@@ -6,6 +6,7 @@ crash recovery, pruning and the two-stage shutdown.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import traceback
 from collections import Counter, deque
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from daemon.db import HEALTH_CHECK_TIMEOUT_S, UNREACHABLE, close_or_terminate
 from daemon.jobs import store
+from daemon.jobs.cluster import CAP_FULL_RETRY_S, Cluster
 from daemon.jobs.context import JobContext
 from daemon.jobs.locks import KeyedLocks
 from daemon.jobs.loopguard import LoopGuard
@@ -87,6 +89,14 @@ class Dispatcher:
         self.active: dict[int, asyncio.Task[None]] = {}
         self.buffer: deque[Claimed] = deque()
         self.avg_ms: float | None = None  # moving average of job durations in this queue
+        # Where each type's claim scan starts (issue 14, part 2; store._CLAIM_TAIL): a held
+        # snapshot elsewhere leaves dead index entries at each type's head, which an unbounded
+        # scan walks on every claim. rewind() drops them when a row may appear below them.
+        self.lows: dict[str, store.Low] = {}
+        self.types = {n for n, s in engine.registry.specs.items() if s.queue == queue}
+        self.rewinds = 0
+        self.scanned_at = -math.inf  # monotonic time of the last unbounded claim
+        self.lost_claim: int | None = None  # server pid of a claim that got no answer
 
     def _prefetch(self) -> int:
         short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
@@ -107,7 +117,7 @@ class Dispatcher:
                 await self._wait(None)
                 continue
             self._start_buffered()
-            if not self.engine.claiming_allowed:  # the instance lock is not proven (app.py)
+            if not self.engine.may_claim():  # instance lock or cluster lease not proven
                 await self._wait(0.5)
                 continue
             limit = self._claim_limit()
@@ -116,15 +126,25 @@ class Dispatcher:
                 continue
             capped, rooms = self.engine.cap_state(self.queue)
             self.wake.clear()
+            # Unbounded now and then (every fallback_poll_s): it finds types no one registered
+            # here and rows a lost notification did not announce, as the fallback poll does.
+            full = time.monotonic() - self.scanned_at >= self.engine.config.fallback_poll_s
+            rewinds = self.rewinds
             try:
-                claimed = await store.claim(
-                    self.engine.engine_pool, self.queue, limit, capped, rooms
-                )
+                if self.engine.cluster is None:
+                    claimed, lows = await self._claim(limit, capped, rooms, full)
+                else:  # across nodes: caps counted in the database, no lower bounds (issue 19)
+                    claimed, lows = await self.engine.claim(self.queue, limit, capped, rooms), {}
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
                 await self._wait(min(0.25 * 2**outage, 5.0))
                 continue
+            if rewinds == self.rewinds:  # else a row it could not see may lie below these
+                self.lows.update(lows)
+                self.types.update(lows)
+                if full:
+                    self.scanned_at = time.monotonic()
             for job in claimed:
                 self.engine.running_by_name[job.name] += 1
             self.buffer.extend(claimed)
@@ -139,16 +159,64 @@ class Dispatcher:
             # Drained: sleep until woken, or until the next delayed job falls due.
             blocked = [n for n in capped if self.engine.room(n) <= 0]
             try:
-                due = await store.next_due(self.engine.engine_pool, self.queue, blocked)
+                bounds = self._lows() if self.engine.cluster is None else None
+                due = await store.next_due(self.engine.engine_pool, self.queue, blocked, bounds)
             except DB_ERRORS as exc:
                 self.engine.report_db_error(exc)
                 due = None
             timeout = self.engine.config.fallback_poll_s
+            if blocked and self.engine.cluster is not None:
+                # Another node's finish frees a cap without waking us (issue 19).
+                timeout = min(timeout, CAP_FULL_RETRY_S)
             if due is not None:
                 timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.005))
             await self._wait(timeout)
         # Stopping: jobs claimed but not started go straight back, without spending an attempt.
         self._hand_back(self.buffer)
+
+    async def _claim(
+        self, limit: int, capped: list[str], rooms: dict[str, int], full: bool
+    ) -> tuple[list[Claimed], dict[str, store.Low]]:
+        """One claim on the engine's pool. A claim that failed without an answer from the server
+        (a deadline, a dropped connection) may still have committed: its jobs would stay
+        `running` with no one running them. So its session is ended first (whatever it ran is
+        then final), and the queue's running jobs this daemon does not know go back to ready."""
+        if self.lost_claim is not None:
+            await self._settle_lost_claim(self.lost_claim)
+        async with self.engine.engine_pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            try:
+                return await store.claim_from(
+                    conn, self.queue, limit, capped, rooms, None if full else self._lows()
+                )
+            except UNREACHABLE:
+                self.lost_claim = pid
+                raise
+
+    async def _settle_lost_claim(self, pid: int) -> None:
+        if not self.engine.claiming_allowed:
+            # Without the instance lock another daemon may be running those jobs.
+            raise TimeoutError("a lost claim waits for the instance lock to be proven")
+        pool = self.engine.engine_pool
+        if not await store.end_backend(pool, pid):
+            raise TimeoutError(f"the session of a lost claim (pid {pid}) did not end")
+        requeued = await store.requeue_unknown(pool, self.queue, self.engine.known_ids())
+        self.lost_claim = None
+        log.warning(
+            "a claim got no answer; the jobs it may have claimed are ready again",
+            queue=self.queue,
+            requeued=requeued,
+        )
+
+    def _lows(self) -> dict[str, store.Low | None]:
+        return {name: self.lows.get(name) for name in self.types}
+
+    def rewind(self) -> None:
+        """A row may have become due below the claim's lower bounds (an enqueue, a retry, a
+        released continuation, a notification we may have missed): scan from the start again."""
+        self.lows.clear()
+        self.rewinds += 1
+        self.wake.set()
 
     def _hand_back(self, jobs: deque[Claimed]) -> None:
         while jobs:
@@ -220,6 +288,7 @@ class Engine:
         self.registry = registry
         self.config = config
         self.locks = KeyedLocks()
+        self.cluster: Cluster | None = None  # [cluster] enabled: set before start() (app.py)
         self.supervisor = supervisor or Supervisor()
         self.running_by_name: Counter[str] = Counter()
         self.dispatchers: dict[str, Dispatcher] = {}
@@ -235,6 +304,7 @@ class Engine:
         self._listener: asyncpg.Connection | None = None
         self._outcomes: list[Outcome] = []
         self._held: list[Outcome] = []  # outcomes whose row another session holds locked
+        self._flushing: list[Outcome] = []  # the batch a flush is writing now
         self._held_logged: set[int] = set()
         self._flush_wanted = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
@@ -290,13 +360,27 @@ class Engine:
         for (_, job), result in zip(prepared, results, strict=True):
             # A scheduled job wakes its dispatcher too, so it sets its timer to the new due time.
             if result.created and result.state in ("ready", "scheduled"):
-                self.wake(job.queue)
+                self.rewind(job.queue)
         return results
 
     def wake(self, queue: str) -> None:
         dispatcher = self.dispatchers.get(queue)
         if dispatcher is not None:
             dispatcher.wake.set()
+
+    def rewind(self, queue: str | None = None) -> None:
+        """Drop the claim's lower bounds of `queue` (every queue: None) and wake it."""
+        for name, dispatcher in self.dispatchers.items():
+            if queue is None or name == queue:
+                dispatcher.rewind()
+
+    def known_ids(self) -> list[int]:
+        """Every job this engine has claimed and not yet written the outcome of."""
+        ids = [o.id for o in (*self._outcomes, *self._held, *self._flushing)]
+        for dispatcher in self.dispatchers.values():
+            ids.extend(dispatcher.active)
+            ids.extend(job.id for job in dispatcher.buffer)
+        return ids
 
     def wake_capped(self, name: str) -> None:
         if name in self._caps:
@@ -306,8 +390,38 @@ class Engine:
         capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
         return capped, {n: self.room(n) for n in capped}
 
+    # ---- cluster hooks (issue 19; the logic is in daemon/jobs/cluster.py) ----------------------
+
+    def may_claim(self) -> bool:
+        return self.claiming_allowed and (self.cluster is None or self.cluster.may_claim())
+
+    async def claim(
+        self, queue: str, limit: int, capped: list[str], rooms: dict[str, int]
+    ) -> list[Claimed]:
+        if self.cluster is None:
+            return await store.claim(self.engine_pool, queue, limit, capped, rooms)
+        return await self.cluster.claim(queue, limit, capped, rooms, self._caps)
+
+    async def sync_paused(self) -> None:
+        """Follow pause/resume done through another node (read with each heartbeat)."""
+        paused = await store.paused_queues(self.engine_pool)
+        for queue, dispatcher in self.dispatchers.items():
+            if dispatcher.paused != (queue in paused):
+                dispatcher.paused = queue in paused
+                dispatcher.wake.set()
+
+    def abandon_running(self) -> None:
+        """This node was declared dead: its running and buffered jobs were put back to ready and
+        may run elsewhere, so they stop here; their outcomes are refused by the fencing token."""
+        for dispatcher in self.dispatchers.values():
+            dispatcher._hand_back(dispatcher.buffer)
+            for task in dispatcher.active.values():
+                task.cancel()
+
     def room(self, name: str) -> int:
         """How many more jobs of a capped type may be claimed now (claimed ones count)."""
+        if self.cluster is not None and self.cluster.cap_full(name):
+            return 0  # at its cap across the cluster a moment ago (issue 19)
         return self._caps[name] - self.running_by_name[name]
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -356,7 +470,7 @@ class Engine:
         self._listener = conn
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self.wake(str(payload))
+        self.rewind(str(payload))
 
     async def _keep_listening(self, every: float = 2.0) -> None:
         """Keep LISTEN alive: a closed connection is reconnected, and one that does not answer
@@ -378,8 +492,7 @@ class Engine:
                     self._listener = None
             try:
                 await self._listen()
-                for dispatcher in self.dispatchers.values():
-                    dispatcher.wake.set()
+                self.rewind()  # what was enqueued meanwhile may lie below the claims' bounds
                 log.info("listening for job notifications again")
             except DB_ERRORS as exc:
                 self.report_db_error(exc)
@@ -600,11 +713,16 @@ class Engine:
             # At most FLUSH_MAX outcomes per call: a flush that fell behind catches up in calls
             # of bounded cost rather than one that grows with the lag.
             batch, self._outcomes = self._outcomes[:FLUSH_MAX], self._outcomes[FLUSH_MAX:]
+            self._flushing = batch
             try:
+                # A finish that timed out may have committed: written again, its outcomes are
+                # dropped (the row is no longer that run's: the fencing token, 007).
                 busy = await store.finish(self.engine_pool, batch)
             except DB_ERRORS:
                 self._outcomes = batch + self._outcomes
                 raise
+            finally:
+                self._flushing = []
             if busy:
                 self._hold([o for o in batch if o.id in set(busy)])
             for outcome in batch:
@@ -614,8 +732,7 @@ class Engine:
             # A retry scheduled sooner than the fallback poll must wake its dispatcher too: it is
             # asleep until a due time computed before this job failed.
             if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
-                for dispatcher in self.dispatchers.values():
-                    dispatcher.wake.set()
+                self.rewind()  # a retry may fall due below a claim's lower bound
 
     HELD_RETRY_S = 0.5
 

@@ -36,9 +36,22 @@ class ParentLocked(RuntimeError):
         )
 
 
-# The longest an enqueue waits on a row lock (`after=` takes the parent FOR SHARE) on behalf of a
-# client: a row an operator holds would otherwise keep the connection of every such request.
+# The longest a statement waits on a row lock on behalf of a client (issue 14): `after=` takes
+# the parent FOR SHARE, a unique key waits for another session's insert of the same key, retry,
+# cancel and delete take the job FOR UPDATE. A row an operator holds would otherwise keep the
+# connection of every such request. Set with set_config(..., true): it lasts for the transaction
+# (or the savepoint, when the caller's transaction is open) that does the client's work.
 CLIENT_LOCK_TIMEOUT_S = 2.0
+_LOCK_TIMEOUT = (
+    "SELECT current_setting('lock_timeout'),"
+    f" set_config('lock_timeout', '{int(CLIENT_LOCK_TIMEOUT_S * 1000)}ms', true)"
+)
+
+
+async def _bound_lock_waits(conn: Conn) -> str:
+    """Bound row-lock waits for the rest of the open transaction; returns the previous value."""
+    previous: str = await conn.fetchval(_LOCK_TIMEOUT)
+    return previous
 
 
 @dataclass(frozen=True)
@@ -158,7 +171,8 @@ async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
     """
     if not jobs:
         return []
-    needs_tx = any(j.after is not None for j in jobs)
+    # Plain inserts wait on no row lock; a parent or a unique key may (CLIENT_LOCK_TIMEOUT_S).
+    needs_tx = any(j.after is not None or j.unique_key is not None for j in jobs)
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
             return await _enqueue_in(conn, jobs, needs_tx)
@@ -166,17 +180,23 @@ async def enqueue(db: Executor, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
 
 
 async def _enqueue_in(conn: Conn, jobs: Sequence[NewJob], needs_tx: bool) -> list[EnqueueResult]:
-    if needs_tx and not conn.is_in_transaction():
-        try:
-            async with conn.transaction():
-                # SET LOCAL: only in a transaction of our own, not the caller's.
-                await conn.execute(
-                    f"SET LOCAL lock_timeout = '{int(CLIENT_LOCK_TIMEOUT_S * 1000)}ms'"
-                )
-                return await _enqueue_loop(conn, jobs)
-        except asyncpg.exceptions.LockNotAvailableError:
-            raise ParentLocked(sorted({j.after for j in jobs if j.after is not None})) from None
-    return await _enqueue_loop(conn, jobs)
+    if not needs_tx:
+        return await _enqueue_loop(conn, jobs)
+    nested = conn.is_in_transaction()
+    parents = sorted({j.after for j in jobs if j.after is not None})
+    try:
+        # Our own transaction, or a savepoint in the caller's: a lock timeout undoes only the
+        # enqueue, and rolling the savepoint back restores the caller's lock_timeout.
+        async with conn.transaction():
+            previous = await _bound_lock_waits(conn)
+            results = await _enqueue_loop(conn, jobs)
+            if nested:
+                await conn.execute("SELECT set_config('lock_timeout', $1, true)", previous)
+            return results
+    except asyncpg.exceptions.LockNotAvailableError:
+        if not parents:
+            raise  # a unique key another session is inserting: the socket says unavailable
+        raise ParentLocked(parents) from None
 
 
 async def _enqueue_loop(conn: Conn, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
@@ -250,17 +270,32 @@ names AS (
 # re-check reads the values the lock returned (the current row version) instead of the table.
 # The id lists go through arrays so the plan stays on the primary key whatever the prepared
 # statement's generic plan guesses for LIMIT $3.
-_CLAIM = f"""
-WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
-    SELECT c.id, c.run_at FROM names n
+# ---- lower bounds (issue 14, part 2) ----
+# Each type's scan starts at a lower bound (low_run_at, low_id), a row comparison the planner
+# uses as an index condition: while another session holds a snapshot, vacuum may not remove the
+# dead entries that claimed and finished jobs leave at the head of jobs_claim_by_name, and an
+# unbounded scan walks them all (20 ms for an empty queue after 20,000 jobs, growing with each
+# drain). `lows` returns, per type scanned with room, the bound its next scan may start at: its
+# lowest due candidate (locked ones included, so a row an operator holds is never skipped
+# past), or (now(), 0) when none is due (every live row of the type is then scheduled later).
+# A row that appears below a bound afterwards is an enqueue, a retry or a release committed
+# since; those notify (or the engine wrote them), and the engine drops the queue's bounds then
+# (runner.Dispatcher.rewind); a periodic unbounded scan is the safety net for lost notifications.
+_CLAIM_TAIL = """, candidates AS (
+    SELECT n.name, c.id, c.run_at FROM types n
     CROSS JOIN LATERAL (
         SELECT id, run_at FROM jobs.jobs
         WHERE queue = $1 AND name = n.name AND state IN ('ready', 'scheduled') AND run_at <= now()
+          AND (run_at, id) >= (n.low_run_at, n.low_id)
         ORDER BY run_at, id
-        LIMIT coalesce((SELECT r.room FROM unnest($2::text[], $4::int[]) AS r(name, room)
-                        WHERE r.name = n.name), $3)
+        LIMIT n.room
     ) c
-    WHERE n.name IS NOT NULL
+), lows AS MATERIALIZED (
+    SELECT n.name, coalesce(m.run_at, now()) AS low_run_at, coalesce(m.id, 0) AS low_id
+    FROM types n
+    LEFT JOIN (SELECT DISTINCT ON (name) name, run_at, id FROM candidates
+               ORDER BY name, run_at, id) m ON m.name = n.name
+    WHERE n.room > 0
 ), locked AS MATERIALIZED (
     SELECT id, state, run_at FROM jobs.jobs
     WHERE id = ANY (ARRAY(SELECT id FROM candidates ORDER BY run_at, id LIMIT $3))
@@ -268,14 +303,91 @@ WITH RECURSIVE {_QUEUE_TYPES}, candidates AS (
 ), claimed AS (
     UPDATE jobs.jobs j SET state = 'running', attempt = j.attempt + 1, claims = j.claims + 1,
                            started_at = now(),
+                           node_id = {node}::bigint,  -- issue 19: the claiming node (NULL: none)
                            -- issue 17: who runs this attempt ("pid@host", db.SERVER_SETTINGS)
                            claimed_by = current_setting('addicted_jobs.runner', true)
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked
                             WHERE state IN ('ready', 'scheduled') AND run_at <= now()))
     RETURNING j.id, j.name, j.args, j.attempt, j.max_attempts, j.claims, j.run_at
 )
-SELECT id, name, args, attempt, max_attempts, claims FROM claimed ORDER BY run_at, id
+SELECT l.name, l.low_run_at, l.low_id, c.id, c.args, c.attempt, c.max_attempts, c.claims
+FROM lows l LEFT JOIN claimed c ON c.name = l.name
+ORDER BY c.run_at, c.id
 """
+
+_ROOM = """coalesce((SELECT r.room FROM unnest($2::text[], $4::int[]) AS r(name, room)
+                     WHERE r.name = {name}), $3)"""
+
+# Unbounded: the types come from the skip scan ($1-$4); the periodic safety-net claim.
+_CLAIM = f"""
+WITH RECURSIVE {_QUEUE_TYPES}, types AS (
+    SELECT n.name, '-infinity'::timestamptz AS low_run_at, 0::bigint AS low_id,
+           {_ROOM.format(name="n.name")} AS room
+    FROM names n WHERE n.name IS NOT NULL
+){_CLAIM_TAIL.format(node="$5")}"""
+
+# Bounded: the engine names the types and their bounds ($5-$7; a NULL bound is unbounded).
+_CLAIM_BOUNDED = f"""
+WITH types AS (
+    SELECT t.name, coalesce(t.low_run_at, '-infinity') AS low_run_at,
+           coalesce(t.low_id, 0) AS low_id, {_ROOM.format(name="t.name")} AS room
+    FROM unnest($5::text[], $6::timestamptz[], $7::bigint[]) AS t(name, low_run_at, low_id)
+){_CLAIM_TAIL.format(node="$8")}"""
+
+Low = tuple[datetime, int]
+
+# The claim commits durably (synchronous_commit stays on), although `SET LOCAL synchronous_commit
+# = off` halved a trickle's start lag in bench/fairness.py (p50 5.0 -> 2.7 ms, p99 17.6 -> 13).
+# Losing the claim's commit in a server crash would be harmless for the job itself (it is ready
+# again and runs again: at-least-once, as after a daemon crash), but not for the fencing token:
+# the lost commit had returned claims = n + 1 to a run that goes on, and the next claim of the
+# row hands out n + 1 again. That run's late finish then matches the row and overwrites the
+# newer run's outcome (releasing its continuations and unique key while it still runs) - the
+# very thing the token exists to prevent (issue 14, part 3). A token that survives a lost commit
+# would need a durable source, which costs the same flush.
+
+
+async def claim_from(
+    db: Executor,
+    queue: str,
+    limit: int,
+    capped: Sequence[str] = (),
+    rooms: dict[str, int] | None = None,
+    lows: dict[str, Low | None] | None = None,
+    node_id: int | None = None,
+) -> tuple[list[Claimed], dict[str, Low]]:
+    """Take up to `limit` due jobs of `queue`, oldest first; a capped type takes at most its room
+    (a capped type missing from `rooms` has none).
+
+    `lows` None scans for the queue's types from the start of the index; otherwise it names the
+    types to look at, each from its lower bound (None: from the start). Returns the jobs and,
+    per type scanned with room, the lower bound its next scan may start at (see _CLAIM_TAIL).
+    `node_id` marks the rows as this cluster node's (issue 19; cluster_store.reap recovers them
+    when the node dies)."""
+    rooms = rooms or {}
+    names = list(capped)
+    room = [max(rooms.get(name, 0), 0) for name in names]
+    if lows is None:
+        rows = await db.fetch(_CLAIM, queue, names, limit, room, node_id)
+    else:
+        types = list(lows)
+        rows = await db.fetch(
+            _CLAIM_BOUNDED,
+            queue,
+            names,
+            limit,
+            room,
+            types,
+            [lows[t][0] if lows[t] else None for t in types],  # type: ignore[index]
+            [lows[t][1] if lows[t] else None for t in types],  # type: ignore[index]
+            node_id,
+        )
+    claimed = [
+        Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
+        for r in rows
+        if r["id"] is not None
+    ]
+    return claimed, {r["name"]: (r["low_run_at"], r["low_id"]) for r in rows}
 
 
 async def claim(
@@ -284,17 +396,10 @@ async def claim(
     limit: int,
     capped: Sequence[str] = (),
     rooms: dict[str, int] | None = None,
+    node_id: int | None = None,
 ) -> list[Claimed]:
-    """Take up to `limit` due jobs of `queue`, oldest first; a capped type takes at most its room
-    (a capped type missing from `rooms` has none)."""
-    rooms = rooms or {}
-    names = list(capped)
-    room = [max(rooms.get(name, 0), 0) for name in names]
-    rows = await db.fetch(_CLAIM, queue, names, limit, room)
-    return [
-        Claimed(r["id"], r["name"], r["args"], r["attempt"], r["max_attempts"], r["claims"])
-        for r in rows
-    ]
+    """claim_from without bounds: the jobs only (`node_id` as claim_from takes it)."""
+    return (await claim_from(db, queue, limit, capped, rooms, node_id=node_id))[0]
 
 
 _NEXT_DUE = f"""
@@ -309,9 +414,39 @@ WHERE n.name IS NOT NULL AND n.name <> ALL ($2::text[])
 """
 
 
-async def next_due(db: Executor, queue: str, blocked: Sequence[str] = ()) -> datetime | None:
-    """When the next job of `queue` falls due, ignoring types that are at their cap."""
-    value: datetime | None = await db.fetchval(_NEXT_DUE, queue, list(blocked))
+_NEXT_DUE_BOUNDED = """
+SELECT min(d.run_at)
+FROM unnest($3::text[], $4::timestamptz[], $5::bigint[]) AS n(name, low_run_at, low_id)
+CROSS JOIN LATERAL (
+    SELECT run_at FROM jobs.jobs
+    WHERE queue = $1 AND name = n.name AND state IN ('ready', 'scheduled')
+      AND (run_at, id) >= (coalesce(n.low_run_at, '-infinity'), coalesce(n.low_id, 0))
+    ORDER BY run_at, id LIMIT 1
+) d
+WHERE n.name <> ALL ($2::text[])
+"""
+
+
+async def next_due(
+    db: Executor,
+    queue: str,
+    blocked: Sequence[str] = (),
+    lows: dict[str, Low | None] | None = None,
+) -> datetime | None:
+    """When the next job of `queue` falls due, ignoring types that are at their cap; `lows` as
+    claim_from takes them (each type's head is read from its bound)."""
+    if lows is None:
+        value: datetime | None = await db.fetchval(_NEXT_DUE, queue, list(blocked))
+        return value
+    types = list(lows)
+    value = await db.fetchval(
+        _NEXT_DUE_BOUNDED,
+        queue,
+        list(blocked),
+        types,
+        [lows[t][0] if lows[t] else None for t in types],  # type: ignore[index]
+        [lows[t][1] if lows[t] else None for t in types],  # type: ignore[index]
+    )
     return value
 
 
@@ -378,11 +513,45 @@ class Recovered:
     poisoned: list[int] = field(default_factory=list)
 
 
+# Statements that may legitimately run long on a big table get this deadline instead of the
+# engine pool's (daemon.pools.ENGINE_STATEMENT_TIMEOUT_S): recovery and each prune batch.
+LONG_STATEMENT_S = 300.0
+
+
+async def end_backend(db: Executor, pid: int, wait_s: float = 5.0) -> bool:
+    """End the server session `pid` (a connection whose claim was lost) and wait up to `wait_s`
+    for it to be gone, so whatever it was running has committed or rolled back for good. True
+    when it is gone (or was already)."""
+    # Only a session of ours on this database: after a server restart the pid may be another's.
+    gone: bool = await db.fetchval(
+        """SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1
+                                    AND datname = current_database() AND usename = current_user)
+                  THEN pg_terminate_backend($1, $2) ELSE true END""",
+        pid,
+        int(wait_s * 1000),
+    )
+    return gone
+
+
+async def requeue_unknown(db: Executor, queue: str, known: Sequence[int]) -> list[int]:
+    """Put `running` jobs of `queue` that this daemon does not know back to ready, their attempt
+    refunded: what a claim whose reply was lost took (issue 14, part 3). Only safe while this
+    daemon holds the instance lock and no claim of `queue` is in flight; reads jobs_running."""
+    rows = await db.fetch(
+        """UPDATE jobs.jobs SET state = 'ready', attempt = greatest(attempt - 1, 0), run_at = now()
+           WHERE queue = $1 AND state = 'running' AND id <> ALL ($2::bigint[])
+           RETURNING id""",
+        queue,
+        list(known),
+    )
+    return [r["id"] for r in rows]
+
+
 async def recover(db: Executor, max_interruptions: int) -> Recovered:
     """Put jobs a dead daemon left running back to ready, without spending their attempt (past
     `max_interruptions` such crashes: failed as poison), and record each run so ended (outcome
     `crashed`, refunded) in jobs.attempts."""
-    rows = await db.fetch(_RECOVER, max_interruptions)
+    rows = await db.fetch(_RECOVER, max_interruptions, timeout=LONG_STATEMENT_S)
     return Recovered(
         [r["id"] for r in rows if r["state"] == "ready"],
         [r["id"] for r in rows if r["state"] == "failed"],
@@ -426,6 +595,7 @@ async def prune(db: Executor, older_than_days: float, batch: int = 5000) -> int:
                    LIMIT $2)""",
             older_than_days,
             batch,
+            timeout=LONG_STATEMENT_S,
         )
         count = int(status.split()[-1])
         total += count
@@ -612,6 +782,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
     because it was. Running, ready and awaiting jobs are left alone (changed=False).
     """
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)
         row = await conn.fetchrow(
             "SELECT state, parent_id FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
@@ -641,6 +812,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
 async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:
     """Delete a job that has not started (and its continuations); returns the state it was in."""
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)
         state: str | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
@@ -792,6 +964,7 @@ async def bulk_action(db: asyncpg.Pool, action: str, where: JobFilter, limit: in
     awaiting continuations of the jobs they remove, as a single cancel does."""
     statement = {"retry": _BULK_RETRY, "cancel": _BULK_CANCEL, "delete": _BULK_DELETE}[action]
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)  # SKIP LOCKED, but delete_continuations may wait
         ids = [r["id"] for r in await conn.fetch(statement, *where.params(), limit)]
         if ids and action in ("cancel", "delete"):
             await conn.execute("SELECT jobs.delete_continuations($1::bigint[])", ids)
@@ -802,6 +975,7 @@ async def delete_job(db: asyncpg.Pool, job_id: int) -> str | None:
     """Discard one finished job (succeeded, failed or deleted) for good; returns the state it was
     in, or None when there is no such job. A job in another state is left alone."""
     async with db.acquire() as conn, conn.transaction():
+        await _bound_lock_waits(conn)
         state: str | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )

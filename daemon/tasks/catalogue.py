@@ -47,7 +47,16 @@ class FetchSubtitlesArgs(_Args):
     season: int = Field(ge=0)
     episode: int = Field(ge=0)
     language: str  # a culture name ("en", "pt-BR") or any label the culture parser knows
-    file_name: str | None = None
+    file_name: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("file_name")
+    @classmethod
+    def _printable_file_name(cls, value: str | None) -> str | None:
+        # A NUL cannot be stored in the job's jsonb arguments: refused here as invalid_args, not
+        # by PostgreSQL as an internal error.
+        if value is not None and "\x00" in value:
+            raise ValueError("a file name cannot contain a NUL character")
+        return value
 
     @field_validator("language")
     @classmethod

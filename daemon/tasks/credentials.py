@@ -41,7 +41,7 @@ class CredentialResources(Protocol):
 
 class CredentialArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    credential_id: int = Field(ge=1)
+    credential_id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
 
 
 def credential_specs(resources: CredentialResources) -> list[JobSpec[Any]]:

@@ -154,6 +154,11 @@ class RateLimiter:
         self._clock = clock
         self._next_slot = 0.0
 
+    def set_rate(self, requests_per_second: float) -> None:
+        """Change the rate from the next request on (a cluster node's share of the limit when
+        the number of live nodes changes); 0 means unlimited."""
+        self._interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
+
     async def acquire(self) -> None:
         if self._interval == 0.0:
             return

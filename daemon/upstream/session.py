@@ -112,11 +112,13 @@ class UpstreamSession:
         self._client_options = client_options  # what differs between upstreams: headers, proxy...
         self._client: httpx.AsyncClient | None = None
         self.breaker = CircuitBreaker(upstream, breaker, clock)
+        # Public so a cluster node can share the limit among live nodes (set_rate, issue 19).
+        self.limiter = RateLimiter(requests_per_second, clock)
         self._sender = ResilientSender(
             upstream,
             retry=retry,
             breaker=self.breaker,
-            limiter=RateLimiter(requests_per_second, clock),
+            limiter=self.limiter,
             timeouts=timeouts,
             retry_statuses=retry_statuses,
             failure_statuses=failure_statuses,
@@ -174,7 +176,14 @@ class UpstreamSession:
             body = await read_capped(response, limit, what)
         finally:
             await response.aclose()
-        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
+        # The raw bytes, not the decoded strings: httpx encodes str header values as ASCII, so a
+        # non-ASCII one (Addic7ed's `Content-Disposition: filename="….Català….srt"`) raised
+        # UnicodeEncodeError here and failed every download of that subtitle.
+        headers = [
+            (k, v)
+            for k, v in response.headers.raw
+            if k.decode("latin-1").lower() not in _DROPPED_HEADERS
+        ]
         return httpx.Response(
             response.status_code,
             headers=headers,

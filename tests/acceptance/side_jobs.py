@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 
 from pydantic import BaseModel, ConfigDict
@@ -42,8 +44,22 @@ async def hog(ctx: JobContext, args: NoArgs) -> None:
     time.sleep(60)  # noqa: ASYNC251
 
 
+class NapArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    s: float
+
+
+async def nap(ctx: JobContext, args: NapArgs) -> None:
+    """Sleep `s` seconds; fails at the end in a daemon started with AJ_TEST_NAP_FAILS set, so
+    which daemon's outcome landed shows in the row."""
+    await asyncio.sleep(args.s)
+    if os.environ.get("AJ_TEST_NAP_FAILS"):
+        raise RuntimeError(f"nap {ctx.job_id} ran in the daemon told to fail it")
+
+
 def register(registry: Registry) -> None:
     registry.register(JobSpec("record", "default", RecordArgs, record))
+    registry.register(JobSpec("nap", "default", NapArgs, nap, retry=RetryPolicy(retries=0)))
     registry.register(
         JobSpec("crash", POISON_QUEUE, NoArgs, crash, retry=RetryPolicy(retries=2, delays=(0.1,)))
     )

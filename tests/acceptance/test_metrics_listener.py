@@ -69,3 +69,44 @@ def test_a_public_metrics_address_is_refused_with_78(daemon_factory: Any, db_dsn
     assert (
         "loopback address only" in daemon.log_text() + (daemon.workdir / "daemon.log").read_text()
     )
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+async def test_idle_metrics_connections_cost_the_daemon_no_thread(
+    daemon_factory: Any, db_dsn: str
+) -> None:
+    """Any local user reaches the loopback port: with prometheus_client's server, 1,500 idle
+    connections were 1,500 threads in the daemon (+40 MiB), held for as long as they stayed."""
+    port = free_port()
+    daemon: DaemonProcess = daemon_factory(
+        "idle-metrics",
+        {"database": {"dsn": db_dsn}, "metrics": {"listen": f"127.0.0.1:{port}"}},
+    )
+    daemon.start().wait_ready()
+    assert daemon.proc is not None
+    before = thread_count(daemon.proc.pid)
+    idle = []
+    for _ in range(500):
+        conn = socket.create_connection(("127.0.0.1", port))
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
+        idle.append(conn)
+    try:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert answer.status_code == 200 and "addicted_jobs_database_up" in answer.text
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert thread_count(daemon.proc.pid) <= before + 2
+        assert daemon.cli("ping").returncode == 0
+        async with httpx.AsyncClient() as client:
+            assert (await client.post(f"http://127.0.0.1:{port}/metrics")).status_code == 405
+        # The silent ones are closed by the daemon after its read timeout.
+        idle[0].settimeout(15)
+        assert idle[0].recv(1) == b""
+    finally:
+        for conn in idle:
+            conn.close()
+    assert daemon.stop() == 0

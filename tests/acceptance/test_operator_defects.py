@@ -131,6 +131,9 @@ def test_a_mistyped_queue_stops_the_daemon_with_78_naming_the_key(
 def test_the_demo_says_what_it_deletes_and_prints_no_none() -> None:
     # A short TMPDIR: the embedded server's Unix socket path must stay under 107 bytes.
     tmp_path = Path(tempfile.mkdtemp(prefix="ajd", dir="/tmp"))
+    # Under root the embedded server runs as its own user, which must reach the demo's state; the
+    # daemon never widens a directory it did not create (a 0700 one is refused with exit 78).
+    tmp_path.chmod(0o711)
     try:
         _demo_in(tmp_path)
     finally:

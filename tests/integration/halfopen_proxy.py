@@ -33,6 +33,26 @@ class HalfOpenProxy:
         for link in self._links:
             link.silent = True
 
+    def blackhole_port(self, port: int) -> bool:
+        """Silence the one connection that reaches the server from local port `port` (the
+        server's pg_stat_activity.client_port for it); False when none of ours does."""
+        found = False
+        for link in self._links:
+            if link.upstream.get_extra_info("sockname")[1] == port:
+                link.silent = found = True
+        return found
+
+    def refuse_new(self) -> None:
+        """Stop accepting connections; the open ones go on as they are."""
+        if self._server is not None:
+            self._server.close()
+
+    def drop_replies(self) -> None:
+        """Every connection open now still delivers to the server but swallows its answers: a
+        statement runs (and commits) while its client hears nothing."""
+        for link in self._links:
+            link.replies_silent = True
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -50,12 +70,13 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
         self.client, self.upstream = client, upstream
         self.silent = False
+        self.replies_silent = False
         self.tasks: list[asyncio.Task[None]] = []
 
     async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await source.read(65536):
-                if self.silent:
+                if self.silent or (self.replies_silent and sink is self.client):
                     continue  # swallowed: the other side hears nothing, and no close either
                 sink.write(data)
                 await sink.drain()

@@ -318,3 +318,21 @@ async def test_rate_limiter_spacing() -> None:
     started = time.monotonic()
     await limiter.acquire()  # reserved 0.1 s later on the fake clock, so it waits for real
     assert time.monotonic() - started >= 0.09
+
+
+async def test_a_download_with_a_non_ascii_header_is_returned(
+    sandbox: Sandbox, client: Addic7edClient
+) -> None:
+    """The sandbox names a file `<title>.Català.<version>.Addic7ed.com.srt` in its
+    Content-Disposition, as Addic7ed does: rebuilding the capped response re-encoded that header
+    as ASCII and every download of a Catalan subtitle failed with UnicodeEncodeError."""
+    href = next(
+        s.href
+        for show_id in sandbox.catalogue.show_ids()
+        for season in sandbox.catalogue.seasons(show_id)
+        for e in sandbox.catalogue.episodes(show_id, season) or ()
+        for s in e.subtitles
+        if not s.deleted and not s.language.isascii()
+    )
+    body = await client.download("session=1", href)
+    assert body.startswith((b"1", b"\xef\xbb\xbf1"))

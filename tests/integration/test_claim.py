@@ -30,7 +30,7 @@ async def rows_read_by_claim(pool: asyncpg.Pool, capped: list[str], rooms: list[
         await tx.start()
         try:
             raw = await conn.fetchval(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + store._CLAIM, "default", capped, 10, rooms
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + store._CLAIM, "default", capped, 10, rooms, None
             )
         finally:
             await tx.rollback()
@@ -135,7 +135,12 @@ async def explain_claim(pool: asyncpg.Pool, limit: int, plan_mode: str) -> dict[
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"SET LOCAL plan_cache_mode = {plan_mode}")
         raw = await conn.fetchval(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store._CLAIM, "default", [], limit, []
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store._CLAIM,
+            "default",
+            [],
+            limit,
+            [],
+            None,
         )
         plan: dict[str, Any] = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
         raise _RollBack(plan)

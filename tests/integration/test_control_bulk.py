@@ -144,6 +144,13 @@ async def test_bulk_retry_dry_run_first_then_acts_with_one_audit_line(
     assert code == 0 and out.startswith("12 jobs match retry (dry run: nothing changed)")
     assert out.count("\n  #") == 10 and "... and 2 more" in out
     assert await states(control) == before
+    # With --limit, the dry run says how many the real run would change and samples only those.
+    code, out, _ = await run_cli(
+        control, capsys, "retry", "--state", "failed", "--dry-run", "--limit", "3"
+    )
+    assert code == 0 and out.startswith("12 jobs match retry (dry run, 3 would change within")
+    assert out.count("\n  #") == 3
+    assert await states(control) == before
     with structlog.testing.capture_logs() as logs:
         result = await as_json(control, capsys, "retry", "--name", "noop", "--error", "asked to")
     assert result["changed"] == 12 and result["remaining"] == 0

@@ -15,7 +15,14 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE, AnotherInstanceRunning, Database
+from daemon.db import (
+    INSTANCE_LOCK,
+    LOCK_NAMESPACE,
+    POOL_OPTIONS,
+    AnotherInstanceRunning,
+    Database,
+    _init_connection,
+)
 from daemon.jobs.context import JobContext
 from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import JobSpec, NoArgs, Registry
@@ -119,3 +126,72 @@ async def test_silent_listen_and_lock_connections_are_replaced_and_claims_pause(
         await admin.close()
         await engine.stop(grace=1.0)
         await db.close()
+
+
+async def test_a_claim_whose_answer_is_lost_is_settled_and_its_job_runs_once(
+    db_dsn: str, db_pool: asyncpg.Pool, proxy: HalfOpenProxy
+) -> None:
+    target = urlsplit(db_dsn)
+    through_proxy = db_dsn.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}", 1)
+    # The engine's pool (one connection, so the claim's statements are prepared on it) goes
+    # through the proxy with a short statement deadline; everything else connects directly.
+    engine_pool = await asyncpg.create_pool(
+        through_proxy,
+        min_size=1,
+        max_size=1,
+        command_timeout=1.0,
+        init=_init_connection,
+        **POOL_OPTIONS,
+    )
+    runs: list[int] = []
+
+    async def job(ctx: JobContext, args: NoArgs) -> None:
+        runs.append(ctx.job_id)
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(db_dsn)
+        await _init_connection(conn)
+        return conn
+
+    registry = Registry()
+    registry.register(JobSpec("job", "default", NoArgs, job))
+    engine = Engine(
+        db_pool,
+        registry,
+        EngineConfig(concurrency={"default": 2}, fallback_poll_s=600.0),
+        connect=connect,
+        engine_pool=engine_pool,
+    )
+    await engine.start()
+    try:
+        first = (await engine.enqueue("job")).id
+        await wait_until(lambda: _state(db_pool, first, "succeeded"), message="a first run")
+        # Quiet: no statement of the engine in flight when the answers start to vanish, so the
+        # next one on that connection is the claim of the job below.
+        engine.claiming_allowed = False
+        for _ in range(3):  # behind whatever claim or due-time query was already queued
+            await engine_pool.fetchval("SELECT 1")
+        await wait_until(lambda: engine_pool.get_idle_size() == 1, message="the engine idle")
+        with capture_logs() as logs:
+            proxy.drop_replies()  # the claim runs and commits; its answer never comes back
+            lost = (await engine.enqueue("job")).id
+            engine.claiming_allowed = True
+            await wait_until(
+                lambda: _state(db_pool, lost, "succeeded"), timeout=20, message="settled"
+            )
+        [settled] = [e for e in logs if "a claim got no answer" in e["event"]]
+        # Usually the lost claim is the one that took the job (claimed twice: the lost run, then
+        # the real one): it is found running and unknown, and put back. When the lost statement
+        # was an earlier, empty claim, there is nothing to put back.
+        claims = await db_pool.fetchval("SELECT claims FROM jobs.jobs WHERE id = $1", lost)
+        assert (claims, settled["requeued"]) in ((2, [lost]), (1, []))
+        assert runs == [first, lost]  # and the job ran once
+    finally:
+        await engine.stop(grace=1.0)
+        await engine_pool.close()
+
+
+async def _state(pool: asyncpg.Pool, job_id: int, state: str) -> bool:
+    return bool(
+        await pool.fetchval("SELECT state = $2 FROM jobs.jobs WHERE id = $1", job_id, state)
+    )

@@ -165,15 +165,58 @@ async def test_enqueues_after_a_locked_parent_give_up_and_free_their_connections
 
 def test_start_up_warns_when_queue_concurrency_can_exhaust_the_pool(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
+    # The defaults never warn: the pool follows the queues' concurrency.
+    config.write_text("")
+    defaults = load_settings(config)
+    with capture_logs() as logs:
+        warn_pool_exhaustion(defaults)
+    assert not [e for e in logs if "exhaust the connection pool" in e["event"]]
+    assert defaults.pool_size() > defaults.concurrency_total() == 34
+    # An explicit pool_max below the queues' total warns, naming both settings and values.
     config.write_text("[database]\npool_max = 10\n")
     with capture_logs() as logs:
-        warn_pool_exhaustion(load_settings(config))  # the default queues add up to more than 10
+        warn_pool_exhaustion(load_settings(config))
     [warning] = [e for e in logs if "exhaust the connection pool" in e["event"]]
-    assert (
-        "[database] pool_max" in warning["event"] and "[queues.*] concurrency" in warning["event"]
-    )
-    assert warning["pool_max"] == 10 and warning["queues_concurrency_total"] > 10
+    assert "[database] pool_max is 10" in warning["event"]
+    assert "[queues.*] concurrency adds up to 34" in warning["event"]
+    assert warning["pool_max"] == 10 and warning["queues_concurrency_total"] == 34
     config.write_text("[database]\npool_max = 200\n")
     with capture_logs() as logs:
         warn_pool_exhaustion(load_settings(config))
     assert not [e for e in logs if "exhaust the connection pool" in e["event"]]
+
+
+async def test_every_row_lock_wait_for_a_client_gives_up_while_the_lock_is_held(
+    db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    [held] = await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1, delay=3600)])
+    operator = await asyncpg.connect(db_dsn)
+    try:
+        async with operator.transaction():
+            await operator.execute("SELECT 1 FROM jobs.jobs WHERE id = $1 FOR UPDATE", held.id)
+            # Operator actions on the locked job give up instead of keeping a connection.
+            with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                await store.retry(db_pool, held.id)
+            with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                await store.cancel(db_pool, held.id)
+            # Another session inserting a unique key: an enqueue of the same key gives up too.
+            await operator.execute(
+                "INSERT INTO jobs.jobs (name, queue, state, max_attempts, unique_key, unique_until)"
+                " VALUES ('noop', 'default', 'ready', 1, 'k', now() + interval '1 hour')"
+            )
+            keyed = NewJob("noop", "default", {}, 1, unique_key="k", unique_ttl=60)
+            with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                await store.enqueue(db_pool, [keyed])
+            # Inside a caller's transaction: bounded as well, and only the enqueue is undone;
+            # the caller's transaction goes on with its own lock_timeout.
+            async with db_pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = '17s'")
+                with pytest.raises(ParentLocked):
+                    await store.enqueue(conn, [NewJob("noop", "default", {}, 1, after=held.id)])
+                assert await conn.fetchval("SHOW lock_timeout") == "17s"
+                [plain] = await store.enqueue(conn, [NewJob("noop", "default", {}, 1)])
+                assert plain.created
+            assert operator.is_in_transaction()  # the lock was held throughout
+    finally:
+        await operator.close()
+    assert (await store.retry(db_pool, held.id)) is not None  # free again: it works

@@ -361,3 +361,29 @@ async def test_rows_the_target_refuses_are_counted_and_their_children_skipped(
         assert [tuple(r) for r in skipped] == [("Episodes", 1), ("TvShows", 1)]
     finally:
         await target.close()
+
+
+async def test_a_cookie_that_cannot_be_a_header_is_refused_and_counted(
+    source_dsn: str, db_dsn: str
+) -> None:
+    # `credentials add` refuses control characters (a CRLF would split the HTTP request); the
+    # import copies with COPY, so the table's own constraint must refuse what that check would.
+    source = await asyncpg.connect(source_dsn)
+    try:
+        await source.execute(
+            """INSERT INTO "AddictedUserCredentials" ("Cookie", "Usage", "CreatedAt", "UpdatedAt")
+               VALUES (E'x=1\\r\\nX-Injected: 1', 0, now(), now())"""
+        )
+    finally:
+        await source.close()
+    report = await run_import(source_dsn, db_dsn)
+    got = {t.table: (t.copied, t.skipped) for t in report.tables}
+    assert got["AddictedUserCredentials"] == (2, 1)
+    target = await asyncpg.connect(db_dsn)
+    try:
+        cookies = [
+            r["cookie"] for r in await target.fetch("SELECT cookie FROM addicted_user_credentials")
+        ]
+        assert len(cookies) == 2 and not any("\n" in c or "\r" in c for c in cookies)
+    finally:
+        await target.close()

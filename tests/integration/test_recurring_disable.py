@@ -22,6 +22,7 @@ from daemon.jobs.spec import default_registry
 from daemon.settings import RecurringSettings
 from tests.integration.conftest import EngineFactory
 from tests.integration.control_env import sock_dir
+from tests.support import wait_until
 
 __all__ = ["sock_dir"]
 
@@ -66,11 +67,11 @@ async def test_disable_survives_restart_and_reload_and_enable_undoes_it(
     try:
         code, out = await run_cli(path, capsys, "recurring", "disable", "tick")
         assert code == 0 and "recurring tick disabled" in out
-        assert scheduler._aps is not None and scheduler._aps.get_job("tick") is None
+        assert scheduler.next_slot("tick") is None
         code, out = await run_cli(path, capsys, "recurring")
         assert "no (disabled)" in out
         scheduler.apply(plan())  # a reload keeps it off
-        assert scheduler._aps.get_job("tick") is None
+        assert scheduler.next_slot("tick") is None
         code, out = await run_cli(path, capsys, "recurring", "disable", "nope")
         assert code == 1 and "no recurring job 'nope'; configured ones: tick" in out
     finally:
@@ -86,7 +87,7 @@ async def test_disable_survives_restart_and_reload_and_enable_undoes_it(
     await restarted.start()
     server = await serve(engine, path, restarted)
     try:
-        assert restarted._aps is not None and restarted._aps.get_job("tick") is None
+        assert restarted.next_slot("tick") is None
         assert await engine.pool.fetchval("SELECT count(*) FROM jobs.jobs") == 0
         listed = json.loads((await run_cli(path, capsys, "recurring", "--json"))[1])
         [entry] = listed["recurring"]
@@ -94,7 +95,9 @@ async def test_disable_survives_restart_and_reload_and_enable_undoes_it(
         assert entry["disabled_by"].startswith("uid ")
         code, out = await run_cli(path, capsys, "recurring", "enable", "tick")
         assert code == 0 and "recurring tick enabled" in out
-        assert restarted._aps.get_job("tick") is not None
+        await wait_until(
+            lambda: restarted.next_slot("tick") is not None, message="the timer takes tick again"
+        )
         code, out = await run_cli(path, capsys, "trigger", "tick")
         assert code == 0
         [entry] = json.loads((await run_cli(path, capsys, "recurring", "--json"))[1])["recurring"]

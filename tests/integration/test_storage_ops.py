@@ -116,7 +116,11 @@ async def test_the_command_line_gets_a_subtitle_through_the_socket(
         cli.main, ["storage", "get", str(subtitle_id), "-o", str(out), *socket]
     )
     assert code == 0 and out.read_bytes() == data
-    capsysbinary.readouterr()
+    # A file that cannot be written is the file system's refusal (1), not a usage error (2).
+    code = await asyncio.to_thread(
+        cli.main, ["storage", "get", str(subtitle_id), "-o", str(tmp_path), *socket]
+    )
+    assert code == 1 and b"cannot write" in capsysbinary.readouterr().err
     code = await asyncio.to_thread(cli.main, ["storage", "get", str(subtitle_id), *socket])
     assert code == 0 and capsysbinary.readouterr().out == data
     assert await asyncio.to_thread(cli.main, ["storage", "get", "9999", *socket]) == 1
@@ -292,3 +296,25 @@ async def test_the_store_is_built_from_the_settings(db_pool: asyncpg.Pool, tmp_p
     wrong.write_bytes(b"nope")
     with pytest.raises(ConfigError, match="original_dictionary"):
         build_codec(Settings(storage={"original_dictionary": wrong}))
+
+
+async def test_storage_get_output_never_writes_through_a_planted_symlink(
+    db_pool: asyncpg.Pool, store: SubtitleStore, server: ControlServer, tmp_path: Path
+) -> None:
+    """The temporary file beside `-o` was `.NAME.PID.tmp`: another local user who planted a
+    symlink under that name (in /tmp, say) had this command write the subtitle over its target."""
+    data = sample_files(1, seed=7)[0]
+    subtitle_id = await add_subtitle(db_pool, 1)
+    await put_stored(store, subtitle_id, 1, data)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / f".got.srt.{os.getpid()}.tmp").symlink_to(victim)  # the CLI runs in this process
+    out = shared / "got.srt"
+    code = await asyncio.to_thread(
+        cli.main, ["storage", "get", str(subtitle_id), "-o", str(out), "--socket", str(server.path)]
+    )
+    assert code == 0 and out.read_bytes() == data and not out.is_symlink()
+    assert victim.read_bytes() == b"precious"
+    assert sorted(p.name for p in shared.iterdir()) == [f".got.srt.{os.getpid()}.tmp", "got.srt"]

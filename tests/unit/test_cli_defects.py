@@ -155,3 +155,23 @@ def test_enqueue_help_points_to_job_types() -> None:
         timeout=30,
     )
     assert done.returncode == 0 and "addicted-jobs job-types" in done.stdout
+
+
+def test_a_duration_past_timedelta_range_is_a_usage_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """`jobs --since 99999999999d` printed an OverflowError traceback; a config key did too."""
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "jobs", "--since", "99999999999d", "--socket", "/nx"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "'99999999999d': too long" in done.stderr
+    config = tmp_path / "c.toml"
+    config.write_text('[refresh]\nseason_refresh = "99999999999d"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "refresh.season_refresh" in str(caught.value) and "too long" in str(caught.value)

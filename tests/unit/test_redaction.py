@@ -133,3 +133,16 @@ async def test_a_new_operation_logs_no_arguments_until_it_lists_them() -> None:
     assert await _audit(server, "future-op", secret) == {}
     listed = await _audit(server, "listed-op", {**secret, "names": ["a", "b"]})
     assert listed == {"arg_count": 3, "arg_names": "<2 items>"}
+
+
+async def test_issue_17_operations_name_what_they_changed_in_their_audit_line() -> None:
+    ops = ("delete", "recurring-disable", "recurring-enable", "cancel-many", "delete-many")
+    server = ControlServer(Path("/unused"), dict.fromkeys(ops, _echo))
+    # These lines showed no argument at all: which job was deleted, which entry disabled?
+    assert await _audit(server, "delete", {"id": 9}) == {"arg_id": 9}
+    assert await _audit(server, "recurring-disable", {"name": "redeem"}) == {"arg_name": "redeem"}
+    assert await _audit(server, "recurring-enable", {"name": "redeem"}) == {"arg_name": "redeem"}
+    bulk = {"state": "failed", "queue": "default", "dry_run": True, "error": "cookie=x", "args": {}}
+    expected = {"arg_state": "failed", "arg_queue": "default", "arg_dry_run": True}
+    assert await _audit(server, "cancel-many", bulk) == expected
+    assert await _audit(server, "delete-many", bulk) == expected

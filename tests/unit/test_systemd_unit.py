@@ -70,3 +70,42 @@ def test_systemd_files_writes_the_shipped_files_for_this_installation(
     assert cli.main(["systemd-files", str(target)]) == 1  # no silent overwrite
     assert "exists; remove it or pass --force" in capsys.readouterr().err
     assert cli.main(["systemd-files", str(target), "--force"]) == 0
+
+
+@pytest.mark.parametrize(
+    "binary",
+    [
+        "relative/bin/addicted-jobs",  # systemd: "Executable path is not absolute"
+        "/opt/x y/bin/addicted-jobs",  # ExecStart= would run "/opt/x" with "y/bin/..." as argument
+        "/opt/%h/bin/addicted-jobs",  # a specifier: systemd expands %h to a home directory
+        "/opt/$HOME/bin/addicted-jobs",  # a variable: expanded
+        '/opt/"q"/bin/addicted-jobs',
+        "/opt/a\\b/addicted-jobs",
+        "/opt/a;b/addicted-jobs",
+        "/opt/a\tb/addicted-jobs",
+    ],
+)
+def test_systemd_files_refuses_a_bin_the_unit_cannot_name_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], binary: str
+) -> None:
+    from daemon import cli
+
+    target = tmp_path / "out"
+    assert cli.main(["systemd-files", str(target), "--bin", binary]) == 2
+    err = capsys.readouterr().err
+    assert "--bin" in err and "Traceback" not in err
+    assert not (target / "addicted-jobs.service").exists()
+
+
+def test_systemd_files_names_a_target_that_is_not_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon import cli
+
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["systemd-files", str(tmp_path / "file"), "--bin", "/opt/aj/aj"]) == 1
+    assert "is not a directory" in capsys.readouterr().err  # was "[Errno 17] File exists"
+    assert cli.main(["systemd-files", str(tmp_path / "ok"), "--bin", "/opt/ä/addicted-jobs"]) == 0
+    assert "install -d -m 0750 -g addicted-jobs /etc/addicted-jobs /etc/addicted-jobs/secrets" in (
+        capsys.readouterr().out
+    )

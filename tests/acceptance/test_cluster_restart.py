@@ -1,0 +1,123 @@
+"""Three cluster nodes while their PostgreSQL server restarts mid-drain (issue 19): every job
+ends succeeded, re-run only after a failed or interrupted attempt, the cap is never exceeded
+(sampled), no keyed lock is held twice (a node whose lock session ended interrupts the jobs that
+held its locks), and all three nodes stay members. The server is a private embedded one, so the
+restart (pg_ctl restart -m fast) touches nothing else on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from daemon.db import _init_connection, apply_migrations
+from daemon.embedded_pg import EmbeddedPostgres
+from daemon.jobs import store
+from daemon.jobs.store import NewJob
+from tests.acceptance.cluster_jobs import CAP, CREATE_TABLE
+from tests.acceptance.reliability_env import restart_embedded_postgres
+from tests.acceptance.test_cluster import _config
+from tests.support import wait_until
+
+pytestmark = pytest.mark.acceptance
+ROOT = Path(__file__).resolve().parents[2]
+WORK, CAPPED, LOCKED = 2500, 300, 200
+
+
+async def test_three_nodes_ride_out_a_database_restart(
+    daemon_factory: Any, reachable_tmp: Path
+) -> None:
+    server = EmbeddedPostgres(reachable_tmp / "pg")
+    dsn = await asyncio.to_thread(server.start)
+    server.own()
+    pool = await asyncpg.create_pool(dsn, init=_init_connection, min_size=1, max_size=3)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+            await conn.execute(CREATE_TABLE)
+        jobs = [NewJob("cwork", "cl-work", {"n": i}, 11) for i in range(WORK)]
+        jobs += [NewJob("ccapped", "cl-capped", {"n": i}, 11) for i in range(CAPPED)]
+        jobs += [NewJob("clocked", "cl-locked", {"n": i}, 11) for i in range(LOCKED)]
+        await store.enqueue(pool, jobs)
+        env = {"PYTHONPATH": str(ROOT)}
+        nodes = [daemon_factory(n, _config(dsn), env=env) for n in ("a", "b", "c")]
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            await asyncio.to_thread(node.wait_for_log, "ready", 90)
+
+        samples: list[int] = []
+        sampling = True
+
+        async def sample_cap() -> None:
+            while sampling:
+                try:
+                    samples.append(
+                        await pool.fetchval(
+                            "SELECT count(*) FROM jobs.jobs"
+                            " WHERE name = 'ccapped' AND state = 'running'"
+                        )
+                    )
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    pass  # the server is restarting
+                await asyncio.sleep(0.02)
+
+        sampler = asyncio.create_task(sample_cap())
+
+        async def count(sql: str) -> int:
+            try:
+                return int(await pool.fetchval(sql))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return -1
+
+        total = WORK + CAPPED + LOCKED
+        runs = "SELECT count(*) FROM cluster_runs"
+        await wait_until(lambda: _at_least(count(runs), total // 5), timeout=120, message="fifth")
+        await asyncio.to_thread(restart_embedded_postgres, reachable_tmp / "pg")
+        assert await count("SELECT count(*) FROM jobs.jobs WHERE state <> 'succeeded'") > 0
+
+        undone = "SELECT count(*) FROM jobs.jobs WHERE state <> 'succeeded'"
+        await wait_until(
+            lambda: _equals(count(undone), 0), timeout=180, interval=0.2, message="all succeeded"
+        )
+        sampling = False
+        await sampler
+
+        rows = await pool.fetch(
+            """SELECT j.id, j.attempt, j.interruptions, count(r.job_id) AS runs FROM jobs.jobs j
+               LEFT JOIN cluster_runs r ON r.job_id = j.id
+               GROUP BY j.id, j.attempt, j.interruptions"""
+        )
+        assert len(rows) == total and all(r["runs"] >= 1 for r in rows)
+        again = [
+            r["id"] for r in rows if r["runs"] > 1 and r["attempt"] == 1 and r["interruptions"] == 0
+        ]
+        assert again == [], f"run twice with neither a failed nor an interrupted attempt: {again}"
+        assert len(samples) > 50 and max(samples) <= CAP
+        locked = await pool.fetch(
+            "SELECT lock_key, t0, t1 FROM cluster_runs WHERE kind = 'locked' ORDER BY lock_key, t0"
+        )
+        ends: dict[int, Any] = {}
+        for run in locked:
+            end = ends.get(run["lock_key"])
+            assert end is None or run["t0"] >= end, f"key {run['lock_key']} held twice"
+            ends[run["lock_key"]] = max(end or run["t1"], run["t1"])
+        listing = json.loads((await asyncio.to_thread(nodes[0].cli, "nodes", "--json")).stdout)
+        assert len([n for n in listing["nodes"] if n["dead_at"] is None]) == 3
+        for node in nodes:
+            assert await asyncio.to_thread(node.stop) == 0
+    finally:
+        await pool.close()
+        await asyncio.to_thread(server.stop)
+
+
+async def _at_least(probe: Any, n: int) -> bool:
+    return bool(await probe >= n)
+
+
+async def _equals(probe: Any, n: int) -> bool:
+    return bool(await probe == n)
