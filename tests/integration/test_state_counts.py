@@ -73,6 +73,9 @@ async def test_counters_stay_exact_through_every_path(
     assert await _is(db_pool, grand.id, "deleted")
     assert (await store.retry(db_pool, doomed.id)) is not None  # brings the chain back
     assert await store.delete_job(db_pool, quick[1].id) == "succeeded"
+    # The retried chain runs meanwhile: compare once it has settled, or the two reads below
+    # would see different moments of a running engine.
+    await wait_until(lambda: _is(db_pool, grand.id, "succeeded"), message="the chain ran")
     await assert_exact(db_pool)
 
     # In bulk: retry the failures (they fail no more), cancel the delayed, discard some.
