@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE, redact
+from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE, redact, scrub
 from daemon.importer.copy import quote
 from daemon.importer.progress import Progress
 from daemon.importer.source import MIGRATIONS_TABLE, TABLES, check_source
@@ -61,8 +61,11 @@ async def open_source(dsn: str) -> asyncpg.Connection:
                 "default_transaction_read_only": "on",
             },
         )
-    except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:
-        raise ImportRefused(f"cannot connect to the source ({redact(dsn)}): {exc}") from exc
+    except (OSError, TimeoutError, asyncpg.PostgresError, ValueError, OverflowError) as exc:
+        # asyncpg's messages may quote the DSN (db.scrub hides its secrets, as for the daemon's
+        # own); an out-of-range port raises OverflowError, which was a traceback.
+        reason = scrub(str(exc), dsn)
+        raise ImportRefused(f"cannot connect to the source ({redact(dsn)}): {reason}") from None
     return conn
 
 

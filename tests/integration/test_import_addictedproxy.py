@@ -387,3 +387,18 @@ async def test_a_cookie_that_cannot_be_a_header_is_refused_and_counted(
         assert len(cookies) == 2 and not any("\n" in c or "\r" in c for c in cookies)
     finally:
         await target.close()
+
+
+async def test_an_unusable_source_dsn_is_one_line_without_its_password(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, db_dsn)
+    for dsn in (
+        "postgresql://reader:pw-canary-1@127.0.0.1:99999/ap",  # port out of range
+        "postgresql://reader:pw-canary-1@127.0.0.1:5432/ap?sslmode=pw-canary-1",
+    ):
+        bad = cli(config, "--from", dsn)
+        out, err = bad.communicate(timeout=60)
+        assert bad.returncode == 1 and out == "", err
+        assert err.count("\n") == 1 and "cannot connect to the source" in err
+        assert "pw-canary-1" not in err and "Traceback" not in err
