@@ -16,7 +16,7 @@ import pytest
 from daemon.db import POOL_OPTIONS, _init_connection, apply_migrations
 from daemon.embedded_pg import EmbeddedPostgres
 
-pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon"]
+pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon", "tests.integration.halfopen_proxy"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -6,7 +6,6 @@ job does not overwrite B's run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,17 +24,6 @@ pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
 SIDE_JOBS = {"engine": {"job_modules": ["tests.acceptance.side_jobs"]}}
 NAP_S = 12.0
-
-
-@pytest.fixture
-async def proxy(db_dsn: str) -> AsyncIterator[HalfOpenProxy]:
-    target = urlsplit(db_dsn)
-    if target.hostname is None or target.port is None:
-        pytest.skip("the test database is not reached over TCP; the proxy needs host and port")
-    running = HalfOpenProxy(target.hostname, target.port)
-    await running.start()
-    yield running
-    await running.close()
 
 
 async def _row(pool: asyncpg.Pool, job_id: int) -> dict[str, Any]:

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
 
 
 class HalfOpenProxy:
@@ -82,3 +86,15 @@ class _Link:
                 await sink.drain()
             if not self.silent:
                 sink.close()
+
+
+@pytest.fixture
+async def proxy(db_dsn: str) -> AsyncIterator[HalfOpenProxy]:
+    """A running HalfOpenProxy in front of the test database (a pytest plugin, tests/conftest.py)."""
+    target = urlsplit(db_dsn)
+    if target.hostname is None or target.port is None:
+        pytest.skip("the test database is not reached over TCP; the proxy needs host and port")
+    running = HalfOpenProxy(target.hostname, target.port)
+    await running.start()
+    yield running
+    await running.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,17 +27,6 @@ from daemon.jobs.runner import Engine, EngineConfig
 from daemon.jobs.spec import JobSpec, NoArgs, Registry
 from tests.integration.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
-
-
-@pytest.fixture
-async def proxy(db_dsn: str) -> AsyncIterator[HalfOpenProxy]:
-    target = urlsplit(db_dsn)
-    if target.hostname is None or target.port is None:
-        pytest.skip("the test database is not reached over TCP; the proxy needs host and port")
-    running = HalfOpenProxy(target.hostname, target.port)
-    await running.start()
-    yield running
-    await running.close()
 
 
 async def test_silent_listen_and_lock_connections_are_replaced_and_claims_pause(
