@@ -29,7 +29,7 @@ from pathlib import Path
 
 import asyncpg
 
-from daemon.control.client import ControlClient, Unreachable
+from addicted_jobs.control.client import ControlClient, Unreachable
 
 ROOT = Path(HERE).parent
 
@@ -132,7 +132,7 @@ async def main() -> None:
     daemon = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "daemon",
+        "addicted_jobs",
         "run",
         "--config",
         str(config),

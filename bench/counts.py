@@ -30,9 +30,9 @@ from pathlib import Path
 import asyncpg
 from control_socket import admin_dsn, percentiles, round_trips, with_db
 
-from daemon import logs
-from daemon.control.client import ControlClient, Unreachable
-from daemon.db import apply_migrations
+from addicted_jobs import logs
+from addicted_jobs.control.client import ControlClient, Unreachable
+from addicted_jobs.db import apply_migrations
 
 ROOT = Path(HERE).parent
 QUEUES = [
@@ -119,7 +119,7 @@ async def main() -> None:
             f'[control]\nsocket = "{work / "c.sock"}"\n[log]\nformat = "json"\n'
         )
         daemon = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "daemon", "run", "--config", str(config),
+            sys.executable, "-m", "addicted_jobs", "run", "--config", str(config),
             cwd=ROOT, stdout=log, stderr=log,
         )  # fmt: skip
         deadline = time.monotonic() + 120

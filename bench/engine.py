@@ -109,10 +109,10 @@ async def rss_over_ready_jobs(jobs: int, daemon: str) -> dict[str, Any]:
     import asyncpg
     import common
 
-    from daemon import logs
-    from daemon.db import _init_connection, apply_migrations
-    from daemon.jobs import store
-    from daemon.jobs.store import NewJob
+    from addicted_jobs import logs
+    from addicted_jobs.db import _init_connection, apply_migrations
+    from addicted_jobs.jobs import store
+    from addicted_jobs.jobs.store import NewJob
 
     logs.configure("warning", "json", sys.stderr)  # stdout carries only the JSON result lines
     db = await common.create_db("ajrss")
@@ -136,7 +136,7 @@ async def rss_over_ready_jobs(jobs: int, daemon: str) -> dict[str, Any]:
         started = time.monotonic()
         with open(os.devnull, "w") as devnull:
             proc = subprocess.Popen(
-                [daemon, "-m", "daemon", "run"], env=env, stdout=devnull, stderr=devnull
+                [daemon, "-m", "addicted_jobs", "run"], env=env, stdout=devnull, stderr=devnull
             )
         while await conn.fetchval("SELECT count(*) FROM jobs.jobs WHERE state <> 'succeeded'"):
             await asyncio.sleep(0.5)

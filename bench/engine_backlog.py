@@ -30,8 +30,8 @@ sys.path[:0] = [str(PEERS), str(ROOT)]
 import asyncpg
 import common
 
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 
 VARIANTS = ("fresh", "analysed_empty", "analysed_full")
 
@@ -41,7 +41,7 @@ def emit(record: dict[str, Any]) -> None:
 
 
 class Daemon:
-    """`python -m daemon run` on one database, stopped with SIGTERM."""
+    """`python -m addicted_jobs run` on one database, stopped with SIGTERM."""
 
     def __init__(self, python: str, db: str) -> None:
         self.python, self.db = python, db
@@ -63,7 +63,7 @@ class Daemon:
             }
         )
         self.proc = subprocess.Popen(
-            [self.python, "-m", "daemon", "run"],
+            [self.python, "-m", "addicted_jobs", "run"],
             env=env,
             cwd="/",  # `-m` puts the working directory first on sys.path: not this tree's daemon
             stdout=subprocess.DEVNULL,

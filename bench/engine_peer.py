@@ -26,10 +26,10 @@ sys.path[:0] = [str(PEERS), str(ROOT)]
 import common
 import harness
 
-from daemon import logs
-from daemon.db import _init_connection, apply_migrations
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs import logs
+from addicted_jobs.db import _init_connection, apply_migrations
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 
 
 class AddictedJobsPeer:
@@ -106,7 +106,7 @@ class AddictedJobsPeer:
         return list(dense.values())
 
     def worker_argv(self, variant: str) -> list[str]:
-        return [DAEMON_PYTHON, "-m", "daemon", "run"]
+        return [DAEMON_PYTHON, "-m", "addicted_jobs", "run"]
 
     def worker_env(self, db: str, mode: str, lat_out: str | None) -> dict[str, str]:
         self.tmp.mkdir(parents=True, exist_ok=True)

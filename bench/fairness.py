@@ -29,10 +29,10 @@ sys.path[:0] = [str(ROOT)]
 
 import asyncpg
 
-from daemon import logs
-from daemon.db import _init_connection, apply_migrations
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs import logs
+from addicted_jobs.db import _init_connection, apply_migrations
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DAEMON_PYTHON = os.environ.get("AJ_BENCH_DAEMON_PYTHON", sys.executable)
@@ -91,7 +91,9 @@ async def phase(args: argparse.Namespace, backlog: int, work: Path) -> dict[str,
             "BENCH_LAT_OUT": str(stamps),
         }
         with open(work / f"daemon-{backlog}.log", "wb") as log:
-            proc = subprocess.Popen([DAEMON_PYTHON, "-m", "daemon", "run"], env=env, stderr=log)
+            proc = subprocess.Popen(
+                [DAEMON_PYTHON, "-m", "addicted_jobs", "run"], env=env, stderr=log
+            )
         deadline = time.monotonic() + 60
         while backlog and await count(conn, "bench_sleep", "succeeded") < 5 * args.concurrency:
             if time.monotonic() > deadline or proc.poll() is not None:

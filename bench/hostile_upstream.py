@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 import tomli_w
 
-from daemon.control.client import ControlClient, Unreachable
+from addicted_jobs.control.client import ControlClient, Unreachable
 
 ROOT = Path(HERE).parent
 RSS_TARGET_MIB = 200
@@ -144,7 +144,14 @@ async def main() -> int:
         (work / "config.toml").write_bytes(tomli_w.dumps(config).encode())
         with (work / "daemon.log").open("wb") as log:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run", "--config", str(work / "config.toml")],
+                [
+                    sys.executable,
+                    "-m",
+                    "addicted_jobs",
+                    "run",
+                    "--config",
+                    str(work / "config.toml"),
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
-from daemon.db import apply_migrations
+from addicted_jobs.db import apply_migrations
 from tests.integration.addictedproxy_source import create_original_schema, fill_bulk
 
 SEASONS, EPISODES, SUBTITLES = 5, 10, 10  # per show, per season, per episode
@@ -80,7 +80,14 @@ def run_import(
             f'[state]\ndir = "{tmp}"\n[log]\nlevel = "warning"\n',
             encoding="utf-8",
         )
-        cmd = [sys.executable, "-m", "daemon", "import-addictedproxy", "--config", str(config)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "addicted_jobs",
+            "import-addictedproxy",
+            "--config",
+            str(config),
+        ]
         cmd += ["--from", with_database(admin_dsn, source), "--batch-size", str(batch), "--json"]
         cmd += ["--lanes", str(lanes)]
         started = time.monotonic()

@@ -30,8 +30,8 @@ sys.path[:0] = [str(PEERS), str(ROOT)]
 import asyncpg
 import common
 
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -39,7 +39,7 @@ def emit(record: dict[str, Any]) -> None:
 
 
 def start_daemon(src: Path, db: str) -> subprocess.Popen[bytes]:
-    """`python -m daemon run` from source tree `src` on database `db`, concurrency 10."""
+    """`python -m addicted_jobs run` from source tree `src` on database `db`, concurrency 10."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")}
     env.update(
         {
@@ -53,7 +53,7 @@ def start_daemon(src: Path, db: str) -> subprocess.Popen[bytes]:
         }
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run"],
+        [sys.executable, "-m", "addicted_jobs", "run"],
         env=env,
         cwd="/",  # `-m` puts the working directory first on sys.path
         stdout=subprocess.DEVNULL,

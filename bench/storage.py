@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from daemon.storage import compression as zc
-from daemon.storage.base import Storage, object_key
-from daemon.storage.local import LocalStorage
-from daemon.storage.s3 import S3Storage
+from addicted_jobs.storage import compression as zc
+from addicted_jobs.storage.base import Storage, object_key
+from addicted_jobs.storage.local import LocalStorage
+from addicted_jobs.storage.s3 import S3Storage
 
 ORIGINAL_DICT = Path(__file__).resolve().parents[2] / "shared/fixtures/compression/srt-dict"
 SMALL = 10 * 1024

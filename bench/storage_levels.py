@@ -26,7 +26,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import zstandard
 from srt_corpus import make_corpus
 
-from daemon.storage import compression as zc
+from addicted_jobs.storage import compression as zc
 
 ORIGINAL_DICT = HERE.parents[1] / "shared/fixtures/compression/srt-dict"
 LEVELS = range(3, 20)

@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon.db import POOL_OPTIONS, _init_connection, apply_migrations
-from daemon.embedded_pg import EmbeddedPostgres
+from addicted_jobs.db import POOL_OPTIONS, _init_connection, apply_migrations
+from addicted_jobs.embedded_pg import EmbeddedPostgres
 
 pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon", "tests.integration.halfopen_proxy"]
 

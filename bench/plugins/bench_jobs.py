@@ -14,8 +14,8 @@ import time
 
 from pydantic import BaseModel
 
-from daemon.jobs.context import JobContext
-from daemon.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.spec import JobSpec, Registry
 
 _records: list[tuple[float, int]] = []
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from daemon.jobs.context import JobContext
-from daemon.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.spec import JobSpec, Registry
 
 CAP = 4
 LOCK_KEYS = 4

@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from daemon.control.client import ControlClient
-from daemon.embedded_pg import ROOT_FALLBACK_USER, SERVER_OPTIONS, _bin_dir
-from daemon.upstream.sandbox import Sandbox
-from daemon.upstream.sandbox_data import Catalogue
+from addicted_jobs.control.client import ControlClient
+from addicted_jobs.embedded_pg import ROOT_FALLBACK_USER, SERVER_OPTIONS, _bin_dir
+from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.upstream.sandbox_data import Catalogue
 from tests.plugins.daemon import DaemonProcess
 from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, MotoServer
 from tests.support import wait_until

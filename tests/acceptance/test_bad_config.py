@@ -15,7 +15,13 @@ pytestmark = pytest.mark.acceptance
 def run(
     tmp_path: Path, config: Path | None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "daemon", "run", *(["--config", str(config)] if config else [])]
+    args = [
+        sys.executable,
+        "-m",
+        "addicted_jobs",
+        "run",
+        *(["--config", str(config)] if config else []),
+    ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")}
     return subprocess.run(
         args,

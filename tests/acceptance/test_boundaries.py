@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from daemon.embedded_pg import _bin_dir
+from addicted_jobs.embedded_pg import _bin_dir
 from tests.plugins.daemon import DaemonProcess, postgres_processes
 
 pytestmark = pytest.mark.acceptance

@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 from tests.acceptance.cluster_jobs import CAP, CREATE_TABLE
 from tests.plugins.daemon import DaemonProcess
 from tests.support import wait_until

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 from tests.acceptance.failover_proxy import FailoverProxy
 from tests.support import wait_until
 

@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.db import _init_connection, apply_migrations
-from daemon.embedded_pg import EmbeddedPostgres
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.db import _init_connection, apply_migrations
+from addicted_jobs.embedded_pg import EmbeddedPostgres
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 from tests.acceptance.cluster_jobs import CAP, CREATE_TABLE
 from tests.acceptance.reliability_env import restart_embedded_postgres
 from tests.acceptance.test_cluster import _config

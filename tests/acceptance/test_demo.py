@@ -21,7 +21,7 @@ pytestmark = pytest.mark.acceptance
 
 def demo(state: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "demo", "--state", str(state), *extra],
+        [sys.executable, "-m", "addicted_jobs", "demo", "--state", str(state), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -62,7 +62,7 @@ def test_ctrl_c_stops_the_demo_cleanly(reachable_tmp: Path) -> None:
 
 def test_bad_demo_arguments_are_usage_errors(reachable_tmp: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "daemon", "demo", "--sample-subtitles", "-3"],
+        [sys.executable, "-m", "addicted_jobs", "demo", "--sample-subtitles", "-3"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.db import INSTANCE_LOCK, LOCK_NAMESPACE
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 from tests.integration.halfopen_proxy import HalfOpenProxy
 from tests.plugins.daemon import DaemonProcess
 from tests.support import wait_until

@@ -32,7 +32,7 @@ async def test_metrics_are_served_on_loopback_and_written_to_the_textfile(
             "metrics": {"listen": f"127.0.0.1:{port}", "textfile": "", "refresh_s": 1},
         },
     )
-    textfile = daemon.workdir / "addicted_jobs.prom"
+    textfile = daemon.workdir / "daemon.prom"
     daemon.config["metrics"]["textfile"] = str(textfile)
     daemon.start().wait_ready()
     assert daemon.cli("enqueue", "noop", "--count", "5").returncode == 0

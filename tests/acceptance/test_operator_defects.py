@@ -21,7 +21,7 @@ from tests.support import wait_until
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = [sys.executable, "-m", "daemon", "demo"]
+DEMO = [sys.executable, "-m", "addicted_jobs", "demo"]
 
 
 def cli_into_closed_pipe(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -30,7 +30,7 @@ def cli_into_closed_pipe(daemon: DaemonProcess, *args: str) -> subprocess.Comple
     os.close(read_end)
     try:
         return subprocess.run(
-            [sys.executable, "-m", "daemon", *args, "--socket", str(daemon.socket_path)],
+            [sys.executable, "-m", "addicted_jobs", *args, "--socket", str(daemon.socket_path)],
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,
@@ -101,7 +101,7 @@ async def test_a_running_daemon_serves_operators_without_tracebacks(
 
 def start_top(daemon: DaemonProcess) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "top", "--socket", str(daemon.socket_path)],
+        [sys.executable, "-m", "addicted_jobs", "top", "--socket", str(daemon.socket_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

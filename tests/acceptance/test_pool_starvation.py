@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.control.client import ControlClient, DaemonError
-from daemon.jobs import store
-from daemon.jobs.store import NewJob
+from addicted_jobs.control.client import ControlClient, DaemonError
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob
 from tests.plugins.daemon import DaemonProcess
 from tests.support import wait_until
 

@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.control.client import ControlClient, DaemonError
-from daemon.upstream.sandbox import Sandbox
+from addicted_jobs.control.client import ControlClient, DaemonError
+from addicted_jobs.upstream.sandbox import Sandbox
 from tests.acceptance import reliability_env as env
 from tests.plugins.daemon import DaemonProcess
 from tests.plugins.s3 import S3_REGION, MotoServer
@@ -80,7 +80,7 @@ async def test_no_secret_reaches_a_log_line_reply_job_row_or_process_list(
         # The cookie goes in on stdin (`-`): argv is world-readable through /proc.
         added = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "daemon", "credentials", "add", "-", "--socket", sock],
+            [sys.executable, "-m", "addicted_jobs", "credentials", "add", "-", "--socket", sock],
             input=CANARIES["cookie"],
             capture_output=True,
             text=True,

@@ -12,16 +12,16 @@ from typing import Any
 
 import asyncpg
 
-from daemon.catalog.credentials import CredentialPool
-from daemon.catalog.languages import culture_name
-from daemon.jobs.spec import Registry
-from daemon.settings import RefreshSettings
-from daemon.tasks.catalogue import register_catalogue_jobs
-from daemon.tasks.resources import Resources
-from daemon.upstream.addic7ed import Addic7edClient
-from daemon.upstream.resilience import RetrySettings
-from daemon.upstream.sandbox import Sandbox
-from daemon.upstream.tmdb import TmdbClient
+from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.catalog.languages import culture_name
+from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.settings import RefreshSettings
+from addicted_jobs.tasks.catalogue import register_catalogue_jobs
+from addicted_jobs.tasks.resources import Resources
+from addicted_jobs.upstream.addic7ed import Addic7edClient
+from addicted_jobs.upstream.resilience import RetrySettings
+from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.upstream.tmdb import TmdbClient
 
 COOKIE = "PHPSESSID=catalogue-tests; wikisubtitlesuser=1"
 FAST_RETRY = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)

@@ -12,14 +12,14 @@ import signal
 
 import asyncpg
 
-from daemon.catalog.credentials import CredentialPool
-from daemon.db import _init_connection
-from daemon.jobs.runner import Engine, EngineConfig
-from daemon.jobs.spec import Registry
-from daemon.settings import RefreshSettings
-from daemon.tasks.catalogue import register_catalogue_jobs
-from daemon.tasks.resources import Resources
-from daemon.upstream.tmdb import TmdbClient
+from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.db import _init_connection
+from addicted_jobs.jobs.runner import Engine, EngineConfig
+from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.settings import RefreshSettings
+from addicted_jobs.tasks.catalogue import register_catalogue_jobs
+from addicted_jobs.tasks.resources import Resources
+from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.integration.catalog_env import addic7ed_client
 
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.db import Database, _init_connection
-from daemon.jobs.runner import Engine, EngineConfig
-from daemon.jobs.spec import Registry
+from addicted_jobs.db import Database, _init_connection
+from addicted_jobs.jobs.runner import Engine, EngineConfig
+from addicted_jobs.jobs.spec import Registry
 
 EngineFactory = Callable[..., Awaitable[Engine]]
 

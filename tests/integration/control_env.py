@@ -16,12 +16,12 @@ import asyncpg
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from daemon.control.client import ControlClient
-from daemon.control.ops import READ_ONLY, EngineOps
-from daemon.control.server import ControlServer, OpHandler
-from daemon.jobs.context import JobContext
-from daemon.jobs.runner import Engine
-from daemon.jobs.spec import NOOP, JobSpec, Registry
+from addicted_jobs.control.client import ControlClient
+from addicted_jobs.control.ops import READ_ONLY, EngineOps
+from addicted_jobs.control.server import ControlServer, OpHandler
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.spec import NOOP, JobSpec, Registry
 from tests.integration.conftest import EngineFactory
 
 

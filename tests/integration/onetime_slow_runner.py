@@ -12,8 +12,8 @@ import sys
 
 import asyncpg
 
-from daemon.db import _init_connection
-from daemon.jobs.onetime import MigrationContext, OneTimeMigration, run_pending
+from addicted_jobs.db import _init_connection
+from addicted_jobs.jobs.onetime import MigrationContext, OneTimeMigration, run_pending
 
 BATCHES = 10
 BATCH_SIZE = 100

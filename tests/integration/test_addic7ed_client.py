@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon.catalog.languages import culture_name
-from daemon.upstream.addic7ed import Addic7edClient, user_agent_for
-from daemon.upstream.errors import (
+from addicted_jobs.catalog.languages import culture_name
+from addicted_jobs.upstream.addic7ed import Addic7edClient, user_agent_for
+from addicted_jobs.upstream.errors import (
     DownloadFailed,
     DownloadLimitExceeded,
     NotASubtitle,
@@ -21,7 +21,7 @@ from daemon.upstream.errors import (
     SubtitleFileDeleted,
     UpstreamUnavailable,
 )
-from daemon.upstream.resilience import (
+from addicted_jobs.upstream.resilience import (
     BreakerSettings,
     CircuitBreaker,
     CircuitState,
@@ -29,8 +29,8 @@ from daemon.upstream.resilience import (
     RetrySettings,
     Timeouts,
 )
-from daemon.upstream.sandbox import FaultConfig, Sandbox
-from daemon.upstream.sandbox_data import Catalogue
+from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
+from addicted_jobs.upstream.sandbox_data import Catalogue
 from tests.support import wait_until
 
 FAST = RetrySettings(max_retries=3, base_delay=0.001, max_delay=0.005)

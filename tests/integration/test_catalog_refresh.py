@@ -12,16 +12,16 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from daemon.catalog.refresh import (
+from addicted_jobs.catalog.refresh import (
     SeasonSource,
     season_needs_episode_refresh,
     show_needs_season_refresh,
 )
-from daemon.catalog.seasons import Season
-from daemon.catalog.shows import Show, get_show
-from daemon.settings import RefreshSettings
-from daemon.upstream.models import ParsedEpisode
-from daemon.upstream.sandbox import FaultConfig
+from addicted_jobs.catalog.seasons import Season
+from addicted_jobs.catalog.shows import Show, get_show
+from addicted_jobs.settings import RefreshSettings
+from addicted_jobs.upstream.models import ParsedEpisode
+from addicted_jobs.upstream.sandbox import FaultConfig
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 
 H = timedelta(hours=1)

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from daemon.catalog.search import ShowNotFound, UnknownLanguage
-from daemon.tasks.catalogue_ops import (
+from addicted_jobs.catalog.search import ShowNotFound, UnknownLanguage
+from addicted_jobs.tasks.catalogue_ops import (
     render_request_subtitles,
     request_subtitles,
     request_subtitles_op,

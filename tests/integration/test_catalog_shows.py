@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from daemon.catalog.credentials import NoCredentials
-from daemon.catalog.shows import ADDIC7ED, ShowToMerge, merge_shows, sync_show_list
+from addicted_jobs.catalog.credentials import NoCredentials
+from addicted_jobs.catalog.shows import ADDIC7ED, ShowToMerge, merge_shows, sync_show_list
 from tests.integration.catalog_env import catalogue_env
 
 SHOWS = 40

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import pytest
 
-from daemon.catalog import tmdb_sync
-from daemon.catalog.shows import sync_show_list
-from daemon.upstream.errors import UpstreamUnavailable
-from daemon.upstream.tmdb import TmdbClient
+from addicted_jobs.catalog import tmdb_sync
+from addicted_jobs.catalog.shows import sync_show_list
+from addicted_jobs.upstream.errors import UpstreamUnavailable
+from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.catalog.episodes import upsert_episodes
-from daemon.catalog.shows import get_show
-from daemon.upstream.models import ParsedEpisode, ParsedSubtitle
+from addicted_jobs.catalog.episodes import upsert_episodes
+from addicted_jobs.catalog.shows import get_show
+from addicted_jobs.upstream.models import ParsedEpisode, ParsedSubtitle
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 
 SHOW = 5  # sandbox show with seasons 1-5

@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.db import Database
-from daemon.jobs import store
-from daemon.jobs.store import NewJob, Outcome
+from addicted_jobs.db import Database
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.store import NewJob, Outcome
 
 
 def jobs(name: str, n: int, *, queue: str = "default", delay: float | None = None) -> list[NewJob]:

@@ -12,15 +12,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.app_cluster import SchemaNewerThanCode, check_schema_known
-from daemon.db import AnotherInstanceRunning, Database, _init_connection
-from daemon.jobs import cluster_store, store
-from daemon.jobs.cluster import Cluster, ClusterConfig
-from daemon.jobs.recurring import RecurringScheduler, build_plan
-from daemon.jobs.runner import Engine, EngineConfig
-from daemon.jobs.spec import default_registry
-from daemon.jobs.store import NewJob, Outcome
-from daemon.settings import RecurringSettings
+from addicted_jobs.app_cluster import SchemaNewerThanCode, check_schema_known
+from addicted_jobs.db import AnotherInstanceRunning, Database, _init_connection
+from addicted_jobs.jobs import cluster_store, store
+from addicted_jobs.jobs.cluster import Cluster, ClusterConfig
+from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
+from addicted_jobs.jobs.runner import Engine, EngineConfig
+from addicted_jobs.jobs.spec import default_registry
+from addicted_jobs.jobs.store import NewJob, Outcome
+from addicted_jobs.settings import RecurringSettings
 from tests.support import wait_until
 
 

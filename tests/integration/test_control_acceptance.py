@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DAEMON = (
     [str(ROOT / ".venv/bin/addicted-jobs")]
     if (ROOT / ".venv/bin/addicted-jobs").exists()
-    else [sys.executable, "-m", "daemon"]
+    else [sys.executable, "-m", "addicted_jobs"]
 )
 pytestmark = pytest.mark.acceptance
 
@@ -52,7 +52,7 @@ cron = "0 3 * * *"
 
 def cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args, "--config", str(config)],
+        [sys.executable, "-m", "addicted_jobs", *args, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,

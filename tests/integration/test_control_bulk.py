@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon import cli
+from addicted_jobs import cli
 from tests.integration.control_env import Control, control, sock_dir
 from tests.support import wait_until
 

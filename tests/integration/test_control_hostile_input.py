@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon.control.protocol import MAX_BATCH, parse_request
+from addicted_jobs.control.protocol import MAX_BATCH, parse_request
 from tests.integration.control_env import Control, control, exchange, jobs_fingerprint, sock_dir
 
 __all__ = ["control", "sock_dir"]  # fixtures

@@ -9,12 +9,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.control.client import DaemonError
-from daemon.control.history import RETRY_NOTE
-from daemon.control.server import Peer
-from daemon.jobs.recurring import RecurringScheduler, build_plan
-from daemon.jobs.runner import Engine, EngineConfig
-from daemon.settings import RecurringSettings
+from addicted_jobs.control.client import DaemonError
+from addicted_jobs.control.history import RETRY_NOTE
+from addicted_jobs.control.server import Peer
+from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
+from addicted_jobs.jobs.runner import Engine, EngineConfig
+from addicted_jobs.settings import RecurringSettings
 from tests.integration.conftest import EngineFactory
 from tests.integration.control_env import (
     Control,

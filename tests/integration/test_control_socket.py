@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from daemon.control.client import ControlClient, DaemonError
-from daemon.control.server import ControlServer
-from daemon.control.socketfile import ControlSocketError
+from addicted_jobs.control.client import ControlClient, DaemonError
+from addicted_jobs.control.server import ControlServer
+from addicted_jobs.control.socketfile import ControlSocketError
 from tests.integration.control_env import (
     Control,
     control,

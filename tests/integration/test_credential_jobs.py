@@ -11,26 +11,26 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from daemon.catalog.credentials import CredentialPool
-from daemon.jobs.runner import Engine
-from daemon.jobs.spec import Registry
-from daemon.tasks.credential_ops import (
+from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.tasks.credential_ops import (
     CredentialNotFound,
     credentials_add,
     credentials_list,
     credentials_remove,
     render_credentials,
 )
-from daemon.tasks.credentials import (
+from addicted_jobs.tasks.credentials import (
     RESET,
     credential_check_hook,
     register_credential_jobs,
 )
-from daemon.upstream.addic7ed import Addic7edClient
-from daemon.upstream.errors import DownloadLimitExceeded
-from daemon.upstream.models import DownloadUsage
-from daemon.upstream.resilience import RetrySettings
-from daemon.upstream.sandbox import FaultConfig, Sandbox
+from addicted_jobs.upstream.addic7ed import Addic7edClient
+from addicted_jobs.upstream.errors import DownloadLimitExceeded
+from addicted_jobs.upstream.models import DownloadUsage
+from addicted_jobs.upstream.resilience import RetrySettings
+from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

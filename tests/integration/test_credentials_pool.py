@@ -8,7 +8,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from daemon.catalog.credentials import CredentialPool, NoCredentials
+from addicted_jobs.catalog.credentials import CredentialPool, NoCredentials
 
 
 async def _usage(pool: asyncpg.Pool) -> dict[int, tuple[int, int]]:

@@ -9,7 +9,7 @@ import io
 import asyncpg
 import pytest
 
-from daemon import demo
+from addicted_jobs import demo
 
 
 async def add_job(pool: asyncpg.Pool, state: str, last_error: str | None) -> int:

@@ -7,8 +7,8 @@ import random
 import asyncpg
 import pytest
 
-from daemon.storage.compression import Codec, Dictionary, evaluate_gain, train_dictionary
-from daemon.storage.dictionaries import load_dictionaries, save_dictionary
+from addicted_jobs.storage.compression import Codec, Dictionary, evaluate_gain, train_dictionary
+from addicted_jobs.storage.dictionaries import load_dictionaries, save_dictionary
 
 
 def _samples(seed: int, count: int) -> list[bytes]:

@@ -14,15 +14,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.jobs.runner import Engine
-from daemon.jobs.spec import Registry
-from daemon.storage.compression import Codec
-from daemon.storage.local import LocalStorage
-from daemon.tasks.credentials import RESET, credential_check_hook, register_credential_jobs
-from daemon.tasks.storage import register_storage_jobs
-from daemon.tasks.storage_ops import storage_get
-from daemon.tasks.subtitle_store import SubtitleStore
-from daemon.upstream.sandbox_data import FakeSubtitle, srt_text
+from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.storage.compression import Codec
+from addicted_jobs.storage.local import LocalStorage
+from addicted_jobs.tasks.credentials import RESET, credential_check_hook, register_credential_jobs
+from addicted_jobs.tasks.storage import register_storage_jobs
+from addicted_jobs.tasks.storage_ops import storage_get
+from addicted_jobs.tasks.subtitle_store import SubtitleStore
+from addicted_jobs.upstream.sandbox_data import FakeSubtitle, srt_text
 from tests.integration.catalog_env import COOKIE, CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until

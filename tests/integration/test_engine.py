@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from daemon.jobs import store
-from daemon.jobs.backoff import RetryPolicy
-from daemon.jobs.context import JobContext
-from daemon.jobs.spec import JobSpec, NoArgs, Registry, UnknownJob, default_registry
-from daemon.jobs.store import ParentNotFound
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.backoff import RetryPolicy
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry, UnknownJob, default_registry
+from addicted_jobs.jobs.store import ParentNotFound
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 
@@ -402,7 +402,7 @@ async def test_job_lines_follow_a_log_level_change(make_engine: EngineFactory) -
 
     import structlog
 
-    from daemon import logs
+    from addicted_jobs import logs
 
     out = io.StringIO()
     logs.configure("info", "json", out)

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.db import (
+from addicted_jobs.db import (
     INSTANCE_LOCK,
     LOCK_NAMESPACE,
     POOL_OPTIONS,
@@ -22,9 +22,9 @@ from daemon.db import (
     Database,
     _init_connection,
 )
-from daemon.jobs.context import JobContext
-from daemon.jobs.runner import Engine, EngineConfig
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.runner import Engine, EngineConfig
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from tests.integration.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
 

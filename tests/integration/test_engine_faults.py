@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from structlog.testing import capture_logs
 
-from daemon.control.ops import EngineOps
-from daemon.control.server import Peer
-from daemon.jobs import store
-from daemon.jobs.context import JobContext
-from daemon.jobs.runner import JobRequest
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
-from daemon.jobs.store import NewJob, Outcome
-from daemon.top import render
+from addicted_jobs.control.ops import EngineOps
+from addicted_jobs.control.server import Peer
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.store import NewJob, Outcome
+from addicted_jobs.top import render
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

@@ -13,17 +13,17 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.app import warn_pool_exhaustion
-from daemon.control.ops import EngineOps
-from daemon.control.server import Peer
-from daemon.db import Database, _init_connection
-from daemon.jobs import store
-from daemon.jobs.context import JobContext
-from daemon.jobs.runner import Engine, EngineConfig
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
-from daemon.jobs.store import CLIENT_LOCK_TIMEOUT_S, NewJob, ParentLocked
-from daemon.pools import PoolExhausted
-from daemon.settings import load_settings
+from addicted_jobs.app import warn_pool_exhaustion
+from addicted_jobs.control.ops import EngineOps
+from addicted_jobs.control.server import Peer
+from addicted_jobs.db import Database, _init_connection
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.runner import Engine, EngineConfig
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.store import CLIENT_LOCK_TIMEOUT_S, NewJob, ParentLocked
+from addicted_jobs.pools import PoolExhausted
+from addicted_jobs.settings import load_settings
 from tests.support import wait_until
 
 ACQUIRE_TIMEOUT_S = 5.0

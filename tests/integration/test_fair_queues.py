@@ -10,10 +10,10 @@ import time
 
 from pydantic import BaseModel
 
-from daemon.jobs import store
-from daemon.jobs.context import JobContext
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
-from daemon.jobs.store import NewJob
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.store import NewJob
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

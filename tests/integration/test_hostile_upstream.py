@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.upstream.addic7ed import Addic7edClient
-from daemon.upstream.errors import BodyTooLarge, NothingToParse
-from daemon.upstream.resilience import RetrySettings, Timeouts
-from daemon.upstream.tmdb import TmdbClient
+from addicted_jobs.upstream.addic7ed import Addic7edClient
+from addicted_jobs.upstream.errors import BodyTooLarge, NothingToParse
+from addicted_jobs.upstream.resilience import RetrySettings, Timeouts
+from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.plugins.hostile import MIB, Hostile
 
 PAGE_CAP = 2 * MIB

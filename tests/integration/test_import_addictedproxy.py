@@ -20,20 +20,20 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon.catalog.refresh import season_needs_episode_refresh, show_needs_season_refresh
-from daemon.catalog.seasons import list_seasons
-from daemon.catalog.shows import get_show
-from daemon.db import INSTANCE_LOCK, LOCK_NAMESPACE
-from daemon.importer.progress import Progress
-from daemon.importer.run import (
+from addicted_jobs.catalog.refresh import season_needs_episode_refresh, show_needs_season_refresh
+from addicted_jobs.catalog.seasons import list_seasons
+from addicted_jobs.catalog.shows import get_show
+from addicted_jobs.db import INSTANCE_LOCK, LOCK_NAMESPACE
+from addicted_jobs.importer.progress import Progress
+from addicted_jobs.importer.run import (
     ImportRefused,
     ImportReport,
     import_addictedproxy,
     open_lane_source,
 )
-from daemon.importer.source import TABLES, UnrecognisedSource
-from daemon.importer.table import Lane
-from daemon.settings import RefreshSettings
+from addicted_jobs.importer.source import TABLES, UnrecognisedSource
+from addicted_jobs.importer.table import Lane
+from addicted_jobs.settings import RefreshSettings
 from tests.conftest import ROOT
 from tests.integration.addictedproxy_source import BASE, original_database
 from tests.support import wait_until
@@ -190,7 +190,15 @@ def cli(config: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("ADDICTED_JOBS_CONTROL__SOCKET", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "import-addictedproxy", "--config", str(config), *args],
+        [
+            sys.executable,
+            "-m",
+            "addicted_jobs",
+            "import-addictedproxy",
+            "--config",
+            str(config),
+            *args,
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

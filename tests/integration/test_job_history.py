@@ -8,11 +8,11 @@ import socket
 
 import asyncpg
 
-from daemon.control.history import timeline
-from daemon.jobs import store
-from daemon.jobs.backoff import RetryPolicy
-from daemon.jobs.spec import JobSpec, NoArgs, Registry, default_registry
-from daemon.jobs.store import JobFilter
+from addicted_jobs.control.history import timeline
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.backoff import RetryPolicy
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry, default_registry
+from addicted_jobs.jobs.store import JobFilter
 from tests.integration.conftest import EngineFactory
 from tests.integration.test_engine import Recorder, _is
 from tests.support import wait_until
@@ -106,7 +106,7 @@ async def test_a_crashed_run_is_recorded_as_refunded_with_the_daemon_that_claime
     engine = await make_engine(default_registry(), start=False, max_interruptions=5)
     job = await engine.enqueue("noop")
     # Another daemon (pid 4242 on host-b) claims it and dies without an outcome.
-    other = await asyncpg.connect(db_dsn, server_settings={"addicted_jobs.runner": "4242@host-b"})
+    other = await asyncpg.connect(db_dsn, server_settings={"daemon.runner": "4242@host-b"})
     try:
         assert [c.id for c in await store.claim(other, "default", 1)] == [job.id]
     finally:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.storage.base import InvalidKey, Storage, StorageError, object_key
-from daemon.storage.local import LocalStorage
+from addicted_jobs.storage.base import InvalidKey, Storage, StorageError, object_key
+from addicted_jobs.storage.local import LocalStorage
 
 KEY = object_key(42, 3, 7, "0b4f4cc2-9a63-4b2e-8d37-3a4bd6d1e0f1")
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import asyncpg
 
-from daemon.jobs import store
-from daemon.jobs.context import JobContext
-from daemon.jobs.runner import Engine, JobRequest
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.runner import Engine, JobRequest
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon.db import (
+from addicted_jobs.db import (
     LOCK_NAMESPACE,
     MIGRATION_LOCK,
     Database,
@@ -18,7 +18,7 @@ from daemon.db import (
     load_migrations,
     release_session_lock,
 )
-from daemon.jobs.onetime import run_pending
+from addicted_jobs.jobs.onetime import run_pending
 from tests.support import wait_until
 
 

@@ -12,9 +12,9 @@ from typing import ClassVar
 import asyncpg
 import pytest
 
-from daemon.db import LOCK_NAMESPACE
-from daemon.jobs.context import JobContext
-from daemon.jobs.onetime import (
+from addicted_jobs.db import LOCK_NAMESPACE
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.onetime import (
     ONETIME_LOCK,
     MigrationContext,
     MigrationRegistry,
@@ -23,8 +23,8 @@ from daemon.jobs.onetime import (
     RequiredMigrationFailed,
     run_pending,
 )
-from daemon.jobs.onetime_state import list_state, onetime_rows
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.onetime_state import list_state, onetime_rows
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon.jobs.onetime import run_pending
+from addicted_jobs.jobs.onetime import run_pending
 from tests.integration.onetime_slow_runner import BATCH_SIZE, BATCHES, SlowBackfill
 from tests.integration.test_onetime import Later, Patient, history
 from tests.support import wait_until

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.jobs.onetime import OneTimeMigration, run_pending
-from daemon.onetime_migrations import (
+from addicted_jobs.jobs.onetime import OneTimeMigration, run_pending
+from addicted_jobs.onetime_migrations import (
     CleanUpInboxUsersMigration,
     PopulateTvDbIdsMigration,
     RemoveOldCheckCompletedJobMigration,
@@ -21,11 +21,11 @@ from daemon.onetime_migrations import (
     SetCreatedDateAndUpdatedDateSubtitlesMigration,
     all_migrations,
 )
-from daemon.upstream import sandbox_tmdb
-from daemon.upstream.addic7ed import Addic7edClient
-from daemon.upstream.resilience import RetrySettings
-from daemon.upstream.sandbox import Sandbox
-from daemon.upstream.tmdb import TmdbClient
+from addicted_jobs.upstream import sandbox_tmdb
+from addicted_jobs.upstream.addic7ed import Addic7edClient
+from addicted_jobs.upstream.resilience import RetrySettings
+from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.upstream.tmdb import TmdbClient
 
 FAST = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)
 

@@ -14,14 +14,14 @@ import asyncpg
 import brotli
 import pytest
 
-from daemon.jobs.runner import Engine
-from daemon.jobs.spec import Registry
-from daemon.storage.base import Storage
-from daemon.storage.compression import BROTLI_SIGNATURE, ZSTD_MAGIC, Codec, ObjectTooLarge
-from daemon.storage.local import LocalStorage
-from daemon.tasks.storage import register_storage_jobs
-from daemon.tasks.storage_ops import storage_get
-from daemon.tasks.subtitle_store import SubtitleStore
+from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.storage.base import Storage
+from addicted_jobs.storage.compression import BROTLI_SIGNATURE, ZSTD_MAGIC, Codec, ObjectTooLarge
+from addicted_jobs.storage.local import LocalStorage
+from addicted_jobs.tasks.storage import register_storage_jobs
+from addicted_jobs.tasks.storage_ops import storage_get
+from addicted_jobs.tasks.subtitle_store import SubtitleStore
 from tests.conftest import shared_path
 from tests.integration.addictedproxy_source import original_database
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.jobs.cron import latest_fire, parse_cron
-from daemon.jobs.recurring import RecurringScheduler, build_plan
-from daemon.jobs.spec import default_registry
-from daemon.settings import ConfigError, RecurringSettings
+from addicted_jobs.jobs.cron import latest_fire, parse_cron
+from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
+from addicted_jobs.jobs.spec import default_registry
+from addicted_jobs.settings import ConfigError, RecurringSettings
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

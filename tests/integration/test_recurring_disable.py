@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import structlog
 
-from daemon import cli
-from daemon.control.ops import READ_ONLY, EngineOps
-from daemon.control.server import ControlServer
-from daemon.jobs.recurring import RecurringScheduler, build_plan
-from daemon.jobs.runner import Engine
-from daemon.jobs.spec import default_registry
-from daemon.settings import RecurringSettings
+from addicted_jobs import cli
+from addicted_jobs.control.ops import READ_ONLY, EngineOps
+from addicted_jobs.control.server import ControlServer
+from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
+from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.spec import default_registry
+from addicted_jobs.settings import RecurringSettings
 from tests.integration.conftest import EngineFactory
 from tests.integration.control_env import sock_dir
 from tests.support import wait_until

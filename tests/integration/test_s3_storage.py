@@ -10,8 +10,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from daemon.storage.base import InvalidKey, Storage, StorageError, object_key
-from daemon.storage.s3 import S3Storage, is_retryable
+from addicted_jobs.storage.base import InvalidKey, Storage, StorageError, object_key
+from addicted_jobs.storage.s3 import S3Storage, is_retryable
 from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, MotoServer
 from tests.support import wait_until
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from daemon.jobs import store
-from daemon.jobs.backoff import RetryPolicy
-from daemon.jobs.spec import JobSpec, NoArgs, Registry
-from daemon.jobs.store import JobFilter
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.backoff import RetryPolicy
+from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.store import JobFilter
 from tests.integration.conftest import EngineFactory
 from tests.integration.test_engine import Recorder, _is
 from tests.support import wait_until

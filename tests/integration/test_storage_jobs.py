@@ -16,16 +16,16 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
-from daemon.jobs.backoff import DEFAULT_RETRY, RetryPolicy
-from daemon.jobs.runner import Engine
-from daemon.jobs.spec import Registry
-from daemon.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
-from daemon.storage.dictionaries import save_dictionary
-from daemon.storage.s3 import S3Storage
-from daemon.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
-from daemon.tasks.storage_ops import storage_get
-from daemon.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
-from daemon.tasks.subtitle_store import SubtitleStore
+from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
+from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
+from addicted_jobs.storage.dictionaries import save_dictionary
+from addicted_jobs.storage.s3 import S3Storage
+from addicted_jobs.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
+from addicted_jobs.tasks.storage_ops import storage_get
+from addicted_jobs.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
+from addicted_jobs.tasks.subtitle_store import SubtitleStore
 from tests.conftest import shared_path
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory

@@ -18,20 +18,20 @@ from typing import Any
 import asyncpg
 import pytest
 
-import daemon.cli_storage as cli_storage
-from daemon import cli
-from daemon.control.client import ControlClient, DaemonError
-from daemon.control.server import ControlServer, Peer
-from daemon.jobs.runner import JobRequest
-from daemon.settings import ConfigError, Settings
-from daemon.storage.compression import Codec
-from daemon.storage.local import LocalStorage
-from daemon.storage.s3 import S3Storage
-from daemon.tasks import storage_ops
-from daemon.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_handlers
-from daemon.tasks.storage_setup import build_codec, build_storage, open_subtitle_store
-from daemon.tasks.storage_training import NotEnoughSamples, TrainingOptions, train_dictionary
-from daemon.tasks.subtitle_store import SubtitleStore, mark_stored
+import addicted_jobs.cli_storage as cli_storage
+from addicted_jobs import cli
+from addicted_jobs.control.client import ControlClient, DaemonError
+from addicted_jobs.control.server import ControlServer, Peer
+from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.settings import ConfigError, Settings
+from addicted_jobs.storage.compression import Codec
+from addicted_jobs.storage.local import LocalStorage
+from addicted_jobs.storage.s3 import S3Storage
+from addicted_jobs.tasks import storage_ops
+from addicted_jobs.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_handlers
+from addicted_jobs.tasks.storage_setup import build_codec, build_storage, open_subtitle_store
+from addicted_jobs.tasks.storage_training import NotEnoughSamples, TrainingOptions, train_dictionary
+from addicted_jobs.tasks.subtitle_store import SubtitleStore, mark_stored
 from tests.integration.storage_env import add_subtitle, sample_files
 
 OPTIONS = TrainingOptions(dict_size=4096, min_samples=20)

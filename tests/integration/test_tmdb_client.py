@@ -7,18 +7,18 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import __version__
-from daemon.upstream.errors import UpstreamUnavailable
-from daemon.upstream.models import (
+from addicted_jobs import __version__
+from addicted_jobs.upstream.errors import UpstreamUnavailable
+from addicted_jobs.upstream.models import (
     TmdbExternalIds,
     TmdbMovieDetails,
     TmdbMovieResult,
     TmdbShowDetails,
     TmdbTvResult,
 )
-from daemon.upstream.resilience import BreakerSettings, RetrySettings
-from daemon.upstream.sandbox import FaultConfig, Sandbox
-from daemon.upstream.tmdb import (
+from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings
+from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
+from addicted_jobs.upstream.tmdb import (
     TmdbClient,
     clean_name,
     is_ended_status,

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 
-from daemon.upstream.sandbox import Sandbox
-from daemon.upstream.tmdb import TmdbClient, try_resolve_show
+from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.upstream.tmdb import TmdbClient, try_resolve_show
 from tests.integration.catalog_env import FAST_RETRY
 
 HUGE = 99_999_999_999

@@ -91,7 +91,7 @@ class DaemonProcess:
                 *self.prefix,
                 sys.executable,
                 "-m",
-                "daemon",
+                "addicted_jobs",
                 "run",
                 "--config",
                 str(self.config_path),
@@ -184,7 +184,7 @@ class DaemonProcess:
 
     def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daemon", *args, "--socket", str(self.socket_path)],
+            [sys.executable, "-m", "addicted_jobs", *args, "--socket", str(self.socket_path)],
             cwd=self.workdir,
             capture_output=True,
             text=True,

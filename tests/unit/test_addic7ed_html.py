@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.upstream.addic7ed_dom import SkippedRow
-from daemon.upstream.addic7ed_html import (
+from addicted_jobs.upstream.addic7ed_dom import SkippedRow
+from addicted_jobs.upstream.addic7ed_html import (
     normalize_scene,
     parse_download_usage,
     parse_season_table,
     parse_seasons,
     parse_shows,
 )
-from daemon.upstream.errors import NothingToParse
-from daemon.upstream.models import QUALITY_HD
-from daemon.upstream.sandbox_data import Catalogue
-from daemon.upstream.sandbox_pages import panel_page, season_page, seasons_page, shows_page
+from addicted_jobs.upstream.errors import NothingToParse
+from addicted_jobs.upstream.models import QUALITY_HD
+from addicted_jobs.upstream.sandbox_data import Catalogue
+from addicted_jobs.upstream.sandbox_pages import panel_page, season_page, seasons_page, shows_page
 
 HEADER = "<tr>" + "<th>h</th>" * 10 + "</tr>"
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.upstream.addic7ed_dom import SkippedRow
-from daemon.upstream.addic7ed_download import check_subtitle_body, is_html_page
-from daemon.upstream.addic7ed_html import (
+from addicted_jobs.upstream.addic7ed_dom import SkippedRow
+from addicted_jobs.upstream.addic7ed_download import check_subtitle_body, is_html_page
+from addicted_jobs.upstream.addic7ed_html import (
     parse_download_usage,
     parse_season_table,
     parse_seasons,
     parse_shows,
 )
-from daemon.upstream.errors import DownloadLimitExceeded, NotASubtitle, NothingToParse
-from daemon.upstream.models import QUALITY_HD
+from addicted_jobs.upstream.errors import DownloadLimitExceeded, NotASubtitle, NothingToParse
+from addicted_jobs.upstream.models import QUALITY_HD
 
 HEAD = "<tr>" + "".join(f"<th>{h}</th>" for h in "S E Episode Language Version Status HI Corrected HD Download".split()) + "<th></th></tr>"  # fmt: skip
 

@@ -13,17 +13,17 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.upstream.addic7ed_dom import INT_MAX, SkippedRow
-from daemon.upstream.addic7ed_html import (
+from addicted_jobs.upstream.addic7ed_dom import INT_MAX, SkippedRow
+from addicted_jobs.upstream.addic7ed_html import (
     parse_download_usage,
     parse_season_table,
     parse_seasons,
     parse_shows,
 )
-from daemon.upstream.errors import NothingToParse
-from daemon.upstream.models import QUALITY_HD, DownloadUsage, ParsedEpisode, ParsedShow
-from daemon.upstream.sandbox_data import Catalogue
-from daemon.upstream.sandbox_pages import (
+from addicted_jobs.upstream.errors import NothingToParse
+from addicted_jobs.upstream.models import QUALITY_HD, DownloadUsage, ParsedEpisode, ParsedShow
+from addicted_jobs.upstream.sandbox_data import Catalogue
+from addicted_jobs.upstream.sandbox_pages import (
     page_bytes,
     panel_page,
     season_page,

@@ -6,9 +6,9 @@ import socket
 import time
 from pathlib import Path
 
-from daemon.app_status import StatusLine, reload_changes
-from daemon.settings import Settings
-from daemon.systemd import Notifier
+from addicted_jobs.app_status import StatusLine, reload_changes
+from addicted_jobs.settings import Settings
+from addicted_jobs.systemd import Notifier
 
 
 class Clock:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.jobs.backoff import CATALOGUE_DELAYS, RetryPolicy, hangfire_delay
+from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, RetryPolicy, hangfire_delay
 
 
 @given(retry=st.integers(min_value=1, max_value=60), seed=st.integers())

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from daemon import cli, cli_output, top
-from daemon.cli_commands import enqueue_request, parse_pairs
-from daemon.control.client import DaemonError
+from addicted_jobs import cli, cli_output, top
+from addicted_jobs.cli_commands import enqueue_request, parse_pairs
+from addicted_jobs.control.client import DaemonError
 
 
 class FakeClient:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import cli
-from daemon.settings import ConfigError, check_queue_names, load_settings
+from addicted_jobs import cli
+from addicted_jobs.settings import ConfigError, check_queue_names, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,7 @@ def test_errors_with_json_are_one_json_object_on_stdout(
 
 
 def test_enqueue_json_before_the_job_name_takes_the_name(tmp_path: Path) -> None:
-    from daemon.cli_commands import enqueue_request
+    from addicted_jobs.cli_commands import enqueue_request
 
     ns = cli.build_parser().parse_args(["enqueue", "--json", "noop", "sleep_ms=2"])
     assert enqueue_request(ns) == ({"name": "noop", "args": {"sleep_ms": "2"}}, True)
@@ -148,7 +148,7 @@ def test_enqueue_json_before_the_job_name_takes_the_name(tmp_path: Path) -> None
 
 def test_enqueue_help_points_to_job_types() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "daemon", "enqueue", "--help"],
+        [sys.executable, "-m", "addicted_jobs", "enqueue", "--help"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -162,7 +162,16 @@ def test_a_duration_past_timedelta_range_is_a_usage_error_not_a_traceback(
 ) -> None:
     """`jobs --since 99999999999d` printed an OverflowError traceback; a config key did too."""
     done = subprocess.run(
-        [sys.executable, "-m", "daemon", "jobs", "--since", "99999999999d", "--socket", "/nx"],
+        [
+            sys.executable,
+            "-m",
+            "addicted_jobs",
+            "jobs",
+            "--since",
+            "99999999999d",
+            "--socket",
+            "/nx",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -13,8 +13,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.storage import compression as zc
-from daemon.storage.compression import Codec, CorruptObject, Dictionary, ObjectTooLarge
+from addicted_jobs.storage import compression as zc
+from addicted_jobs.storage.compression import Codec, CorruptObject, Dictionary, ObjectTooLarge
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "compression"
 WORDS = """I you we he she they it what where why how is are was do don't can't know think want

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from daemon import cli
-from daemon.cli_import import summary
-from daemon.importer import progress as progress_module
-from daemon.importer.progress import Progress
-from daemon.importer.run import ImportReport
-from daemon.importer.table import TableReport
+from addicted_jobs import cli
+from addicted_jobs.cli_import import summary
+from addicted_jobs.importer import progress as progress_module
+from addicted_jobs.importer.progress import Progress
+from addicted_jobs.importer.run import ImportReport
+from addicted_jobs.importer.table import TableReport
 
 
 def test_plain_lines_give_rows_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.cli_output import job_block
-from daemon.control.history import timeline
-from daemon.control.protocol import encode_ok
+from addicted_jobs.cli_output import job_block
+from addicted_jobs.control.history import timeline
+from addicted_jobs.control.protocol import encode_ok
 
 T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import brotli
 import pytest
 
-from daemon.storage import compression as zc
-from daemon.storage.compression import Codec, CorruptObject, ObjectTooLarge
-from daemon.storage.legacy_formats import current_key, legacy_key
+from addicted_jobs.storage import compression as zc
+from addicted_jobs.storage.compression import Codec, CorruptObject, ObjectTooLarge
+from addicted_jobs.storage.legacy_formats import current_key, legacy_key
 
 TEXT = "1\r\n00:00:01,000 --> 00:00:02,000\r\nÇa va? Ну да. 字幕\r\n\r\n".encode() * 40
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from daemon.jobs.locks import KeyedLocks
+from addicted_jobs.jobs.locks import KeyedLocks
 
 
 async def test_try_lock_is_refused_while_held_and_entries_are_removed() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from daemon import logs
+from addicted_jobs import logs
 
 
 @pytest.fixture(autouse=True)

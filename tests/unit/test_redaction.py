@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon import logs
-from daemon.control.server import ControlServer, Peer
-from daemon.db import redact, scrub
-from daemon.settings import ConfigError, load_settings
+from addicted_jobs import logs
+from addicted_jobs.control.server import ControlServer, Peer
+from addicted_jobs.db import redact, scrub
+from addicted_jobs.settings import ConfigError, load_settings
 
 PW = "s3cr3t"
 

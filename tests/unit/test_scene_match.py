@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.catalog.scene import scene_matches_file, scene_tokens
+from addicted_jobs.catalog.scene import scene_matches_file, scene_tokens
 
 
 @pytest.mark.parametrize(

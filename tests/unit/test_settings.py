@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.settings import ConfigError, load_settings
+from addicted_jobs.settings import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -121,9 +121,9 @@ def test_an_empty_proxy_means_none(tmp_path: Path) -> None:
 def test_the_upstream_clients_defaults_are_the_configurations_defaults() -> None:
     # The numbers are written twice (settings for the daemon, the clients for direct use): they
     # must not drift apart.
-    from daemon.domain import resilience_of
-    from daemon.settings import Addic7edSettings, TmdbSettings
-    from daemon.upstream import addic7ed, tmdb
+    from addicted_jobs.domain import resilience_of
+    from addicted_jobs.settings import Addic7edSettings, TmdbSettings
+    from addicted_jobs.upstream import addic7ed, tmdb
 
     for client, conf in ((addic7ed, Addic7edSettings()), (tmdb, TmdbSettings())):
         assert resilience_of(conf) == {

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.settings import ConfigError, Settings, load_settings
-from daemon.storage import compression as zc
-from daemon.tasks.storage_setup import build_codec
+from addicted_jobs.settings import ConfigError, Settings, load_settings
+from addicted_jobs.storage import compression as zc
+from addicted_jobs.tasks.storage_setup import build_codec
 from tests.unit.test_compression import make_srt
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.systemd import Notifier, watchdog_interval
+from addicted_jobs.systemd import Notifier, watchdog_interval
 
 
 def test_ready_status_watchdog_and_stopping_datagrams(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def test_reload_waits_for_the_daemons_answer() -> None:
 def test_systemd_files_writes_the_shipped_files_for_this_installation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from daemon import cli
+    from addicted_jobs import cli
 
     target = tmp_path / "out"
     assert cli.main(["systemd-files", str(target), "--bin", "/opt/aj/bin/addicted-jobs"]) == 0
@@ -88,7 +88,7 @@ def test_systemd_files_writes_the_shipped_files_for_this_installation(
 def test_systemd_files_refuses_a_bin_the_unit_cannot_name_as_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], binary: str
 ) -> None:
-    from daemon import cli
+    from addicted_jobs import cli
 
     target = tmp_path / "out"
     assert cli.main(["systemd-files", str(target), "--bin", binary]) == 2
@@ -100,7 +100,7 @@ def test_systemd_files_refuses_a_bin_the_unit_cannot_name_as_written(
 def test_systemd_files_names_a_target_that_is_not_a_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from daemon import cli
+    from addicted_jobs import cli
 
     (tmp_path / "file").write_text("x")
     assert cli.main(["systemd-files", str(tmp_path / "file"), "--bin", "/opt/aj/aj"]) == 1

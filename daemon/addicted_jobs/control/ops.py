@@ -1,0 +1,306 @@
+"""The engine's operations as control handlers: ping, enqueue, job(s), queues, retry, cancel,
+pause/resume and stats (for `top`); recurring, trigger, migrations and reload come from AdminOps.
+
+Each maps engine exceptions to the protocol's error codes; bad input never reaches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from addicted_jobs.control.activity import Activity
+from addicted_jobs.control.admin_ops import AdminOps, Onetime
+from addicted_jobs.control.bulk_ops import BulkOps
+from addicted_jobs.control.history import RETRY_NOTE, timeline
+from addicted_jobs.control.protocol import (
+    VERSION,
+    EnqueueArgs,
+    JobIdArgs,
+    NoArgs,
+    OpError,
+    QueueArgs,
+    describe_errors,
+    parse_args,
+    summarise,
+)
+from addicted_jobs.control.server import OpHandler, Peer
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.recurring import RecurringScheduler
+from addicted_jobs.jobs.runner import Engine, JobRequest
+from addicted_jobs.jobs.spec import UnknownJob
+from addicted_jobs.jobs.store import EnqueueResult, ParentLocked, ParentNotFound
+
+READ_ONLY = frozenset(
+    {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
+)
+LIST_VALUE_LIMIT = 200
+RUNNING_SHOWN = 12  # running jobs in a `stats` answer (top's pane), the longest-running first
+
+
+def _signature(model: type[BaseModel]) -> str:
+    parts = []
+    for name, info in model.model_fields.items():
+        kind = getattr(info.annotation, "__name__", str(info.annotation))
+        parts.append(f"{name}: {kind}" + ("" if info.is_required() else f" = {info.default!r}"))
+    return ", ".join(parts) or "no arguments"
+
+
+def _compact(args: Any) -> Any:
+    # Lists show arguments, not blobs: long strings are replaced by their length.
+    if not isinstance(args, dict):
+        return args
+    return {
+        k: f"<{len(v)} chars>" if isinstance(v, str) and len(v) > LIST_VALUE_LIMIT else v
+        for k, v in args.items()
+    }
+
+
+def _enqueued(result: EnqueueResult) -> dict[str, Any]:
+    return {"id": result.id, "created": result.created, "state": result.state}
+
+
+class EngineOps(AdminOps, BulkOps):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        version: str,
+        uptime: Callable[[], float],
+        state: Callable[[], str] = lambda: "running",
+        scheduler: RecurringScheduler | None = None,
+        reload: Callable[[], Awaitable[str | None]] | None = None,
+        onetime: Onetime | None = None,
+        activity: Activity | None = None,
+        upstream: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        reload_report: Callable[[], dict[str, list[str]]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.version = version
+        self.uptime = uptime
+        self.state = state
+        self.scheduler = scheduler
+        self.reload_config = reload
+        self.onetime = onetime
+        self.activity = activity
+        self.upstream_status = upstream
+        self.reload_report = reload_report
+
+    def handlers(self) -> dict[str, OpHandler]:
+        return {
+            "ping": self.ping,
+            "enqueue": self.enqueue,
+            "job": self.job,
+            "jobs": self.jobs,
+            "queues": self.queues,
+            "retry": self.retry,
+            "cancel": self.cancel,
+            "pause": self.pause,
+            "resume": self.resume,
+            "recurring": self.recurring,
+            "trigger": self.trigger,
+            "migrations": self.migrations,
+            "stats": self.stats,
+            "reload": self.reload,
+            "delete": self.delete,
+            "job-types": self.job_types,
+            "recurring-disable": self.recurring_disable,
+            "recurring-enable": self.recurring_enable,
+            "retry-many": self.retry_many,
+            "cancel-many": self.cancel_many,
+            "delete-many": self.delete_many,
+        }
+
+    async def ping(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "ping")
+        result: dict[str, Any] = {
+            "version": self.version,
+            "protocol": VERSION,
+            "pid": os.getpid(),
+            "uptime_s": round(self.uptime(), 3),
+            "state": self.state(),
+        }
+        pool = self.engine.pool
+        if pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0:
+            # Jobs or requests hold every client connection: the database is fine, so ask it
+            # through the engine's own pool rather than report it unavailable (issue 14).
+            pool = self.engine.engine_pool
+            result["connections"] = (
+                f"all {self.engine.pool.get_max_size()} pooled connections in use"
+            )
+        try:
+            async with asyncio.timeout(2.0):
+                counts = await store.queue_counts(pool, oldest=False)
+        except Exception as exc:  # ping answers even when the database does not
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            result.update(database=f"unavailable: cannot query PostgreSQL ({reason})", queues=None)
+            return result
+        keep = ("ready", "running", "scheduled", "failed")
+        queues = {q: {s: e["counts"][s] for s in keep} for q, e in sorted(counts.items())}
+        result.update(database="ok", queues=queues)
+        if self.engine.horizon is not None:
+            result["oldest_transaction"] = self.engine.horizon
+        return result
+
+    # ---- enqueue ------------------------------------------------------------------------------
+
+    def _parse_job(self, name: str, args: dict[str, Any], where: str) -> BaseModel:
+        try:
+            spec = self.engine.registry.get(name)
+        except UnknownJob as exc:
+            raise OpError("unknown_job", f"{where}{exc}") from None
+        try:
+            model: BaseModel = spec.parse(args)
+            return model
+        except ValidationError as exc:
+            details = describe_errors(exc)
+            raise OpError(
+                "invalid_args",
+                f"{where}invalid arguments for job {name!r}: {summarise(details)}; "
+                f"{name!r} takes ({_signature(spec.args_model)})",
+                details,
+            ) from None
+
+    async def _store(self, requests: list[JobRequest]) -> list[EnqueueResult]:
+        try:
+            return await self.engine.enqueue_many(requests)
+        except ParentNotFound as exc:
+            raise OpError(
+                "not_found", f"{exc}: `after` must name an existing job id (see `jobs`)"
+            ) from None
+        except ParentLocked as exc:
+            raise OpError("unavailable", str(exc)) from None
+
+    async def enqueue(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        req = parse_args(EnqueueArgs, args, "enqueue")
+        if req.jobs is not None:
+            # Validate the whole batch first: one bad item rejects it before anything is written.
+            requests = [
+                JobRequest(
+                    j.name, self._parse_job(j.name, j.args, f"jobs[{i}]: "), j.after, j.delay
+                )
+                for i, j in enumerate(req.jobs)
+            ]
+            return {"results": [_enqueued(r) for r in await self._store(requests)]}
+        assert req.name is not None
+        model = self._parse_job(req.name, req.args, "")
+        requests = [JobRequest(req.name, model, req.after, req.delay)] * (req.count or 1)
+        results = await self._store(requests)
+        if req.count is None:
+            return _enqueued(results[0])
+        return {"ids": [r.id for r in results], "created": sum(r.created for r in results)}
+
+    # ---- jobs and queues ----------------------------------------------------------------------
+
+    async def job(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        req = parse_args(JobIdArgs, args, "job")
+        row = await store.get_job(self.engine.pool, req.id)
+        if row is None:
+            raise OpError("not_found", f"no job {req.id}")
+        row["attempts"] = await store.job_attempts(self.engine.pool, req.id)
+        row["timeline"] = timeline(row, row["attempts"])
+        return row
+
+    async def jobs(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        result = await self.find(args, peer)
+        for row in result["jobs"]:
+            row["args"] = _compact(row["args"])
+        return result
+
+    async def _queue_rows(self) -> list[dict[str, Any]]:
+        counts = await store.queue_counts(self.engine.pool)
+        config = self.engine.config
+        out = []
+        for name in sorted(set(self.engine.queues()) | set(counts)):
+            entry = counts.get(name) or {
+                "counts": dict.fromkeys(store.STATES, 0),
+                "oldest_ready_age_s": None,
+                "paused": False,
+            }
+            dispatcher = self.engine.dispatchers.get(name)
+            concurrency = (
+                dispatcher.concurrency
+                if dispatcher
+                else config.concurrency.get(name, config.default_concurrency)
+            )
+            out.append({"name": name, "concurrency": concurrency, **entry})
+        return out
+
+    async def queues(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "queues")
+        return {"queues": await self._queue_rows()}
+
+    async def stats(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        parse_args(NoArgs, args, "stats")
+        pool = self.engine.pool
+        return {
+            "version": self.version,
+            "uptime_s": round(self.uptime(), 3),
+            "queues": await self._queue_rows(),
+            "finished_last_minute": await store.finished_since(pool, 60.0),
+            "failures": await store.recent_failures(pool, 8),
+            "running": await store.running_jobs(pool, RUNNING_SHOWN),
+            **(self.activity.snapshot() if self.activity else {}),
+            "upstream": await self.upstream_status() if self.upstream_status else None,
+            "oldest_transaction": self.engine.horizon,
+        }
+
+    async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:
+        req = parse_args(QueueArgs, args, "pause" if paused else "resume")
+        known = set(self.engine.queues()) | set(await store.state_counts(self.engine.pool))
+        if req.queue not in known:
+            raise OpError(
+                "not_found", f"no queue {req.queue!r}; known queues: {', '.join(sorted(known))}"
+            )
+        await self.engine.set_paused(req.queue, paused)
+        return {"queue": req.queue, "paused": paused}
+
+    async def pause(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return await self._set_paused(args, True)
+
+    async def resume(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return await self._set_paused(args, False)
+
+    async def retry(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        req = parse_args(JobIdArgs, args, "retry")
+        retried = await store.retry(self.engine.pool, req.id)
+        if retried is None:
+            raise OpError("not_found", f"no job {req.id}")
+        if not retried.changed:
+            raise OpError(
+                "conflict",
+                f"job {req.id} is {retried.state}; retry applies to failed, deleted, succeeded or "
+                "scheduled jobs (cancel a running job first, or wait for it)",
+            )
+        return {
+            "id": req.id,
+            "previous_state": retried.previous,
+            "state": retried.state,
+            "continuations_restored": retried.restored,
+            "history": RETRY_NOTE,
+        }
+
+    async def cancel(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        req = parse_args(JobIdArgs, args, "cancel")
+        previous = await store.cancel(self.engine.pool, req.id)
+        if previous is None:
+            raise OpError("not_found", f"no job {req.id}")
+        if previous in ("ready", "scheduled", "awaiting"):
+            return {"id": req.id, "previous_state": previous, "state": "deleted"}
+        if previous == "running":
+            if self.engine.cancel_running(req.id):
+                return {"id": req.id, "previous_state": previous, "state": "cancelling"}
+            raise OpError(
+                "conflict",
+                f"job {req.id} is running but not on this daemon's dispatchers (it is finishing, "
+                "or waits to be recovered at the next start); try again in a moment",
+            )
+        raise OpError(
+            "conflict",
+            f"job {req.id} is {previous}; only ready, scheduled, awaiting or running jobs "
+            "can be cancelled",
+        )
