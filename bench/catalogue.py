@@ -33,12 +33,12 @@ from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.db import POOL_OPTIONS, _init_connection, apply_migrations
 from addicted_jobs.jobs.runner import Engine, EngineConfig, JobRequest
 from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.sandbox import Sandbox
+from addicted_jobs.sandbox.data import LANGUAGES, Catalogue, FakeEpisode, FakeSubtitle
 from addicted_jobs.settings import RefreshSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.addic7ed import Addic7edClient
-from addicted_jobs.upstream.sandbox import Sandbox
-from addicted_jobs.upstream.sandbox_data import LANGUAGES, Catalogue, FakeEpisode, FakeSubtitle
 
 SEASONS, EPISODES, SUBTITLES = 5, 10, 5
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}

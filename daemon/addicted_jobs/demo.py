@@ -21,8 +21,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from addicted_jobs import logs
 from addicted_jobs.app import App
 from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.settings import Settings
-from addicted_jobs.upstream.sandbox import Sandbox
 
 TERMINAL = ("succeeded", "failed", "deleted")
 COOKIES = ("demo-user-1=sandbox", "demo-user-2=sandbox", "demo-user-3=sandbox")

@@ -20,8 +20,8 @@ import httpx
 
 from addicted_jobs.control.client import ControlClient
 from addicted_jobs.embedded_pg import ROOT_FALLBACK_USER, SERVER_OPTIONS, _bin_dir
-from addicted_jobs.upstream.sandbox import Sandbox
-from addicted_jobs.upstream.sandbox_data import Catalogue
+from addicted_jobs.sandbox import Sandbox
+from addicted_jobs.sandbox.data import Catalogue
 from tests.plugins.daemon import DaemonProcess
 from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, MotoServer
 from tests.support import wait_until

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from addicted_jobs.upstream.sandbox import Sandbox
-from addicted_jobs.upstream.sandbox_data import srt_charset
+from addicted_jobs.sandbox import Sandbox
+from addicted_jobs.sandbox.data import srt_charset
 from tests.acceptance import reliability_env as env
 
 pytestmark = pytest.mark.acceptance

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.sandbox import Sandbox
 from tests.acceptance import reliability_env as env
 from tests.plugins.s3 import MotoServer
 from tests.support import wait_until

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from addicted_jobs.control.client import ControlClient, DaemonError
-from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.sandbox import Sandbox
 from tests.acceptance import reliability_env as env
 from tests.plugins.daemon import DaemonProcess
 from tests.plugins.s3 import S3_REGION, MotoServer

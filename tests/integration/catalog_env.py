@@ -15,12 +15,12 @@ import asyncpg
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.settings import RefreshSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.resilience import RetrySettings
-from addicted_jobs.upstream.sandbox import Sandbox
 from addicted_jobs.upstream.tmdb import TmdbClient
 
 COOKIE = "PHPSESSID=catalogue-tests; wikisubtitlesuser=1"

@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from addicted_jobs.upstream.sandbox_data import Catalogue, srt_text
+from addicted_jobs.sandbox.data import Catalogue, srt_text
 
 
 def sample_files(count: int, seed: int = 3) -> list[bytes]:

@@ -12,6 +12,8 @@ import pytest
 import structlog
 
 from addicted_jobs.catalog.languages import culture_name
+from addicted_jobs.sandbox import FaultConfig, Sandbox
+from addicted_jobs.sandbox.data import Catalogue
 from addicted_jobs.upstream.addic7ed import Addic7edClient, user_agent_for
 from addicted_jobs.upstream.errors import (
     DownloadFailed,
@@ -29,8 +31,6 @@ from addicted_jobs.upstream.resilience import (
     RetrySettings,
     Timeouts,
 )
-from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
-from addicted_jobs.upstream.sandbox_data import Catalogue
 from tests.support import wait_until
 
 FAST = RetrySettings(max_retries=3, base_delay=0.001, max_delay=0.005)

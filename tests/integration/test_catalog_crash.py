@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from addicted_jobs.upstream.sandbox import FaultConfig
+from addicted_jobs.sandbox import FaultConfig
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until

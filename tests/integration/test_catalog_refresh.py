@@ -19,9 +19,9 @@ from addicted_jobs.catalog.refresh import (
 )
 from addicted_jobs.catalog.seasons import Season
 from addicted_jobs.catalog.shows import Show, get_show
+from addicted_jobs.sandbox import FaultConfig
 from addicted_jobs.settings import RefreshSettings
 from addicted_jobs.upstream.models import ParsedEpisode
-from addicted_jobs.upstream.sandbox import FaultConfig
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 
 H = timedelta(hours=1)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, DEFAULT_RETRY
 from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.upstream.sandbox import FaultConfig
+from addicted_jobs.sandbox import FaultConfig
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until

@@ -14,6 +14,7 @@ import pytest
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.sandbox import FaultConfig, Sandbox
 from addicted_jobs.tasks.credential_ops import (
     CredentialNotFound,
     credentials_add,
@@ -30,7 +31,6 @@ from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import DownloadLimitExceeded
 from addicted_jobs.upstream.models import DownloadUsage
 from addicted_jobs.upstream.resilience import RetrySettings
-from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 

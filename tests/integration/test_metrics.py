@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.metrics import Metrics
+from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import DownloadLimitExceeded, SubtitleFileDeleted
 from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings
-from addicted_jobs.upstream.sandbox import Sandbox
 from tests.integration.conftest import EngineFactory
 from tests.integration.test_addic7ed_client import find_href
 from tests.support import wait_until

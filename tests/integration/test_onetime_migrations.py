@@ -21,10 +21,10 @@ from addicted_jobs.onetime_migrations import (
     SetCreatedDateAndUpdatedDateSubtitlesMigration,
     all_migrations,
 )
-from addicted_jobs.upstream import sandbox_tmdb
+from addicted_jobs.sandbox import Sandbox
+from addicted_jobs.sandbox import tmdb as sandbox_tmdb
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.resilience import RetrySettings
-from addicted_jobs.upstream.sandbox import Sandbox
 from addicted_jobs.upstream.tmdb import TmdbClient
 
 FAST = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)

@@ -12,6 +12,14 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 import httpx
 import pytest
 
+from addicted_jobs.sandbox import FaultConfig, Sandbox
+from addicted_jobs.sandbox.data import (
+    Catalogue,
+    FakeSubtitle,
+    srt_charset,
+    srt_lines,
+    srt_text,
+)
 from addicted_jobs.upstream.addic7ed_html import (
     parse_download_usage,
     parse_season_table,
@@ -19,14 +27,6 @@ from addicted_jobs.upstream.addic7ed_html import (
     parse_shows,
 )
 from addicted_jobs.upstream.errors import NothingToParse
-from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
-from addicted_jobs.upstream.sandbox_data import (
-    Catalogue,
-    FakeSubtitle,
-    srt_charset,
-    srt_lines,
-    srt_text,
-)
 
 KEY = "test-key"
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})$")
@@ -288,7 +288,7 @@ async def test_counters_and_history(sandbox: Sandbox, http: httpx.AsyncClient) -
 
 async def test_command_line_entry_point() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "addicted_jobs.upstream.sandbox", "--shows", "20", "--port", "0",
+        sys.executable, "-m", "addicted_jobs.sandbox", "--shows", "20", "--port", "0",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -8,6 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from addicted_jobs import __version__
+from addicted_jobs.sandbox import FaultConfig, Sandbox
 from addicted_jobs.upstream.errors import UpstreamUnavailable
 from addicted_jobs.upstream.models import (
     TmdbExternalIds,
@@ -17,7 +18,6 @@ from addicted_jobs.upstream.models import (
     TmdbTvResult,
 )
 from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings
-from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
 from addicted_jobs.upstream.tmdb import (
     TmdbClient,
     clean_name,

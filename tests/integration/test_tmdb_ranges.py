@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 
-from addicted_jobs.upstream.sandbox import Sandbox
+from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.upstream.tmdb import TmdbClient, try_resolve_show
 from tests.integration.catalog_env import FAST_RETRY
 

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from addicted_jobs.sandbox.data import Catalogue
+from addicted_jobs.sandbox.pages import panel_page, season_page, seasons_page, shows_page
 from addicted_jobs.upstream.addic7ed_dom import SkippedRow
 from addicted_jobs.upstream.addic7ed_html import (
     normalize_scene,
@@ -19,8 +21,6 @@ from addicted_jobs.upstream.addic7ed_html import (
 )
 from addicted_jobs.upstream.errors import NothingToParse
 from addicted_jobs.upstream.models import QUALITY_HD
-from addicted_jobs.upstream.sandbox_data import Catalogue
-from addicted_jobs.upstream.sandbox_pages import panel_page, season_page, seasons_page, shows_page
 
 HEADER = "<tr>" + "<th>h</th>" * 10 + "</tr>"
 

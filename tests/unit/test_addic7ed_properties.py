@@ -13,6 +13,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from addicted_jobs.sandbox.data import Catalogue
+from addicted_jobs.sandbox.pages import (
+    page_bytes,
+    panel_page,
+    season_page,
+    seasons_page,
+    shows_page,
+)
 from addicted_jobs.upstream.addic7ed_dom import INT_MAX, SkippedRow
 from addicted_jobs.upstream.addic7ed_html import (
     parse_download_usage,
@@ -22,14 +30,6 @@ from addicted_jobs.upstream.addic7ed_html import (
 )
 from addicted_jobs.upstream.errors import NothingToParse
 from addicted_jobs.upstream.models import QUALITY_HD, DownloadUsage, ParsedEpisode, ParsedShow
-from addicted_jobs.upstream.sandbox_data import Catalogue
-from addicted_jobs.upstream.sandbox_pages import (
-    page_bytes,
-    panel_page,
-    season_page,
-    seasons_page,
-    shows_page,
-)
 
 CATALOGUE = Catalogue(40, seed=13)
 PAGES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from addicted_jobs.catalog.languages import Culture, culture_for, culture_name
-from addicted_jobs.upstream.sandbox_data import LANGUAGES
+from addicted_jobs.sandbox.data import LANGUAGES
 
 # Addic7ed's own labels and the culture name the original stored for each.
 ADDIC7ED_LABELS = [

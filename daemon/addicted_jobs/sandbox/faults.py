@@ -1,6 +1,6 @@
 """What the sandbox upstream can be told to do wrong, and what it remembers of each request.
 
-Set at run time through `Sandbox.faults`; re-exported by addicted_jobs.upstream.sandbox.
+Set at run time through `Sandbox.faults`; re-exported by addicted_jobs.sandbox.
 """
 
 from __future__ import annotations

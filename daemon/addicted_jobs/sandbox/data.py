@@ -1,7 +1,7 @@
 """Deterministic fake catalogue behind the sandbox: Addic7ed shows, seasons, subtitles, pages, SRT.
 
 Everything is derived on demand from (seed, ids) by hashing, so 100,000 shows cost nothing until
-asked for. TMDB entries live in sandbox_tmdb; show names are chosen so the mapper rules apply.
+asked for. TMDB entries live in sandbox.tmdb; show names are chosen so the mapper rules apply.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 import random
 from dataclasses import dataclass
 
-from addicted_jobs.upstream.sandbox_tmdb import SPECIAL_SHOWS, stable_hash, tv_variants
+from addicted_jobs.sandbox.tmdb import SPECIAL_SHOWS, stable_hash, tv_variants
 
 _ADJECTIVES = (
     "Silent Broken Golden Hidden Last Little Lost Dark Bright Wild Crimson Frozen Secret Quiet "
@@ -120,7 +120,7 @@ class Catalogue:
         adjective, j = _ADJECTIVES[j % len(_ADJECTIVES)], j // len(_ADJECTIVES)
         noun, j = _NOUNS[j % len(_NOUNS)], j // len(_NOUNS)
         base = f"The {adjective} {noun}" + (f" {_TAILS[j]}" if _TAILS[j] else "")
-        # A few names carry the qualifiers the TMDB mapper reads, consistent with sandbox_tmdb.
+        # A few names carry the qualifiers the TMDB mapper reads, consistent with sandbox.tmdb.
         variants = tv_variants(self.seed, base)
         roll = stable_hash(self.seed, "suffix", show_id) % 100
         if variants is None or roll >= 9:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from html import escape
 
-from addicted_jobs.upstream.sandbox_data import Catalogue, FakeSubtitle
-from addicted_jobs.upstream.sandbox_tmdb import stable_hash
+from addicted_jobs.sandbox.data import Catalogue, FakeSubtitle
+from addicted_jobs.sandbox.tmdb import stable_hash
 
 # A private-use character the pages never hold otherwise: served as a lone 0xE9 byte (Latin-1
 # "é"), which is not valid UTF-8, as stray bytes are on the real site.

@@ -2,7 +2,7 @@
 
 For tests, demos and benchmarks. Faults can be switched at run time through `Sandbox.faults`;
 every request is counted and remembered so tests can assert on what the clients sent.
-Run alone with: python -m addicted_jobs.upstream.sandbox --shows 1000 --port 8080
+Run alone with: python -m addicted_jobs.sandbox --shows 1000 --port 8080
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Literal
 
 from aiohttp import web
 
-from addicted_jobs.upstream import sandbox_tmdb as tmdb
-from addicted_jobs.upstream.sandbox_data import Catalogue, srt_charset, srt_text
-from addicted_jobs.upstream.sandbox_faults import FaultConfig, SeenRequest, reset_connection
-from addicted_jobs.upstream.sandbox_pages import (
+from addicted_jobs.sandbox import tmdb
+from addicted_jobs.sandbox.data import Catalogue, srt_charset, srt_text
+from addicted_jobs.sandbox.faults import FaultConfig, SeenRequest, reset_connection
+from addicted_jobs.sandbox.pages import (
     LIMIT_PAGE,
     LOGIN_PAGE,
     page_bytes,
@@ -28,7 +28,7 @@ from addicted_jobs.upstream.sandbox_pages import (
     seasons_page,
     shows_page,
 )
-from addicted_jobs.upstream.sandbox_tmdb import Handler
+from addicted_jobs.sandbox.tmdb import Handler
 
 __all__ = ["FaultConfig", "Sandbox", "SeenRequest", "main"]  # the faults are set through here
 
@@ -279,7 +279,3 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     asyncio.run(_serve(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()
