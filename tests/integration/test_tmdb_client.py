@@ -8,6 +8,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from addicted_jobs import __version__
+from addicted_jobs.catalog.tmdb_match import (
+    clean_name,
+    is_ended_status,
+    show_matches,
+    try_resolve_movie,
+    try_resolve_show,
+)
 from addicted_jobs.sandbox import FaultConfig, Sandbox
 from addicted_jobs.upstream.errors import UpstreamUnavailable
 from addicted_jobs.upstream.models import (
@@ -18,14 +25,7 @@ from addicted_jobs.upstream.models import (
     TmdbTvResult,
 )
 from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings
-from addicted_jobs.upstream.tmdb import (
-    TmdbClient,
-    clean_name,
-    is_ended_status,
-    show_matches,
-    try_resolve_movie,
-    try_resolve_show,
-)
+from addicted_jobs.upstream.tmdb import TmdbClient
 
 KEY = "tmdb-test-key"
 FAST = RetrySettings(max_retries=2, base_delay=0.001, max_delay=0.005)

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 
+from addicted_jobs.catalog.tmdb_match import try_resolve_show
 from addicted_jobs.sandbox import Sandbox
-from addicted_jobs.upstream.tmdb import TmdbClient, try_resolve_show
+from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.integration.catalog_env import FAST_RETRY
 
 HUGE = 99_999_999_999

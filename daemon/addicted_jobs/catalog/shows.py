@@ -14,8 +14,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.catalog.tmdb_match import TmdbLookup, try_resolve_show
 from addicted_jobs.upstream.models import ParsedShow
-from addicted_jobs.upstream.tmdb_mapper import TmdbLookup, try_resolve_show
 
 ADDIC7ED = 0  # DataSource values (spec 9.2)
 SUPER_SUBTITLES = 1

@@ -14,14 +14,14 @@ import asyncpg
 import structlog
 
 from addicted_jobs.catalog.shows import MOVIE, SHOW
-from addicted_jobs.upstream.models import TmdbExternalIds, TmdbShowDetails, TmdbTvResult
-from addicted_jobs.upstream.tmdb_mapper import (
+from addicted_jobs.catalog.tmdb_match import (
     TmdbLookup,
     clean_name,
     is_ended_status,
     try_resolve_movie,
     try_resolve_show,
 )
+from addicted_jobs.upstream.models import TmdbExternalIds, TmdbShowDetails, TmdbTvResult
 
 log = structlog.get_logger(__name__)
 

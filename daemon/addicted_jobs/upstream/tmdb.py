@@ -1,7 +1,7 @@
 """TMDB v3 client: show and movie details, external ids, searches (paged) and IMDB lookups.
 
 A non-2xx answer (after retries) or an unreadable body gives None and a warning, as in the
-original. The name mapper built on it lives in tmdb_mapper and is re-exported here.
+original. Which TMDB entry is which show is catalogue policy: addicted_jobs.catalog.tmdb_match.
 """
 
 from __future__ import annotations
@@ -36,24 +36,8 @@ from addicted_jobs.upstream.resilience import (
     Timeouts,
 )
 from addicted_jobs.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
-from addicted_jobs.upstream.tmdb_mapper import (
-    clean_name,
-    is_ended_status,
-    movie_matches,
-    show_matches,
-    try_resolve_movie,
-    try_resolve_show,
-)
 
-__all__ = [
-    "TmdbClient",
-    "clean_name",
-    "is_ended_status",
-    "movie_matches",
-    "show_matches",
-    "try_resolve_movie",
-    "try_resolve_show",
-]
+__all__ = ["TmdbClient"]
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,5 @@
-"""Find the TMDB entry for an Addic7ed show name: name cleaning, result filters, resolvers.
+"""Catalogue policy: find the TMDB entry for an Addic7ed show name (name cleaning, result filters,
+resolvers).
 
 The resolvers take anything shaped like TmdbClient (see TmdbLookup), so they can be tested or
 reused with another client.
