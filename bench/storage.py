@@ -150,7 +150,7 @@ def bench_codecs(
     train: list[bytes], test: list[bytes], work: Path, args: argparse.Namespace
 ) -> zc.Dictionary:
     started = time.perf_counter()
-    trained = zc.train_dictionary(train, size=args.dict_size or zc.DEFAULT_DICTIONARY_SIZE)
+    trained = zc.build_dictionary(train, size=args.dict_size or zc.DEFAULT_DICTIONARY_SIZE)
     row = {"bench": "train", "dict_id": trained.id, "dict_bytes": len(trained.data)}
     row |= {"samples": len(train), "sample_bytes": sum(map(len, train))}
     emit(**row, seconds=round(time.perf_counter() - started, 1))

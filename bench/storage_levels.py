@@ -109,7 +109,7 @@ def main() -> None:
     train = [f for show in corpus[:-held] for f in show][: args.train_files]
     test = [f for show in corpus[-held:] for f in show]
     started = time.perf_counter()
-    trained = zc.train_dictionary(train)
+    trained = zc.build_dictionary(train)
     emit(
         bench="storage_corpus",
         seed=args.seed,

@@ -18,6 +18,8 @@ from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.onetime_migrations import all_migrations
 from addicted_jobs.settings import Settings, UpstreamResilience
+from addicted_jobs.storage.setup import open_subtitle_store
+from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.tasks import storage_ops
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.catalogue_ops import request_subtitles_op
@@ -30,8 +32,6 @@ from addicted_jobs.tasks.credential_ops import (
 from addicted_jobs.tasks.credentials import credential_check_hook, register_credential_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.tasks.storage import register_storage_jobs
-from addicted_jobs.tasks.storage_setup import open_subtitle_store
-from addicted_jobs.tasks.subtitle_store import SubtitleStore
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings, Timeouts
 from addicted_jobs.upstream.tmdb import TmdbClient

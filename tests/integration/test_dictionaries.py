@@ -7,7 +7,7 @@ import random
 import asyncpg
 import pytest
 
-from addicted_jobs.storage.compression import Codec, Dictionary, evaluate_gain, train_dictionary
+from addicted_jobs.storage.compression import Codec, Dictionary, build_dictionary, evaluate_gain
 from addicted_jobs.storage.dictionaries import load_dictionaries, save_dictionary
 
 
@@ -28,8 +28,8 @@ def _samples(seed: int, count: int) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def two_dictionaries() -> tuple[Dictionary, Dictionary]:
-    first = train_dictionary(_samples(1, 120), size=8 * 1024)
-    second = train_dictionary(_samples(2, 120), size=8 * 1024, taken_ids=[first.id])
+    first = build_dictionary(_samples(1, 120), size=8 * 1024)
+    second = build_dictionary(_samples(2, 120), size=8 * 1024, taken_ids=[first.id])
     return first, second
 
 

@@ -19,9 +19,9 @@ from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.storage.base import Storage
 from addicted_jobs.storage.compression import BROTLI_SIGNATURE, ZSTD_MAGIC, Codec, ObjectTooLarge
 from addicted_jobs.storage.local import LocalStorage
+from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.tasks.storage import register_storage_jobs
 from addicted_jobs.tasks.storage_ops import storage_get
-from addicted_jobs.tasks.subtitle_store import SubtitleStore
 from tests.conftest import shared_path
 from tests.integration.addictedproxy_source import original_database
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
@@ -81,9 +81,9 @@ async def test_every_original_format_reads_back_and_legacy_objects_migrate(
     for key, blob in objects.items():
         await backend.put(key, blob)
     for key in ("1/1/1/signed.srt", "1/1/2/unsigned.srt", "1/1/4/srtdict.srt", "1/1/5/plain.srt"):
-        assert await store.get(key) == text, key
+        assert await store.read(key) == text, key
     # Only the legacy object exists: the read falls back to it and queues its migration.
-    assert await store.get("1/1/3/legacy.srt") == text
+    assert await store.read("1/1/3/legacy.srt") == text
 
     async def migrated() -> bool:
         return await backend.get("1/1/3/legacy.srt.brotli") is None
@@ -91,7 +91,7 @@ async def test_every_original_format_reads_back_and_legacy_objects_migrate(
     await wait_until(migrated, timeout=20, message="the legacy object migrated and deleted")
     new = await backend.get("1/1/3/legacy.srt")
     assert new is not None and new.startswith(ZSTD_MAGIC)
-    assert await store.get("1/1/3/legacy.srt") == text
+    assert await store.read("1/1/3/legacy.srt") == text
     jobs = await env.pool.fetch("SELECT id, args FROM jobs.jobs WHERE name = 'migrate_compression'")
     assert [j["args"] for j in jobs] == [{"path": "1/1/3/legacy.srt.brotli"}]
     assert (await until_done(env.pool, jobs[0]["id"]))["state"] == "succeeded"
@@ -112,7 +112,7 @@ async def test_every_original_format_reads_back_and_legacy_objects_migrate(
         assert done["state"] == "succeeded"
         raw = await backend.get(key)
         assert raw is not None and raw.startswith(ZSTD_MAGIC), key
-        assert await store.get(key) == text
+        assert await store.read(key) == text
 
 
 async def test_a_brotli_bomb_is_refused(
@@ -123,9 +123,9 @@ async def test_a_brotli_bomb_is_refused(
     await backend.put("2/1/1/bomb.srt", BROTLI_SIGNATURE + bomb)
     await backend.put("2/1/2/bomb.srt.brotli", bomb)
     with pytest.raises(ObjectTooLarge):
-        await store.get("2/1/1/bomb.srt")
+        await store.read("2/1/1/bomb.srt")
     with pytest.raises(ObjectTooLarge):
-        await store.get("2/1/2/bomb.srt")
+        await store.read("2/1/2/bomb.srt")
     done = await until_done(
         env.pool, (await engine.enqueue("migrate_compression", {"path": "2/1/1/bomb.srt"})).id
     )

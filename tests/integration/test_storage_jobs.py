@@ -19,13 +19,14 @@ from pydantic import ValidationError
 from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
-from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
+from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, build_dictionary
 from addicted_jobs.storage.dictionaries import save_dictionary
 from addicted_jobs.storage.s3 import S3Storage
+from addicted_jobs.storage.store import SubtitleStore
+from addicted_jobs.storage.training import TrainingOptions
 from addicted_jobs.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
 from addicted_jobs.tasks.storage_ops import storage_get
-from addicted_jobs.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
-from addicted_jobs.tasks.subtitle_store import SubtitleStore
+from addicted_jobs.tasks.storage_training import TRAIN_JOB, AutoTrain
 from tests.conftest import shared_path
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
@@ -130,7 +131,7 @@ async def test_store_then_read_back_byte_for_byte(
     again = await until_done(env.pool, await rig.store_job(sub_id, data))
     assert again["state"] == "succeeded"
     assert (await subtitle(env.pool, sub_id))["storage_path"] == row["storage_path"]
-    assert await rig.store.get(row["storage_path"]) == data
+    assert await rig.store.read(row["storage_path"]) == data
 
 
 async def test_store_arguments_are_checked_and_a_missing_row_is_no_error(
@@ -182,7 +183,7 @@ async def test_s3_outage_during_store_retries_and_records_nothing_half_written(
         done = await until_done(env.pool, job_id, timeout=20)
         assert done["state"] == "succeeded"
         path = (await subtitle(env.pool, sub_id))["storage_path"]
-        assert await rig.store.get(path) == data
+        assert await rig.store.read(path) == data
 
 
 async def test_first_dictionary_is_trained_by_itself_and_plain_objects_migrate(
@@ -217,7 +218,7 @@ async def test_first_dictionary_is_trained_by_itself_and_plain_objects_migrate(
         path = (await subtitle(env.pool, sub_id))["storage_path"]
         raw = await bucket.get(path)
         assert raw is not None and zstandard.get_frame_parameters(raw).dict_id == dict_id
-        assert await rig.store.get(path) == data
+        assert await rig.store.read(path) == data
 
 
 async def test_migrate_rewrites_the_original_format_and_leaves_what_it_cannot_read(
@@ -237,7 +238,7 @@ async def test_migrate_rewrites_the_original_format_and_leaves_what_it_cannot_re
         assert (await until_done(env.pool, result.id))["state"] == "succeeded"
     migrated = await bucket.get(key)
     assert migrated is not None and migrated.startswith(ZSTD_MAGIC)  # no signature any more
-    assert await rig.store.get(key) == text
+    assert await rig.store.read(key) == text
     assert await bucket.get("9/1/3/legacy.srt.brotli") == b"\x1b\x00 brotli"
     assert await bucket.get("9/1/4/junk.srt") == b"junk, not a frame"
     # Already current: left exactly as it is.
@@ -324,7 +325,7 @@ async def test_after_a_restart_the_next_training_waits_for_the_population_to_dou
         ids[:10],
         ids[0],
     )
-    await save_dictionary(env.pool, train_dictionary(sample_files(120), size=4096), trained_on=10)
+    await save_dictionary(env.pool, build_dictionary(sample_files(120), size=4096), trained_on=10)
     await store.load_dictionaries()
     auto = AutoTrain(store, train_after=5)
     queued: list[str] = []

@@ -20,6 +20,7 @@ import pytest
 
 import addicted_jobs.cli_storage as cli_storage
 from addicted_jobs import cli
+from addicted_jobs.catalog.subtitles import mark_stored
 from addicted_jobs.control.client import ControlClient, DaemonError
 from addicted_jobs.control.server import ControlServer, Peer
 from addicted_jobs.jobs.runner import JobRequest
@@ -27,11 +28,12 @@ from addicted_jobs.settings import ConfigError, Settings
 from addicted_jobs.storage.compression import Codec
 from addicted_jobs.storage.local import LocalStorage
 from addicted_jobs.storage.s3 import S3Storage
+from addicted_jobs.storage.setup import build_codec, build_storage, open_subtitle_store
+from addicted_jobs.storage.store import SubtitleStore
+from addicted_jobs.storage.training import NotEnoughSamples, TrainingOptions
 from addicted_jobs.tasks import storage_ops
 from addicted_jobs.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_handlers
-from addicted_jobs.tasks.storage_setup import build_codec, build_storage, open_subtitle_store
-from addicted_jobs.tasks.storage_training import NotEnoughSamples, TrainingOptions, train_dictionary
-from addicted_jobs.tasks.subtitle_store import SubtitleStore, mark_stored
+from addicted_jobs.tasks.storage_training import gather_and_train
 from tests.integration.storage_env import add_subtitle, sample_files
 
 OPTIONS = TrainingOptions(dict_size=4096, min_samples=20)
@@ -42,7 +44,7 @@ async def put_stored(store: SubtitleStore, subtitle_id: int, number: int, data: 
     row = await store.pool.fetchrow("SELECT unique_id FROM subtitles WHERE id = $1", subtitle_id)
     assert row is not None
     key = f"1/1/{number}/{row['unique_id']}.srt"
-    await store.put(key, data)
+    await store.write(key, data)
     await mark_stored(store.pool, subtitle_id, key)
     return key
 
@@ -205,11 +207,11 @@ async def test_training_from_a_directory_then_from_stored_subtitles(
     files = sample_files(40, seed=7)
     for n, data in enumerate(files):
         await put_stored(store, await add_subtitle(db_pool, n), n, data)
-    second = await train_dictionary(store, limit=40, options=OPTIONS)
+    second = await gather_and_train(store, limit=40, options=OPTIONS)
     assert second.previous_id == first["dictionary_id"] and second.gain_vs_previous is not None
     assert second.adopted == (second.gain_vs_previous >= OPTIONS.min_improvement)
     with pytest.raises(NotEnoughSamples):
-        await train_dictionary(store, limit=5, options=OPTIONS)
+        await gather_and_train(store, limit=5, options=OPTIONS)
 
 
 def _peer_line(args: dict[str, object]) -> bytes:
@@ -274,12 +276,12 @@ async def test_every_dictionary_stays_readable_after_a_restart(
             keys.append(await put_stored(store, await add_subtitle(db_pool, n), n, files[n]))
         if round_ < 2:
             forced = TrainingOptions(dict_size=4096, min_samples=20, min_gain=0, min_improvement=0)
-            assert (await train_dictionary(store, limit=30, options=forced)).adopted
+            assert (await gather_and_train(store, limit=30, options=forced)).adopted
     fresh = SubtitleStore(LocalStorage(tmp_path / "objects"), Codec(), db_pool)
     loaded = await fresh.load_dictionaries()
     assert len(loaded) == 2 and fresh.codec.dictionaries.writer_id == loaded[-1].dictionary.id
     for key, data in zip(keys, files, strict=True):
-        assert await fresh.get(key) == data
+        assert await fresh.read(key) == data
 
 
 async def test_the_store_is_built_from_the_settings(db_pool: asyncpg.Pool, tmp_path: Path) -> None:

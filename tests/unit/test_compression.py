@@ -56,7 +56,7 @@ def corpus() -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def trained(corpus: list[bytes]) -> Dictionary:
-    return zc.train_dictionary(corpus[:200], size=16 * 1024)
+    return zc.build_dictionary(corpus[:200], size=16 * 1024)
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def test_unknown_dictionary_id_is_named(codec: Codec, trained: Dictionary) -> No
 
 
 def test_old_dictionaries_keep_reading_after_a_newer_one(corpus: list[bytes]) -> None:
-    first = zc.train_dictionary(corpus[:100], size=8 * 1024)
-    second = zc.train_dictionary(corpus[100:200], size=8 * 1024, taken_ids=[first.id])
+    first = zc.build_dictionary(corpus[:100], size=8 * 1024)
+    second = zc.build_dictionary(corpus[100:200], size=8 * 1024, taken_ids=[first.id])
     assert first.id != second.id
     codec = Codec([first])
     old_blob = codec.compress(corpus[0])
@@ -284,7 +284,7 @@ def test_dictionary_validation(trained: Dictionary) -> None:
     with pytest.raises(ValueError, match="original"):
         Codec(original_dictionary=trained.data)
     with pytest.raises(zc.CompressionError):
-        zc.train_dictionary([])
+        zc.build_dictionary([])
     with pytest.raises(ValueError):
         Codec(level=22)
 

@@ -10,7 +10,7 @@ import pytest
 
 from addicted_jobs.settings import ConfigError, Settings, load_settings
 from addicted_jobs.storage import compression as zc
-from addicted_jobs.tasks.storage_setup import build_codec
+from addicted_jobs.storage.setup import build_codec
 from tests.unit.test_compression import make_srt
 
 
@@ -39,7 +39,7 @@ def test_the_configured_level_writes_the_objects(tmp_path: Path, samples: list[b
 
 
 def test_objects_of_every_level_read_back_byte_identical(samples: list[bytes]) -> None:
-    trained = zc.train_dictionary(samples * 4, size=8 * 1024)
+    trained = zc.build_dictionary(samples * 4, size=8 * 1024)
     reader = build_codec(Settings(storage={"zstd_level": 3}))
     reader.add_dictionary(trained)
     for level in range(1, 20):

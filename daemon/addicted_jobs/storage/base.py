@@ -28,7 +28,10 @@ class InvalidKey(StorageError, ValueError):
 
 @runtime_checkable
 class Storage(Protocol):
-    """Key/value object storage. `put` returns only once the object is durably stored."""
+    """Key/value object storage. `put` returns only once the object is durably stored.
+    `start` before the first call, `close` at the end; both may do nothing."""
+
+    async def start(self) -> None: ...
 
     async def put(self, key: str, data: bytes) -> None: ...
 

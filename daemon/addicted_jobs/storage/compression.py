@@ -293,7 +293,7 @@ def choose_dictionary_id(seed: bytes, taken: Iterable[int] = ()) -> int:
     raise AssertionError("unreachable: more probes than taken ids")
 
 
-def train_dictionary(
+def build_dictionary(
     samples: Sequence[bytes],
     size: int = DEFAULT_DICTIONARY_SIZE,
     *,

@@ -100,6 +100,9 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"local delete {key!r} failed: {exc}") from exc
 
+    async def start(self) -> None:
+        """Nothing to open (directories are made on the first put); honours the Storage protocol."""
+
     async def close(self) -> None:
         """Nothing to release; present to honour the Storage protocol."""
 

@@ -11,32 +11,28 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
-from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, Registry
-from addicted_jobs.storage.base import validate_key
-from addicted_jobs.storage.compression import CompressionError, CorruptObject
-from addicted_jobs.storage.legacy_formats import LEGACY_SUFFIX, current_key, legacy_key
-from addicted_jobs.tasks.resources import Resources
-from addicted_jobs.tasks.storage_training import (
-    DEFAULT_SAMPLES,
-    DEFAULT_TRAINING,
-    MAX_SAMPLES,
-    MIGRATE_JOB,
-    TRAIN_JOB,
-    AutoTrain,
-    NotEnoughSamples,
-    TrainingOptions,
-    queue_plain_migrations,
-    train_dictionary,
-)
-from addicted_jobs.tasks.subtitle_store import (
+from addicted_jobs.catalog.subtitles import (
     SubtitleRow,
-    SubtitleStore,
     count_download,
     delete_subtitle,
     get_subtitle,
     mark_stored,
+)
+from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
+from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.storage.base import validate_key
+from addicted_jobs.storage.store import SubtitleStore
+from addicted_jobs.storage.training import DEFAULT_TRAINING, NotEnoughSamples, TrainingOptions
+from addicted_jobs.tasks.resources import Resources
+from addicted_jobs.tasks.storage_training import (
+    DEFAULT_SAMPLES,
+    MAX_SAMPLES,
+    MIGRATE_JOB,
+    TRAIN_JOB,
+    AutoTrain,
+    gather_and_train,
+    queue_plain_migrations,
 )
 from addicted_jobs.upstream.errors import DownloadLimitExceeded, SubtitleFileDeleted
 
@@ -123,14 +119,14 @@ class StorageJobs:
             return
         key = row.key
         # Upload first: a failed or cut-off upload raises before anything is recorded.
-        size = await self.store.put(key, args.blob)
+        size = await self.store.write(key, args.blob)
         if not await mark_stored(self.r.pool, row.id, key):
             ctx.log.warning("subtitle deleted while it was stored", subtitle_id=row.id)
-            await self.store.storage.delete(key)
+            await self.store.delete(key)
             return
         if row.storage_path and row.storage_path != key:
             # The episode moved (a show merge): the row points at the new object now.
-            await self.store.storage.delete(row.storage_path)
+            await self.store.delete(row.storage_path)
         ctx.log.info(
             "subtitle stored", subtitle_id=row.id, path=key, size=len(args.blob), stored=size
         )
@@ -141,7 +137,7 @@ class StorageJobs:
         if row is None:
             ctx.log.warning("no such subtitle; nothing downloaded", subtitle_id=args.subtitle_id)
             return
-        if row.storage_path and await self._stored(row.storage_path):
+        if row.storage_path and await self.store.holds(row.storage_path):
             ctx.log.info("subtitle already stored", subtitle_id=row.id, path=row.storage_path)
             return
         try:
@@ -188,62 +184,29 @@ class StorageJobs:
         ) from limit
 
     async def migrate_compression(self, ctx: JobContext, args: MigrateArgs) -> None:
-        """Rewrite one object in the current format (spec 1.13): a legacy `….brotli` object moves
-        to its key without the suffix; any other non-current format is rewritten in place. The
-        old object goes only once the new one has read back byte for byte."""
+        """Rewrite one object in the current format (spec 1.13); see SubtitleStore.migrate."""
         path = args.path
-        target = current_key(path) if path.endswith(LEGACY_SUFFIX) else path
-        old = await self.store.storage.get(path)
-        if old is None:
+        done = await self.store.migrate(path)
+        if done.outcome == "missing":
             ctx.log.error("no object to migrate", path=path)
-            return
-        if target != path and await self._readable(target):
-            # Stored again since (reads already serve it): the legacy copy is only stale.
-            await self.store.storage.delete(path)
-            ctx.log.info("legacy object superseded; deleted", path=path, current=target)
-            return
-        if target == path and self.store.is_current(old):
+        elif done.outcome == "superseded":
+            ctx.log.info("legacy object superseded; deleted", path=path, current=done.target)
+        elif done.outcome == "current":
             ctx.log.info("object already in the current format", path=path)
-            return
-        try:
-            if target != path:
-                data = self.store.codec.decompress_raw_brotli(old)
-            else:
-                data = await self.store.decompress(old)
-        except CompressionError as exc:
-            ctx.log.error("object unreadable; left as it is", path=path, error=str(exc))
-            return
-        new = await self.store.compress(data)
-        if self.store.codec.decompress(new) != data:
-            raise CorruptObject(f"re-compressed {path} does not decode to the original")
-        # A put replaces the object atomically: the old one stays until the new one is whole.
-        await self.store.storage.put(target, new)
-        if await self.store.storage.get(target) != new:
-            if target == path:
-                await self.store.storage.put(path, old)
-            raise CorruptObject(f"{target} did not read back as written; the old object is kept")
-        if target != path:
-            await self.store.storage.delete(path)
-        ctx.log.info("object migrated", path=path, to=target, old_size=len(old), new_size=len(new))
-
-    async def _stored(self, key: str) -> bool:
-        # An imported subtitle may exist only as the original's legacy object (spec 7.2).
-        storage = self.store.storage
-        return await storage.exists(key) or await storage.exists(legacy_key(key))
-
-    async def _readable(self, key: str) -> bool:
-        blob = await self.store.storage.get(key)
-        if blob is None:
-            return False
-        try:
-            await self.store.decompress(blob)
-        except CompressionError:
-            return False
-        return True
+        elif done.outcome == "unreadable":
+            ctx.log.error("object unreadable; left as it is", path=path, error=done.error)
+        else:
+            ctx.log.info(
+                "object migrated",
+                path=path,
+                to=done.target,
+                old_size=done.old_size,
+                new_size=done.new_size,
+            )
 
     async def train_dictionary(self, ctx: JobContext, args: TrainArgs) -> None:
         try:
-            report = await train_dictionary(self.store, limit=args.samples, options=self.training)
+            report = await gather_and_train(self.store, limit=args.samples, options=self.training)
         except NotEnoughSamples as exc:
             ctx.log.warning("not enough stored subtitles to train on", reason=str(exc))
             return

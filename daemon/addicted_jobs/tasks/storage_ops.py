@@ -14,21 +14,20 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from addicted_jobs.catalog.subtitles import get_subtitle
 from addicted_jobs.control.protocol import BIGINT, OpError, parse_args
 from addicted_jobs.control.server import OpHandler, Peer
 from addicted_jobs.storage.base import StorageError
 from addicted_jobs.storage.compression import CompressionError
+from addicted_jobs.storage.store import SubtitleStore
+from addicted_jobs.storage.training import DEFAULT_TRAINING, NotEnoughSamples, TrainingOptions
 from addicted_jobs.tasks.storage_training import (
-    DEFAULT_TRAINING,
     MAX_SAMPLES,
     EnqueueMany,
-    NotEnoughSamples,
     Requester,
-    TrainingOptions,
+    gather_and_train,
     queue_plain_migrations,
-    train_dictionary,
 )
-from addicted_jobs.tasks.subtitle_store import SubtitleStore, get_subtitle
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +48,6 @@ __all__ = [
     "TRAIN_OP",
     "storage_get",
     "storage_handlers",
-    "train_dictionary",
 ]
 
 
@@ -79,7 +77,7 @@ async def storage_get(
             f"subtitle {subtitle_id} is not stored yet; "
             f"`addicted-jobs enqueue download_subtitle subtitle_id={subtitle_id}` fetches it"
         )
-    data = await store.get(row.storage_path)
+    data = await store.read(row.storage_path)
     if data is None:
         raise NotStored(f"subtitle {subtitle_id}: object {row.storage_path} is missing")
     if offset > len(data):
@@ -172,7 +170,7 @@ def storage_handlers(
                 )
             requester = Requester.of_uid(peer.uid)
         try:
-            report = await train_dictionary(
+            report = await gather_and_train(
                 store,
                 limit=parsed.from_stored or OP_DEFAULT_SAMPLES,
                 from_dir=from_dir,

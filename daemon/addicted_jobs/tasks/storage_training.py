@@ -1,5 +1,6 @@
-"""Dictionary training: samples (stored subtitles or a directory), a held-out measure against the
-current dictionary, adoption when worth it, and the trigger that queues train_dictionary by itself.
+"""Dictionary training as the daemon runs it: samples gathered from stored subtitles or a
+directory, handed to storage.training (train, measure, adopt), the plain objects' migration after
+a first dictionary, and the trigger that queues the train_dictionary job by itself.
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ import pwd
 import random
 import stat
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from addicted_jobs.catalog.subtitles import count_stored, sample_stored, stored_before
 from addicted_jobs.jobs.runner import JobRequest
-from addicted_jobs.storage import compression
-from addicted_jobs.storage.compression import CompressionError, Dictionary
-from addicted_jobs.tasks.subtitle_store import (
-    SubtitleStore,
-    count_stored,
-    sample_stored,
-    stored_before,
+from addicted_jobs.storage.compression import CompressionError
+from addicted_jobs.storage.store import SubtitleStore
+from addicted_jobs.storage.training import (
+    DEFAULT_TRAINING,
+    NotEnoughSamples,
+    TrainingOptions,
+    TrainingReport,
+    train_and_adopt,
 )
 
 log = structlog.get_logger(__name__)
@@ -40,38 +43,6 @@ MIGRATE_JOB = "migrate_compression"
 EnqueueMany = Callable[[list[JobRequest]], Awaitable[object]]
 
 
-class NotEnoughSamples(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    dict_size: int = compression.DEFAULT_DICTIONARY_SIZE
-    min_samples: int = 20
-    held_out_every: int = 10  # every 10th sample measures, the rest train
-    min_gain: float = 1.02  # a first dictionary must beat plain zstd by 2% on held-out files
-    min_improvement: float = 1.03  # a newer one must beat the current one by 3%
-
-
-DEFAULT_TRAINING = TrainingOptions()
-
-
-@dataclass(frozen=True)
-class TrainingReport:
-    dictionary_id: int
-    dictionary_bytes: int
-    trained_on: int
-    held_out: int
-    gain_vs_plain: float  # plain zstd size / new dictionary size, held-out files
-    previous_id: int | None
-    gain_vs_previous: float | None  # current dictionary size / new dictionary size
-    adopted: bool
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 async def stored_samples(store: SubtitleStore, limit: int) -> list[bytes]:
     """Up to `limit` stored subtitles at random; unreadable objects are skipped, an outage raises."""
     paths = await sample_stored(store.pool, limit)
@@ -80,7 +51,7 @@ async def stored_samples(store: SubtitleStore, limit: int) -> list[bytes]:
     async def read(path: str) -> bytes | None:
         async with gate:
             try:
-                return await store.get(path)
+                return await store.read(path)
             except CompressionError as exc:
                 log.warning("stored object unreadable; not a sample", path=path, error=str(exc))
                 return None
@@ -180,23 +151,7 @@ def directory_samples(
     return samples
 
 
-def _train_and_measure(
-    train: list[bytes],
-    held: list[bytes],
-    current: Dictionary | None,
-    taken: frozenset[int],
-    options: TrainingOptions,
-    level: int,
-) -> tuple[Dictionary, float, float | None]:
-    # Trained at TRAINING_LEVEL (scoring candidates at the writing level is ~25x slower for ~1%),
-    # measured at the level objects are written at.
-    new = compression.train_dictionary(train, options.dict_size, taken_ids=taken)
-    gain = compression.evaluate_gain(new, held, level=level)
-    previous = compression.evaluate_gain(current, held, level=level) if current else None
-    return new, gain, previous
-
-
-async def train_dictionary(
+async def gather_and_train(
     store: SubtitleStore,
     *,
     limit: int | None = None,
@@ -208,7 +163,8 @@ async def train_dictionary(
     """Train on up to `limit` stored subtitles (default) or files of a directory (those
     `requester` may read, when given), measure against the current dictionary on held-out
     samples, and adopt the new one when it is worth it. A dictionary trained on a directory is
-    measured on stored subtitles only: files someone chose cannot vouch for themselves."""
+    measured on stored subtitles only: files someone chose cannot vouch for themselves. Raises
+    NotEnoughSamples, ValueError for an unreadable directory, StorageError on an outage."""
     async with store.training_lock:
         return await _train(store, limit, from_dir, requester, adopt, options)
 
@@ -238,43 +194,7 @@ async def _train(
         raise NotEnoughSamples(
             f"{len(samples)} samples found; training needs at least {options.min_samples}"
         )
-    current = store.writer
-    new, gain, previous = await asyncio.to_thread(
-        _train_and_measure,
-        train,
-        held or train,
-        current,
-        store.codec.dictionaries.ids(),
-        options,
-        store.codec.dictionaries.level,
-    )
-    versus = gain / previous if previous else None
-    if versus is None:
-        worth, reason = (
-            gain >= options.min_gain,
-            f"{gain:.3f}x plain zstd (needs {options.min_gain})",
-        )
-    else:
-        worth = versus >= options.min_improvement
-        reason = f"{versus:.3f}x the current dictionary (needs {options.min_improvement})"
-    if not held:
-        # Nothing stored to measure on (its own files would vouch for it): reported, not adopted.
-        worth, reason = False, "no stored subtitles to measure it on; store some first"
-    adopted = adopt and worth
-    if adopted:
-        await store.adopt(new, trained_on=len(train), sample_ratio=gain)
-    reason = ("adopted" if adopted else "not adopted" if adopt else "dry run") + ": " + reason
-    return TrainingReport(
-        new.id,
-        len(new.data),
-        len(train),
-        len(held),
-        gain,
-        current.id if current else None,
-        versus,
-        adopted,
-        reason,
-    )
+    return await train_and_adopt(store, train, held, adopt=adopt, options=options)
 
 
 async def queue_plain_migrations(store: SubtitleStore, enqueue_many: EnqueueMany) -> int:

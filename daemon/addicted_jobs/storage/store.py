@@ -1,29 +1,31 @@
-"""Subtitle files in object storage: compress + put, get + decompress, the codec's dictionaries kept
-in step with `storage_dictionaries`, and the few subtitle-row statements the storage jobs need.
+"""Subtitle files in object storage: `write` compresses and puts, `read` gets and decompresses, and
+the codec's dictionaries are kept in step with `storage_dictionaries`. The backend's own
+`put`/`get` move opaque bytes; only this class knows they are compressed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Literal
 
 import asyncpg
 import structlog
 import zstandard
 
-from addicted_jobs.storage.base import Storage, object_key
+from addicted_jobs.storage.base import Storage
 from addicted_jobs.storage.compression import (
     ZSTD_MAGIC,
     Codec,
+    CompressionError,
+    CorruptObject,
     Dictionary,
     UnknownDictionary,
 )
 from addicted_jobs.storage.dictionaries import StoredDictionary, load_dictionaries, save_dictionary
-from addicted_jobs.storage.legacy_formats import legacy_key
+from addicted_jobs.storage.legacy_formats import LEGACY_SUFFIX, current_key, legacy_key
 
 log = structlog.get_logger(__name__)
 
@@ -32,83 +34,16 @@ OnLegacy = Callable[[str], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
-class SubtitleRow:
-    """A subtitle with what its object key and its download need."""
+class Migration:
+    """What `SubtitleStore.migrate` did with one object. `target` is the key it lives under now
+    (or would); the sizes are in bytes, set when `outcome` is "migrated"; `error` says why an
+    "unreadable" object was left as it is."""
 
-    id: int
-    unique_id: uuid.UUID
-    show_id: int
-    season: int
-    episode: int
-    download_uri: str
-    completed: bool
-    storage_path: str | None
-    stored_at: datetime | None
-
-    @property
-    def key(self) -> str:
-        return object_key(self.show_id, self.season, self.episode, self.unique_id)
-
-
-async def get_subtitle(pool: asyncpg.Pool, subtitle_id: int) -> SubtitleRow | None:
-    row = await pool.fetchrow(
-        """SELECT s.id, s.unique_id, e.tv_show_id AS show_id, e.season, e.number AS episode,
-                  s.download_uri, s.completed, s.storage_path, s.stored_at
-           FROM subtitles s JOIN episodes e ON e.id = s.episode_id WHERE s.id = $1""",
-        subtitle_id,
-    )
-    return SubtitleRow(**dict(row)) if row is not None else None
-
-
-async def mark_stored(pool: asyncpg.Pool, subtitle_id: int, key: str) -> bool:
-    """Record where the object is; False when the row is gone."""
-    status = await pool.execute(
-        "UPDATE subtitles SET storage_path = $2, stored_at = now() WHERE id = $1", subtitle_id, key
-    )
-    return bool(status.endswith(" 1"))
-
-
-async def delete_subtitle(pool: asyncpg.Pool, subtitle_id: int) -> bool:
-    status = await pool.execute("DELETE FROM subtitles WHERE id = $1", subtitle_id)
-    return bool(status.endswith(" 1"))
-
-
-async def count_download(pool: asyncpg.Pool, subtitle_id: int) -> None:
-    # One atomic statement: concurrent downloads of one subtitle never lose a count.
-    await pool.execute(
-        "UPDATE subtitles SET download_count = download_count + 1 WHERE id = $1", subtitle_id
-    )
-
-
-async def count_stored(pool: asyncpg.Pool, before: datetime | None) -> tuple[int, int]:
-    """Subtitles stored in all, and those stored at or before `before` (rows without a stored_at,
-    from before it was recorded, count as before)."""
-    row = await pool.fetchrow(
-        """SELECT count(*) AS total, count(*) FILTER (WHERE stored_at IS NULL OR stored_at <= $1) AS before
-           FROM subtitles WHERE storage_path IS NOT NULL""",
-        before,
-    )
-    assert row is not None  # an aggregate always returns its one row
-    return int(row["total"]), int(row["before"])
-
-
-async def sample_stored(pool: asyncpg.Pool, limit: int) -> list[str]:
-    """Storage paths of up to `limit` stored subtitles, picked at random."""
-    rows = await pool.fetch(
-        "SELECT storage_path FROM subtitles WHERE storage_path IS NOT NULL"
-        " ORDER BY random() LIMIT $1",
-        limit,
-    )
-    return [r["storage_path"] for r in rows]
-
-
-async def stored_before(pool: asyncpg.Pool, moment: datetime) -> list[str]:
-    rows = await pool.fetch(
-        "SELECT storage_path FROM subtitles WHERE storage_path IS NOT NULL AND stored_at <= $1"
-        " ORDER BY id",
-        moment,
-    )
-    return [r["storage_path"] for r in rows]
+    outcome: Literal["missing", "superseded", "current", "unreadable", "migrated"]
+    target: str
+    old_size: int = 0
+    new_size: int = 0
+    error: str = ""
 
 
 class SubtitleStore:
@@ -158,22 +93,25 @@ class SubtitleStore:
 
     @property
     def writer(self) -> Dictionary | None:
+        """The dictionary new objects are written with; None writes plain zstd frames."""
         return self.newest.dictionary if self.newest is not None else None
 
-    async def put(self, key: str, data: bytes) -> int:
-        """Compress and upload; returns once the object is durably stored (its size)."""
+    async def write(self, key: str, data: bytes) -> int:
+        """Compress and upload; returns once the object is durably stored (its size in bytes).
+        Raises ObjectTooLarge, or StorageError when the backend refuses."""
         blob = await self.compress(data)
         await self.storage.put(key, blob)
         return len(blob)
 
     async def compress(self, data: bytes) -> bytes:
-        """`data` as put() writes it, compressed off the event loop. Raises ObjectTooLarge."""
+        """`data` as write() stores it, compressed off the event loop. Raises ObjectTooLarge."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._compressing, self.codec.compress, data)
 
-    async def get(self, key: str) -> bytes | None:
+    async def read(self, key: str) -> bytes | None:
         """The decompressed object, or None when there is none under `key` nor under the
-        original's legacy `key + ".brotli"`; reading a legacy one queues its migration (spec 7.2)."""
+        original's legacy `key + ".brotli"`; reading a legacy one queues its migration (spec 7.2).
+        Raises CompressionError for an object that does not decode."""
         blob = await self.storage.get(key)
         if blob is not None:
             return await self.decompress(blob)
@@ -190,14 +128,35 @@ class SubtitleStore:
         return data
 
     async def decompress(self, blob: bytes) -> bytes:
+        """An object's bytes as stored, decoded; reloads the dictionaries once for an unknown id."""
         try:
             return self.codec.decompress(blob)
         except UnknownDictionary:
             await self.load_dictionaries()
             return self.codec.decompress(blob)
 
+    async def holds(self, key: str) -> bool:
+        """Whether an object is stored under `key`, or as the original's legacy object (an
+        imported subtitle may exist only as that, spec 7.2)."""
+        return await self.storage.exists(key) or await self.storage.exists(legacy_key(key))
+
+    async def delete(self, key: str) -> None:
+        """Remove the object under `key` (nothing happens when there is none)."""
+        await self.storage.delete(key)
+
+    async def readable(self, key: str) -> bool:
+        """Whether an object is stored under `key` and decodes."""
+        blob = await self.storage.get(key)
+        if blob is None:
+            return False
+        try:
+            await self.decompress(blob)
+        except CompressionError:
+            return False
+        return True
+
     def is_current(self, blob: bytes) -> bool:
-        """Whether `blob` is already what put() would write now (a bare frame, writer's dict)."""
+        """Whether `blob` is already what write() would store now (a bare frame, writer's dict)."""
         # The original's signed frames start with their signature, so they are never current.
         if blob[:4] != ZSTD_MAGIC:
             return False
@@ -207,6 +166,43 @@ class SubtitleStore:
             return False
         return bool(params.dict_id == (self.codec.dictionaries.writer_id or 0))
 
+    async def migrate(self, path: str) -> Migration:
+        """Rewrite one object in the current format (spec 1.13): a legacy `….brotli` object moves
+        to its key without the suffix; any other non-current format is rewritten in place. The
+        old object goes only once the new one has read back byte for byte. Raises CorruptObject
+        when the new object does not decode or read back (the old one is kept), StorageError on
+        a backend failure."""
+        target = current_key(path) if path.endswith(LEGACY_SUFFIX) else path
+        old = await self.storage.get(path)
+        if old is None:
+            return Migration("missing", target)
+        if target != path and await self.readable(target):
+            # Stored again since (reads already serve it): the legacy copy is only stale.
+            await self.storage.delete(path)
+            return Migration("superseded", target)
+        if target == path and self.is_current(old):
+            return Migration("current", target)
+        try:
+            if target != path:
+                data = self.codec.decompress_raw_brotli(old)
+            else:
+                data = await self.decompress(old)
+        except CompressionError as exc:
+            return Migration("unreadable", target, error=str(exc))
+        new = await self.compress(data)
+        if self.codec.decompress(new) != data:
+            raise CorruptObject(f"re-compressed {path} does not decode to the original")
+        # A put replaces the object atomically: the old one stays until the new one is whole.
+        await self.storage.put(target, new)
+        if await self.storage.get(target) != new:
+            if target == path:
+                await self.storage.put(path, old)
+            raise CorruptObject(f"{target} did not read back as written; the old object is kept")
+        if target != path:
+            await self.storage.delete(path)
+        return Migration("migrated", target, old_size=len(old), new_size=len(new))
+
     async def close(self) -> None:
+        """Close the backend and the compressing thread."""
         await self.storage.close()
         self._compressing.shutdown(wait=False)

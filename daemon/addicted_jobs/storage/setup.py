@@ -10,11 +10,11 @@ from addicted_jobs.settings import ConfigError, Settings
 from addicted_jobs.storage.base import Storage
 from addicted_jobs.storage.compression import ORIGINAL_DICTIONARY_ID, Codec, Dictionary
 from addicted_jobs.storage.local import LocalStorage
-from addicted_jobs.tasks.subtitle_store import SubtitleStore
+from addicted_jobs.storage.store import SubtitleStore
 
 
 def build_storage(settings: Settings) -> Storage:
-    """The configured backend, not started yet (an S3Storage needs `await start()`)."""
+    """The configured backend, not started yet (`await start()` it). Raises ConfigError."""
     conf = settings.storage
     if conf.backend == "local":
         return LocalStorage(settings.local_storage_dir, max_object_size=conf.max_object_bytes)
@@ -60,11 +60,7 @@ async def open_subtitle_store(settings: Settings, pool: asyncpg.Pool) -> Subtitl
     """Backend started, dictionaries loaded: ready for the storage jobs and `storage get`.
     Close it with `await store.close()` at shutdown."""
     storage = build_storage(settings)
-    if settings.storage.backend == "s3":
-        from addicted_jobs.storage.s3 import S3Storage
-
-        assert isinstance(storage, S3Storage)
-        await storage.start()  # opens the client only: no request is made yet
+    await storage.start()  # S3 opens its client only: no request is made yet
     store = SubtitleStore(storage, build_codec(settings), pool)
     try:
         await store.load_dictionaries()
