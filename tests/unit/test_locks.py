@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from addicted_jobs.jobs.locks import KeyedLocks
+from addicted_jobs.keyed_locks import KeyedLocks
 
 
 async def test_try_lock_is_refused_while_held_and_entries_are_removed() -> None:
@@ -43,3 +43,28 @@ async def test_wait_lock_serialises_and_a_cancelled_waiter_leaves_nothing() -> N
     await asyncio.gather(first, second, cancelled, return_exceptions=True)
     assert order == ["holder", "second"]
     assert len(locks) == 0
+
+
+async def test_wait_released_waits_for_the_holder_only_and_takes_nothing() -> None:
+    locks = KeyedLocks()
+    await asyncio.wait_for(locks.wait_released("free"), 1)  # nobody holds it: at once
+    release = asyncio.Event()
+    took: list[bool] = []
+
+    async def holder() -> None:
+        async with locks.try_lock("k") as got:
+            took.append(got)
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(locks.wait_released("k"))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    release.set()
+    await held
+    await asyncio.wait_for(waiting, 1)
+    # The waiter took nothing: the key is free for the next try-lock at once.
+    async with locks.try_lock("k") as again:
+        assert again
+    assert took == [True] and len(locks) == 0

@@ -5,8 +5,7 @@ and the refreshes themselves, behind the in-process try-locks of spec 2.4.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -23,6 +22,7 @@ from addicted_jobs.catalog.seasons import (
     save_season_list,
 )
 from addicted_jobs.catalog.shows import Show, get_show
+from addicted_jobs.keyed_locks import KeyedLocks
 from addicted_jobs.settings import RefreshSettings
 from addicted_jobs.upstream.models import ParsedEpisode
 
@@ -98,26 +98,7 @@ class Refresher:
         self.settings = settings
         self.clock = clock
         self.season_concurrency = season_concurrency
-        self._held: dict[Hashable, asyncio.Event] = {}
-
-    @contextmanager
-    def _try_lock(self, key: Hashable) -> Iterator[bool]:
-        # Single-threaded asyncio: a dict is an exact try-lock, and keys leave it when released.
-        # The event lets a caller wait for the holder's result instead of skipping.
-        if key in self._held:
-            yield False
-            return
-        released = self._held[key] = asyncio.Event()
-        try:
-            yield True
-        finally:
-            del self._held[key]
-            released.set()
-
-    async def _wait_released(self, key: Hashable) -> None:
-        released = self._held.get(key)
-        if released is not None:
-            await released.wait()
+        self._locks = KeyedLocks()
 
     async def refresh_seasons(self, show: Show, *, reread: bool = True) -> bool:
         """Fetch and store the season list if due and nobody else is at it; True if it ran.
@@ -127,7 +108,7 @@ class Refresher:
         if show.addic7ed_id is None:
             log.info("show has no Addic7ed id, nothing to refresh", show=show.id)
             return False
-        with self._try_lock(("seasons", show.id)) as got:
+        async with self._locks.try_lock(f"seasons:{show.id}") as got:
             if not got:
                 return False
             # Re-read under the lock: another job may have refreshed since `show` was loaded.
@@ -144,7 +125,7 @@ class Refresher:
         """Fetch and store one season's episodes if due and free; subtitles written, or None."""
         if show.addic7ed_id is None:
             return None
-        with self._try_lock(("episodes", show.id, season.id)) as got:
+        async with self._locks.try_lock(f"episodes:{show.id}:{season.id}") as got:
             if not got:
                 return None
             # Re-read under the lock: another job may have fetched it since `season` was read.
@@ -201,7 +182,7 @@ class Refresher:
         if not await self.refresh_seasons(show):
             # Deliberate change: the original skipped when another job held the show's season
             # list and then reported the season missing. Wait for that job's list instead.
-            await self._wait_released(("seasons", show.id))
+            await self._locks.wait_released(f"seasons:{show.id}")
         return await get_season(self.pool, show.id, number)
 
     async def refresh_one_season(self, show: Show, season: Season) -> bool:
