@@ -18,6 +18,7 @@ from addicted_jobs.catalog.episodes import upsert_episodes
 from addicted_jobs.catalog.seasons import (
     Season,
     get_season,
+    latest_season_number,
     list_seasons,
     save_season_list,
 )
@@ -187,8 +188,6 @@ class Refresher:
 
     async def refresh_one_season(self, show: Show, season: Season) -> bool:
         """The single-season path of fetch_subtitles; True when the season was fetched."""
-        latest = await self.pool.fetchval(
-            "SELECT max(number) FROM seasons WHERE tv_show_id = $1", show.id
-        )
+        latest = await latest_season_number(self.pool, show.id)
         written = await self.refresh_season(show, season, latest or season.number)
         return written is not None

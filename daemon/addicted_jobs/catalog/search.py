@@ -12,7 +12,7 @@ import asyncpg
 from addicted_jobs.catalog.episodes import episode_subtitles
 from addicted_jobs.catalog.languages import Culture, culture_for
 from addicted_jobs.catalog.refresh import season_needs_episode_refresh, show_needs_season_refresh
-from addicted_jobs.catalog.seasons import Season
+from addicted_jobs.catalog.seasons import list_seasons
 from addicted_jobs.catalog.shows import get_show
 from addicted_jobs.settings import RefreshSettings
 
@@ -96,11 +96,9 @@ async def decide_fetch(
     missing = (
         "episode not in the catalogue" if known is None else f"no {culture.english_name} subtitle"
     )
-    seasons = await pool.fetch(
-        "SELECT id, number, last_refreshed FROM seasons WHERE tv_show_id = $1", show_id
-    )
-    row = next((r for r in seasons if r["number"] == season), None)
-    if row is None:
+    seasons = await list_seasons(pool, show_id)
+    current = next((entry for entry in seasons if entry.number == season), None)
+    if current is None:
         last = show.last_season_refreshed
         if last is not None and not show_needs_season_refresh(show, settings, now):
             if show.is_completed:
@@ -113,8 +111,7 @@ async def decide_fetch(
                 f"next refresh due after {_stamp(last + settings.season_refresh)}"
             )
         return FetchDecision(True, f"{missing}; the season list is due", culture, matching)
-    latest = max(r["number"] for r in seasons)
-    current = Season(row["id"], show_id, season, row["last_refreshed"])
+    latest = max(entry.number for entry in seasons)
     if not season_needs_episode_refresh(show, current, latest, settings, now):
         return no(f"season {season} was refreshed {_stamp(current.last_refreshed)}, not due yet")
     return FetchDecision(True, f"{missing}; season {season} is due", culture, matching)

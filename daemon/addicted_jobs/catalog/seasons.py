@@ -43,6 +43,12 @@ async def get_season(db: asyncpg.Pool | Conn, show_id: int, number: int) -> Seas
     return _season(row) if row is not None else None
 
 
+async def latest_season_number(db: asyncpg.Pool | Conn, show_id: int) -> int | None:
+    """The show's highest season number, None when it has no season."""
+    latest = await db.fetchval("SELECT max(number) FROM seasons WHERE tv_show_id = $1", show_id)
+    return int(latest) if latest is not None else None
+
+
 async def save_season_list(db: asyncpg.Pool | Conn, show_id: int, numbers: Sequence[int]) -> int:
     """Insert the numbers not known yet and stamp the show's season refresh, even for an empty
     list (as the original did), in one statement. Returns how many seasons were new.
