@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from addicted_jobs.catalog.search import ShowNotFound, UnknownLanguage
+from addicted_jobs.catalog.languages import UnknownLanguage
+from addicted_jobs.catalog.search import ShowNotFound
 from addicted_jobs.tasks.catalogue_ops import (
     render_request_subtitles,
     request_subtitles,

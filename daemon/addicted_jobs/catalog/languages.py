@@ -124,3 +124,30 @@ def culture_name(label: str) -> str | None:
     """The culture name alone ("pt-BR"), as stored in Subtitles.LanguageIsoCode."""
     culture = culture_for(label)
     return culture.name if culture is not None else None
+
+
+class UnknownLanguage(ValueError):
+    """A label no culture answers to; the one message every entry point gives for it."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        super().__init__(
+            f"unknown language {language!r}: give a language name such as 'English' or "
+            "'Portuguese (Brazilian)', or a culture code such as 'en' or 'pt-BR'"
+        )
+
+
+def parse_language(label: str) -> Culture:
+    """The culture `label` stands for; raises UnknownLanguage when there is none."""
+    culture = culture_for(label)
+    if culture is None:
+        raise UnknownLanguage(label)
+    return culture
+
+
+def known_language(label: str) -> str:
+    """`label` without surrounding blanks, once it is known to name a language: the validator of
+    every argument model that takes one (job and socket alike). Raises UnknownLanguage, a
+    ValueError, so pydantic reports it as a validation error."""
+    parse_language(label)
+    return label.strip()

@@ -10,20 +10,11 @@ from datetime import UTC, datetime
 import asyncpg
 
 from addicted_jobs.catalog.episodes import episode_subtitles
-from addicted_jobs.catalog.languages import Culture, culture_for
+from addicted_jobs.catalog.languages import Culture, culture_for, parse_language
 from addicted_jobs.catalog.refresh import season_needs_episode_refresh, show_needs_season_refresh
 from addicted_jobs.catalog.seasons import list_seasons
 from addicted_jobs.catalog.shows import get_show
 from addicted_jobs.settings import RefreshSettings
-
-
-class UnknownLanguage(ValueError):
-    def __init__(self, language: str) -> None:
-        self.language = language
-        super().__init__(
-            f"unknown language {language!r}: give a language name such as 'English' or "
-            "'Portuguese (Brazilian)', or a culture code such as 'en' or 'pt-BR'"
-        )
 
 
 class ShowNotFound(LookupError):
@@ -38,13 +29,6 @@ class FetchDecision:
     reason: str
     culture: Culture
     matching_subtitles: int
-
-
-def parse_language(language: str) -> Culture:
-    culture = culture_for(language)
-    if culture is None:
-        raise UnknownLanguage(language)
-    return culture
 
 
 def same_language(a: Culture, b: Culture) -> bool:

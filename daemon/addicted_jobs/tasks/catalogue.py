@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from addicted_jobs.catalog import tmdb_sync
 from addicted_jobs.catalog.episodes import episode_subtitles
-from addicted_jobs.catalog.languages import culture_for
+from addicted_jobs.catalog.languages import culture_for, known_language
 from addicted_jobs.catalog.scene import scene_matches_file
 from addicted_jobs.catalog.search import subtitle_matches
 from addicted_jobs.catalog.seasons import delete_empty_seasons
@@ -61,10 +61,7 @@ class FetchSubtitlesArgs(_Args):
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:
-        value = value.strip()
-        if culture_for(value) is None:
-            raise ValueError(f"unknown language {value!r}; use a culture name such as en or pt-BR")
-        return value
+        return known_language(value)
 
 
 class CatalogueJobs:

@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from addicted_jobs.catalog.search import decide_fetch, parse_language
+from addicted_jobs.catalog.languages import known_language
+from addicted_jobs.catalog.search import decide_fetch
 from addicted_jobs.jobs.store import EnqueueResult
 from addicted_jobs.tasks.resources import Resources
 
@@ -72,8 +73,7 @@ class RequestSubtitlesArgs(BaseModel):
     @field_validator("language")
     @classmethod
     def _known(cls, value: str) -> str:
-        parse_language(value)  # UnknownLanguage is a ValueError: pydantic reports it as such
-        return value.strip()
+        return known_language(value)  # UnknownLanguage is a ValueError: pydantic reports it
 
 
 async def request_subtitles_op(
