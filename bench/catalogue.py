@@ -35,10 +35,11 @@ from addicted_jobs.jobs.runner import Engine, EngineConfig, JobRequest
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.sandbox.data import LANGUAGES, Catalogue, FakeEpisode, FakeSubtitle
-from addicted_jobs.settings import RefreshSettings
+from addicted_jobs.settings import Addic7edSettings, RefreshSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.addic7ed import Addic7edClient
+from addicted_jobs.upstream.resilience import resilience_of
 
 SEASONS, EPISODES, SUBTITLES = 5, 10, 5
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
@@ -134,7 +135,12 @@ class Database:
 
 
 async def engine_for(db: Database, pool: asyncpg.Pool, url: str, rps: float) -> Engine:
-    addic7ed = Addic7edClient(url, requests_per_second=rps, language_code=culture_name)
+    addic7ed = Addic7edClient(
+        url,
+        requests_per_second=rps,
+        language_code=culture_name,
+        **resilience_of(Addic7edSettings()),
+    )
     credentials = CredentialPool(pool)
     await credentials.add("PHPSESSID=bench")
     registry = Registry()
@@ -170,7 +176,7 @@ async def bench_sync(admin: str, shows: int) -> None:
     db = Database(admin)
     pool = await db.create()
     try:
-        probe = Addic7edClient(url)
+        probe = Addic7edClient(url, **resilience_of(Addic7edSettings()))
         started = time.perf_counter()
         await probe.get_shows("x")
         fetch_s = time.perf_counter() - started

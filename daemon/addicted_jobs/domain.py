@@ -17,7 +17,7 @@ from addicted_jobs.jobs.onetime import OneTimeMigration
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.onetime_migrations import all_migrations
-from addicted_jobs.settings import Settings, UpstreamResilience
+from addicted_jobs.settings import Settings
 from addicted_jobs.storage.setup import open_subtitle_store
 from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.tasks import storage_ops
@@ -33,7 +33,7 @@ from addicted_jobs.tasks.credentials import credential_check_hook, register_cred
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.tasks.storage import register_storage_jobs
 from addicted_jobs.upstream.addic7ed import Addic7edClient
-from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings, Timeouts
+from addicted_jobs.upstream.resilience import resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 
 READ_ONLY_OPS = {"credentials-list", *storage_ops.READ_ONLY_OPS}
@@ -47,21 +47,6 @@ class _CookieArgs(BaseModel):
 class _IdArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
-
-
-def resilience_of(conf: UpstreamResilience) -> dict[str, Any]:
-    """An upstream client's retry, breaker and timeout arguments from its config section."""
-    return {
-        "retry": RetrySettings(conf.retries, conf.retry_base_s, conf.retry_max_s),
-        "breaker": BreakerSettings(
-            min_calls=conf.breaker_min_calls, open_seconds=conf.breaker_open_s
-        ),
-        "timeouts": Timeouts(
-            attempt=conf.attempt_timeout_s,
-            total=max(conf.attempt_timeout_s, 300.0),
-            connect=min(30.0, conf.attempt_timeout_s),
-        ),
-    }
 
 
 class Domain:

@@ -16,15 +16,18 @@ from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.sandbox import Sandbox
-from addicted_jobs.settings import RefreshSettings
+from addicted_jobs.settings import Addic7edSettings, RefreshSettings, TmdbSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.addic7ed import Addic7edClient
-from addicted_jobs.upstream.resilience import RetrySettings
+from addicted_jobs.upstream.resilience import RetrySettings, resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 
 COOKIE = "PHPSESSID=catalogue-tests; wikisubtitlesuser=1"
 FAST_RETRY = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)
+# The configuration's defaults, with quick retries.
+ADDIC7ED_FAST = resilience_of(Addic7edSettings()) | {"retry": FAST_RETRY}
+TMDB_FAST = resilience_of(TmdbSettings()) | {"retry": FAST_RETRY}
 
 
 @dataclass
@@ -93,7 +96,7 @@ class CatalogueEnv:
 
 
 def addic7ed_client(base_url: str) -> Addic7edClient:
-    return Addic7edClient(base_url, retry=FAST_RETRY, language_code=culture_name)
+    return Addic7edClient(base_url, **ADDIC7ED_FAST, language_code=culture_name)
 
 
 @asynccontextmanager
@@ -108,9 +111,7 @@ async def catalogue_env(
     async with Sandbox(shows=shows) as sandbox:
         addic7ed = addic7ed_client(sandbox.addic7ed_url)
         tmdb = (
-            TmdbClient(sandbox.tmdb_url, sandbox.tmdb_api_key, retry=FAST_RETRY)
-            if with_tmdb
-            else None
+            TmdbClient(sandbox.tmdb_url, sandbox.tmdb_api_key, **TMDB_FAST) if with_tmdb else None
         )
         credentials = CredentialPool(pool)
         if credential:

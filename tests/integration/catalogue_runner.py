@@ -16,9 +16,10 @@ from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.db import _init_connection
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import Registry
-from addicted_jobs.settings import RefreshSettings
+from addicted_jobs.settings import RefreshSettings, TmdbSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
+from addicted_jobs.upstream.resilience import resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.integration.catalog_env import addic7ed_client
 
@@ -28,7 +29,9 @@ QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
 async def run(args: argparse.Namespace) -> None:
     pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=10, init=_init_connection)
     addic7ed = addic7ed_client(args.addic7ed)
-    tmdb = TmdbClient(args.tmdb, args.tmdb_key) if args.tmdb else None
+    tmdb = (
+        TmdbClient(args.tmdb, args.tmdb_key, **resilience_of(TmdbSettings())) if args.tmdb else None
+    )
     resources = Resources(pool, addic7ed, tmdb, RefreshSettings(), CredentialPool(pool))
     registry = Registry()
     register_catalogue_jobs(registry, resources)

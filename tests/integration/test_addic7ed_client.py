@@ -14,6 +14,7 @@ import structlog
 from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.sandbox import FaultConfig, Sandbox
 from addicted_jobs.sandbox.data import Catalogue
+from addicted_jobs.settings import Addic7edSettings
 from addicted_jobs.upstream.addic7ed import Addic7edClient, user_agent_for
 from addicted_jobs.upstream.errors import (
     DownloadFailed,
@@ -30,16 +31,22 @@ from addicted_jobs.upstream.resilience import (
     RateLimiter,
     RetrySettings,
     Timeouts,
+    resilience_of,
 )
 from tests.support import wait_until
 
 FAST = RetrySettings(max_retries=3, base_delay=0.001, max_delay=0.005)
-NEVER_OPENS = BreakerSettings(min_calls=1_000_000)
+NEVER_OPENS = BreakerSettings(min_calls=1_000_000, open_seconds=300.0)
 SEASONS = "/ajax_getSeasons.php"
 
 
 def make_client(sandbox: Sandbox, **settings: Any) -> Addic7edClient:
-    options: dict[str, Any] = {"retry": FAST, "breaker": NEVER_OPENS, "rng": random.Random(0)}
+    options: dict[str, Any] = {
+        **resilience_of(Addic7edSettings()),
+        "retry": FAST,
+        "breaker": NEVER_OPENS,
+        "rng": random.Random(0),
+    }
     return Addic7edClient(sandbox.base_url, **(options | settings))
 
 
@@ -142,7 +149,7 @@ async def test_attempt_and_overall_timeouts(sandbox: Sandbox) -> None:
 
 async def test_breaker_opens_fails_fast_then_half_opens_and_closes(sandbox: Sandbox) -> None:
     breaker = BreakerSettings(failure_ratio=0.5, window_seconds=30, min_calls=4, open_seconds=0.3)
-    no_retry = RetrySettings(max_retries=0)
+    no_retry = RetrySettings(max_retries=0, base_delay=0.001, max_delay=0.001)
     async with make_client(sandbox, breaker=breaker, retry=no_retry) as client:
         sandbox.faults = FaultConfig(error_rate=1.0)
         for _ in range(4):
@@ -285,7 +292,11 @@ class FakeClock:
 
 def test_breaker_window_ratio_and_probe() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("x", BreakerSettings(0.5, 10.0, 4, 30.0), clock)
+    breaker = CircuitBreaker(
+        "x",
+        BreakerSettings(failure_ratio=0.5, window_seconds=10.0, min_calls=4, open_seconds=30.0),
+        clock,
+    )
     for failed in (True, True, True):
         breaker.record(failed)
     clock.now = 11.0  # those three fall out of the window

@@ -30,7 +30,7 @@ from addicted_jobs.tasks.credentials import (
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import DownloadLimitExceeded
 from addicted_jobs.upstream.models import DownloadUsage
-from addicted_jobs.upstream.resilience import RetrySettings
+from tests.integration.catalog_env import ADDIC7ED_FAST
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 
@@ -86,9 +86,8 @@ class Rig:
 
 @pytest.fixture
 async def rig(db_pool: asyncpg.Pool, make_engine: EngineFactory) -> AsyncIterator[Rig]:
-    fast = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)
     async with Sandbox(shows=20, quota_per_cookie=QUOTA) as sandbox:
-        async with Addic7edClient(sandbox.addic7ed_url, retry=fast) as client:
+        async with Addic7edClient(sandbox.addic7ed_url, **ADDIC7ED_FAST) as client:
             resources = Resources(CredentialPool(db_pool), MeteredClient(client))
             registry = Registry()
             register_credential_jobs(registry, resources)

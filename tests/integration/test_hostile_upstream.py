@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from addicted_jobs.settings import Addic7edSettings, TmdbSettings
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import BodyTooLarge, NothingToParse
-from addicted_jobs.upstream.resilience import RetrySettings, Timeouts
+from addicted_jobs.upstream.resilience import RetrySettings, Timeouts, resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.plugins.hostile import MIB, Hostile
 
@@ -33,6 +34,7 @@ async def hostile() -> AsyncIterator[Hostile]:
 async def client(hostile: Hostile) -> AsyncIterator[Addic7edClient]:
     async with Addic7edClient(
         hostile.base_url,
+        breaker=resilience_of(Addic7edSettings())["breaker"],
         max_page_bytes=PAGE_CAP,
         max_download_bytes=DOWNLOAD_CAP,
         max_shows=1000,
@@ -105,7 +107,13 @@ async def test_an_encoding_we_do_not_decode_is_refused(
 
 async def test_a_hostile_tmdb_answer_is_refused_as_unreadable(hostile: Hostile) -> None:
     await _switch(hostile, "bomb")
-    async with TmdbClient(hostile.base_url, "k", max_page_bytes=PAGE_CAP, **FAST) as tmdb:
+    async with TmdbClient(
+        hostile.base_url,
+        "k",
+        max_page_bytes=PAGE_CAP,
+        breaker=resilience_of(TmdbSettings())["breaker"],
+        **FAST,
+    ) as tmdb:
         raised, peak = await _peak(lambda: tmdb.get_show(1))
     assert raised is None  # an unreadable answer is None and a warning, as in the original
     assert peak < 3 * PAGE_CAP + 4 * MIB

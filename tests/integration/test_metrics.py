@@ -14,9 +14,10 @@ from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.metrics import Metrics
 from addicted_jobs.sandbox import Sandbox
+from addicted_jobs.settings import Addic7edSettings
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import DownloadLimitExceeded, SubtitleFileDeleted
-from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings
+from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings, resilience_of
 from tests.integration.conftest import EngineFactory
 from tests.integration.test_addic7ed_client import find_href
 from tests.support import wait_until
@@ -55,7 +56,8 @@ async def test_subtitle_downloads_count_as_the_original_did(
     client = Addic7edClient(
         sandbox.base_url,
         retry=RetrySettings(max_retries=0, base_delay=0.001, max_delay=0.001),
-        breaker=BreakerSettings(min_calls=1_000_000),
+        breaker=BreakerSettings(min_calls=1_000_000, open_seconds=300.0),
+        timeouts=resilience_of(Addic7edSettings())["timeouts"],
         rng=random.Random(0),
     )
     try:

@@ -24,10 +24,8 @@ from addicted_jobs.onetime_migrations import (
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.sandbox import tmdb as sandbox_tmdb
 from addicted_jobs.upstream.addic7ed import Addic7edClient
-from addicted_jobs.upstream.resilience import RetrySettings
 from addicted_jobs.upstream.tmdb import TmdbClient
-
-FAST = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)
+from tests.integration.catalog_env import ADDIC7ED_FAST, TMDB_FAST
 
 
 @dataclass
@@ -41,8 +39,8 @@ class Upstreams:
 async def upstreams() -> AsyncIterator[Upstreams]:
     async with Sandbox(shows=20) as sandbox:
         async with (
-            TmdbClient(sandbox.tmdb_url, sandbox.tmdb_api_key, retry=FAST) as tmdb,
-            Addic7edClient(sandbox.addic7ed_url, retry=FAST) as addic7ed,
+            TmdbClient(sandbox.tmdb_url, sandbox.tmdb_api_key, **TMDB_FAST) as tmdb,
+            Addic7edClient(sandbox.addic7ed_url, **ADDIC7ED_FAST) as addic7ed,
         ):
             yield Upstreams(sandbox, tmdb, addic7ed)
 

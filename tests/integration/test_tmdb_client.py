@@ -16,6 +16,7 @@ from addicted_jobs.catalog.tmdb_match import (
     try_resolve_show,
 )
 from addicted_jobs.sandbox import FaultConfig, Sandbox
+from addicted_jobs.settings import TmdbSettings
 from addicted_jobs.upstream.errors import UpstreamUnavailable
 from addicted_jobs.upstream.models import (
     TmdbExternalIds,
@@ -24,7 +25,7 @@ from addicted_jobs.upstream.models import (
     TmdbShowDetails,
     TmdbTvResult,
 )
-from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings
+from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings, resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 
 KEY = "tmdb-test-key"
@@ -40,8 +41,11 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def tmdb(sandbox: Sandbox) -> AsyncIterator[TmdbClient]:
-    never_opens = BreakerSettings(min_calls=1_000_000)
-    async with TmdbClient(sandbox.tmdb_url, KEY, retry=FAST, breaker=never_opens) as client:
+    never_opens = BreakerSettings(min_calls=1_000_000, open_seconds=120.0)
+    defaults = resilience_of(TmdbSettings())
+    async with TmdbClient(
+        sandbox.tmdb_url, KEY, **(defaults | {"retry": FAST, "breaker": never_opens})
+    ) as client:
         yield client
 
 
@@ -60,7 +64,9 @@ async def test_api_key_and_user_agent_are_sent(sandbox: Sandbox, tmdb: TmdbClien
 async def test_a_wrong_key_is_an_outage_not_a_missing_show(sandbox: Sandbox) -> None:
     # Fixed on purpose: the original answered None here, which check_completed_tmdb reads as
     # "deleted from TMDB" and clears the ids of every show it asks about.
-    async with TmdbClient(sandbox.tmdb_url, "wrong", retry=FAST) as client:
+    async with TmdbClient(
+        sandbox.tmdb_url, "wrong", **(resilience_of(TmdbSettings()) | {"retry": FAST})
+    ) as client:
         with pytest.raises(UpstreamUnavailable, match="HTTP 401 after every retry"):
             await client.get_show(1419)
     assert sandbox.requests["/tmdb/3/tv/1419"] == 3  # 401 is retried, as in the original

@@ -13,7 +13,7 @@ import structlog
 from addicted_jobs.catalog.tmdb_match import try_resolve_show
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.upstream.tmdb import TmdbClient
-from tests.integration.catalog_env import FAST_RETRY
+from tests.integration.catalog_env import TMDB_FAST
 
 HUGE = 99_999_999_999
 
@@ -21,7 +21,7 @@ HUGE = 99_999_999_999
 @pytest.fixture
 async def tmdb() -> AsyncIterator[TmdbClient]:
     async with Sandbox(shows=5) as box:
-        async with TmdbClient(box.tmdb_url, box.tmdb_api_key, retry=FAST_RETRY) as client:
+        async with TmdbClient(box.tmdb_url, box.tmdb_api_key, **TMDB_FAST) as client:
             yield client
 
 

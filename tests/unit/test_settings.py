@@ -118,16 +118,26 @@ def test_an_empty_proxy_means_none(tmp_path: Path) -> None:
     assert load_settings(config).addic7ed.proxy is None
 
 
-def test_the_upstream_clients_defaults_are_the_configurations_defaults() -> None:
-    # The numbers are written twice (settings for the daemon, the clients for direct use): they
-    # must not drift apart.
-    from addicted_jobs.domain import resilience_of
+def test_the_upstream_resilience_defaults_are_the_originals() -> None:
+    # The numbers are written once, in settings.py; the clients take them as arguments.
     from addicted_jobs.settings import Addic7edSettings, TmdbSettings
-    from addicted_jobs.upstream import addic7ed, tmdb
+    from addicted_jobs.upstream.resilience import (
+        BreakerSettings,
+        RetrySettings,
+        Timeouts,
+        resilience_of,
+    )
 
-    for client, conf in ((addic7ed, Addic7edSettings()), (tmdb, TmdbSettings())):
-        assert resilience_of(conf) == {
-            "retry": client.DEFAULT_RETRY,
-            "breaker": client.DEFAULT_BREAKER,
-            "timeouts": client.DEFAULT_TIMEOUTS,
-        }, client.__name__
+    assert resilience_of(Addic7edSettings()) == {
+        "retry": RetrySettings(8, 10.0, 60.0),
+        "breaker": BreakerSettings(min_calls=20, open_seconds=300.0),
+        "timeouts": Timeouts(180.0, 300.0, 30.0),
+    }
+    assert resilience_of(TmdbSettings()) == {
+        "retry": RetrySettings(3, 1.0, 30.0),
+        "breaker": BreakerSettings(min_calls=10, open_seconds=120.0),
+        "timeouts": Timeouts(60.0, 300.0, 30.0),
+    }
+    # A short attempt limit shortens the connect limit too; a long one lengthens the call's.
+    assert Timeouts.for_attempt(5.0) == Timeouts(5.0, 300.0, 5.0)
+    assert Timeouts.for_attempt(600.0) == Timeouts(600.0, 600.0, 30.0)

@@ -51,13 +51,6 @@ DEFAULT_BASE_URL = "https://www.addic7ed.com/"
 RETRY_STATUSES = frozenset({401, 402, 403, 404, 408})
 # ...but only these, and 5xx, count against the circuit breaker.
 BREAKER_STATUSES = frozenset({401, 402, 403})
-# The original's numbers: 8 retries from 10 s capped at 60 s; open at 50% of >= 20 calls in a
-# minute, for 5 min; 3 min per attempt, 5 min overall.
-DEFAULT_RETRY = RetrySettings(max_retries=8, base_delay=10.0, max_delay=60.0)
-DEFAULT_BREAKER = BreakerSettings(
-    failure_ratio=0.5, window_seconds=60.0, min_calls=20, open_seconds=300.0
-)
-DEFAULT_TIMEOUTS = Timeouts(attempt=180.0, total=300.0, connect=30.0)
 # The settings' defaults ([storage] max_object_bytes, [addic7ed] max_shows): the real show list
 # has ~5,000 shows, so ten times that is a broken or hostile page, not a catalogue.
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -140,9 +133,9 @@ class Addic7edClient(UpstreamSession):
         *,
         proxy: str | None = None,
         requests_per_second: float = 0.0,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetrySettings = DEFAULT_RETRY,
-        breaker: BreakerSettings = DEFAULT_BREAKER,
+        timeouts: Timeouts,
+        retry: RetrySettings,
+        breaker: BreakerSettings,
         language_code: Callable[[str], str | None] | None = None,
         max_connections: int = 20,
         rng: random.Random | None = None,

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx
 import structlog
@@ -24,6 +25,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from addicted_jobs.settings import UpstreamResilience
 from addicted_jobs.upstream.errors import UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
@@ -40,26 +42,64 @@ def _observe(upstream: str, result: str) -> None:
         observer(upstream, result)
 
 
+# The numbers an upstream is configured with live in settings.py ([addic7ed], [tmdb]); these
+# classes carry them to the clients and hold only what is not configurable.
+TOTAL_TIMEOUT_S = 300.0  # one call, retries included, at least
+CONNECT_TIMEOUT_S = 30.0  # one connection attempt, at most
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
-    max_retries: int = 8
-    base_delay: float = 10.0
-    max_delay: float = 60.0
+    """Retries after the first attempt; the delay (seconds) grows from base_delay to max_delay."""
+
+    max_retries: int
+    base_delay: float
+    max_delay: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BreakerSettings:
+    """Opens for `open_seconds` once `failure_ratio` of at least `min_calls` attempts in the last
+    `window_seconds` failed."""
+
+    min_calls: int
+    open_seconds: float
     failure_ratio: float = 0.5
     window_seconds: float = 60.0
-    min_calls: int = 20
-    open_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    attempt: float = 180.0
-    total: float = 300.0
-    connect: float = 30.0
+    """Seconds: one attempt, the whole call with its retries, connecting."""
+
+    attempt: float
+    total: float = TOTAL_TIMEOUT_S
+    connect: float = CONNECT_TIMEOUT_S
+
+    @classmethod
+    def for_attempt(cls, attempt: float) -> Timeouts:
+        """An attempt's limit, the call's never below it, connecting never above it."""
+        return cls(attempt, max(attempt, TOTAL_TIMEOUT_S), min(CONNECT_TIMEOUT_S, attempt))
+
+
+class ClientResilience(TypedDict):
+    """The keyword arguments every upstream client takes for its resilience."""
+
+    retry: RetrySettings
+    breaker: BreakerSettings
+    timeouts: Timeouts
+
+
+def resilience_of(conf: UpstreamResilience) -> ClientResilience:
+    """A client's retry, breaker and timeouts from its config section ([addic7ed] or [tmdb]):
+    `Addic7edClient(url, **resilience_of(settings.addic7ed))`."""
+    return {
+        "retry": RetrySettings(conf.retries, conf.retry_base_s, conf.retry_max_s),
+        "breaker": BreakerSettings(
+            min_calls=conf.breaker_min_calls, open_seconds=conf.breaker_open_s
+        ),
+        "timeouts": Timeouts.for_attempt(conf.attempt_timeout_s),
+    }
 
 
 class CircuitState(enum.StrEnum):

@@ -48,11 +48,6 @@ MAX_PAGES = 3
 # The original retried 5xx, 401, 402 and 403; 408 and 429 are TMDB's "slow down" answers.
 RETRY_STATUSES = frozenset({401, 402, 403, 408, 429})
 BREAKER_STATUSES = frozenset({401, 402, 403})
-DEFAULT_RETRY = RetrySettings(max_retries=3, base_delay=1.0, max_delay=30.0)
-DEFAULT_BREAKER = BreakerSettings(
-    failure_ratio=0.5, window_seconds=60.0, min_calls=10, open_seconds=120.0
-)
-DEFAULT_TIMEOUTS = Timeouts(attempt=60.0, total=300.0, connect=30.0)
 
 Params = dict[str, str | int]
 INLINE_PARSE_BYTES = 64 * 1024
@@ -99,9 +94,9 @@ class TmdbClient(UpstreamSession):
         api_key: str = "",
         *,
         requests_per_second: float = 0.0,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetrySettings = DEFAULT_RETRY,
-        breaker: BreakerSettings = DEFAULT_BREAKER,
+        timeouts: Timeouts,
+        retry: RetrySettings,
+        breaker: BreakerSettings,
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,
         max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
