@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -313,14 +314,26 @@ class MetricsSettings(Section):
         return value
 
 
-def _default_queues() -> dict[str, QueueSettings]:
-    return {
-        "default": QueueSettings(concurrency=10),
-        "fetch-subtitles": QueueSettings(concurrency=10),
-        "refresh-one-show": QueueSettings(concurrency=6),
-        "store-subtitle": QueueSettings(concurrency=5),
-        "download-creds-checker": QueueSettings(concurrency=3),
+# The subtitle jobs' queues. Their JobSpecs name them through these constants: a misspelt name is
+# then an import error, not a queue of its own running at the default concurrency.
+FETCH_SUBTITLES_QUEUE = "fetch-subtitles"
+REFRESH_ONE_SHOW_QUEUE = "refresh-one-show"
+STORE_SUBTITLE_QUEUE = "store-subtitle"
+CREDENTIAL_CHECK_QUEUE = "download-creds-checker"
+# [queues.<name>] concurrency defaults (config.example.toml lists the same).
+DEFAULT_CONCURRENCY: Mapping[str, int] = MappingProxyType(
+    {
+        "default": 10,
+        FETCH_SUBTITLES_QUEUE: 10,
+        REFRESH_ONE_SHOW_QUEUE: 6,
+        STORE_SUBTITLE_QUEUE: 5,
+        CREDENTIAL_CHECK_QUEUE: 3,
     }
+)
+
+
+def _default_queues() -> dict[str, QueueSettings]:
+    return {name: QueueSettings(concurrency=n) for name, n in DEFAULT_CONCURRENCY.items()}
 
 
 DEFAULT_QUEUES = frozenset(_default_queues())

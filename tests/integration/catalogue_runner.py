@@ -16,14 +16,14 @@ from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.db import _init_connection
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import Registry
-from addicted_jobs.settings import RefreshSettings, TmdbSettings
+from addicted_jobs.settings import DEFAULT_CONCURRENCY, RefreshSettings, TmdbSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.resilience import resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 from tests.integration.catalog_env import addic7ed_client
 
-QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
+QUEUES = dict(DEFAULT_CONCURRENCY)
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, RetryPolicy
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.settings import FETCH_SUBTITLES_QUEUE, REFRESH_ONE_SHOW_QUEUE
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.errors import NothingToParse, UpstreamUnavailable
 
@@ -188,7 +189,7 @@ def register_catalogue_jobs(registry: Registry, resources: Resources) -> None:
         JobSpec("check_completed_tmdb", "default", CompletedArgs, jobs.check_completed_tmdb),
         JobSpec(
             "refresh_single_show",
-            "refresh-one-show",
+            REFRESH_ONE_SHOW_QUEUE,
             ShowArgs,
             jobs.refresh_single_show,
             unique_key=lambda a: str(a.show_id),
@@ -210,7 +211,7 @@ def register_catalogue_jobs(registry: Registry, resources: Resources) -> None:
         ),
         JobSpec(
             "fetch_subtitles",
-            "fetch-subtitles",
+            FETCH_SUBTITLES_QUEUE,
             FetchSubtitlesArgs,
             jobs.fetch_subtitles,
             unique_key=lambda a: f"{a.show_id}-{a.season}",

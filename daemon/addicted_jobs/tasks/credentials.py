@@ -15,13 +15,13 @@ from addicted_jobs.jobs.backoff import RetryPolicy
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.settings import CREDENTIAL_CHECK_QUEUE
 from addicted_jobs.upstream.models import DownloadUsage
 
 log = structlog.get_logger(__name__)
 
 REDEEM = "redeem_download_credentials"
 RESET = "reset_download_credential"
-RESET_QUEUE = "download-creds-checker"
 RESET_CAP = 3
 RESET_UNIQUE_TTL = 3600.0  # one check per credential per hour, however many releases ask
 RESET_RETRY = RetryPolicy(retries=10, on_exhausted="delete")
@@ -92,7 +92,7 @@ def credential_specs(resources: CredentialResources) -> list[JobSpec[Any]]:
         ),
         JobSpec(
             name=RESET,
-            queue=RESET_QUEUE,
+            queue=CREDENTIAL_CHECK_QUEUE,
             args_model=CredentialArgs,
             handler=reset,
             unique_key=lambda a: str(a.credential_id),

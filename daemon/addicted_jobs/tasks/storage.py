@@ -21,6 +21,7 @@ from addicted_jobs.catalog.subtitles import (
 from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.settings import FETCH_SUBTITLES_QUEUE, STORE_SUBTITLE_QUEUE
 from addicted_jobs.storage.base import validate_key
 from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.storage.training import DEFAULT_TRAINING, NotEnoughSamples, TrainingOptions
@@ -37,7 +38,6 @@ from addicted_jobs.tasks.storage_training import (
 from addicted_jobs.upstream.errors import DownloadLimitExceeded, SubtitleFileDeleted
 
 DOWNLOAD, STORE, MIGRATE, TRAIN = "download_subtitle", "store_subtitle", MIGRATE_JOB, TRAIN_JOB
-STORE_QUEUE = "store-subtitle"
 MAX_BLOB_BYTES = 8 * 1024 * 1024  # subtitles are tens of KB; the blob travels in the job row
 DOWNLOAD_ATTEMPTS = 3
 ROTATION_PAUSE = 0.1
@@ -233,7 +233,7 @@ def register_storage_jobs(
     specs: list[JobSpec[Any]] = [
         JobSpec(
             DOWNLOAD,
-            "fetch-subtitles",
+            FETCH_SUBTITLES_QUEUE,
             SubtitleArgs,
             jobs.download_subtitle,
             unique_key=lambda a: str(a.subtitle_id),
@@ -242,7 +242,7 @@ def register_storage_jobs(
         ),
         JobSpec(
             STORE,
-            STORE_QUEUE,
+            STORE_SUBTITLE_QUEUE,
             StoreArgs,
             jobs.store_subtitle,
             retry=retry,
@@ -252,7 +252,7 @@ def register_storage_jobs(
         ),
         JobSpec(
             MIGRATE,
-            STORE_QUEUE,
+            STORE_SUBTITLE_QUEUE,
             MigrateArgs,
             jobs.migrate_compression,
             unique_key=lambda a: a.path,
@@ -262,7 +262,7 @@ def register_storage_jobs(
         ),
         JobSpec(
             TRAIN,
-            STORE_QUEUE,
+            STORE_SUBTITLE_QUEUE,
             TrainArgs,
             jobs.train_dictionary,
             unique_key=lambda a: "train",
