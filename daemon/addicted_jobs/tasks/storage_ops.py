@@ -19,12 +19,12 @@ from addicted_jobs.control.protocol import BIGINT, OpError, parse_args
 from addicted_jobs.control.server import OpHandler, Peer
 from addicted_jobs.storage.base import StorageError
 from addicted_jobs.storage.compression import CompressionError
+from addicted_jobs.storage.samples import Requester
 from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.storage.training import DEFAULT_TRAINING, NotEnoughSamples, TrainingOptions
 from addicted_jobs.tasks.storage_training import (
     MAX_SAMPLES,
     EnqueueMany,
-    Requester,
     gather_and_train,
     queue_plain_migrations,
 )
