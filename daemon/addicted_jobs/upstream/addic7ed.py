@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
+from addicted_jobs.settings import Addic7edSettings, StorageSettings
 from addicted_jobs.upstream import addic7ed_html
 from addicted_jobs.upstream.addic7ed_dom import SkippedRow
 from addicted_jobs.upstream.addic7ed_download import check_subtitle_body
@@ -46,15 +47,16 @@ def _observe_download(result: str) -> None:
 
 
 UPSTREAM = "addic7ed"
-DEFAULT_BASE_URL = "https://www.addic7ed.com/"
+DEFAULT_BASE_URL = Addic7edSettings().base_url
 # Addic7ed answers 403/404 transiently, so those are retried along with every 5xx (spec 4.1).
 RETRY_STATUSES = frozenset({401, 402, 403, 404, 408})
 # ...but only these, and 5xx, count against the circuit breaker.
 BREAKER_STATUSES = frozenset({401, 402, 403})
-# The settings' defaults ([storage] max_object_bytes, [addic7ed] max_shows): the real show list
-# has ~5,000 shows, so ten times that is a broken or hostile page, not a catalogue.
-DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_SHOWS = 50_000
+# Used directly, the client has the daemon's defaults ([storage] max_object_bytes, [addic7ed]
+# max_shows, written once in settings.py): the real show list has ~5,000 shows, so ten times that
+# is a broken or hostile page, not a catalogue.
+DEFAULT_MAX_DOWNLOAD_BYTES = StorageSettings().max_object_bytes
+DEFAULT_MAX_SHOWS = Addic7edSettings().max_shows
 INLINE_PARSE_CHARS = 64 * 1024  # a few ms of parsing: not worth a thread hop
 T = TypeVar("T")
 

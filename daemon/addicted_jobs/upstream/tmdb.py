@@ -18,6 +18,7 @@ import pydantic
 import structlog
 
 from addicted_jobs import __version__
+from addicted_jobs.settings import TmdbSettings
 from addicted_jobs.upstream.errors import BodyTooLarge, UpstreamUnavailable
 from addicted_jobs.upstream.models import (
     PG_INT_MAX,
@@ -42,7 +43,7 @@ __all__ = ["TmdbClient"]
 log = structlog.get_logger(__name__)
 
 UPSTREAM = "tmdb"
-DEFAULT_BASE_URL = "https://api.themoviedb.org/3/"
+DEFAULT_BASE_URL = TmdbSettings().base_url
 # Searches read at most this many pages, like the original.
 MAX_PAGES = 3
 # The original retried 5xx, 401, 402 and 403; 408 and 429 are TMDB's "slow down" answers.
