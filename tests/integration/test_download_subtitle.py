@@ -19,8 +19,8 @@ from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.storage.compression import Codec
 from addicted_jobs.storage.local import LocalStorage
 from addicted_jobs.tasks.credentials import RESET, credential_check_hook, register_credential_jobs
+from addicted_jobs.tasks.ops.storage import storage_get
 from addicted_jobs.tasks.storage import register_storage_jobs
-from addicted_jobs.tasks.storage_ops import storage_get
 from addicted_jobs.tasks.subtitle_store import SubtitleStore
 from addicted_jobs.upstream.sandbox_data import FakeSubtitle, srt_text
 from tests.integration.catalog_env import COOKIE, CatalogueEnv, catalogue_env

@@ -22,8 +22,8 @@ from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
 from addicted_jobs.storage.dictionaries import save_dictionary
 from addicted_jobs.storage.s3 import S3Storage
+from addicted_jobs.tasks.ops.storage import storage_get
 from addicted_jobs.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
-from addicted_jobs.tasks.storage_ops import storage_get
 from addicted_jobs.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
 from addicted_jobs.tasks.subtitle_store import SubtitleStore
 from tests.conftest import shared_path

@@ -80,15 +80,16 @@ def summarise(details: list[dict[str, Any]]) -> str:
 
 
 def parse_args(model: type[M], args: dict[str, Any], op: str) -> M:
-    """Validate an operation's own arguments; a mismatch is a bad_request naming each field."""
+    """Validate an operation's arguments against its model; a mismatch (a wrong type, a number
+    out of range, a missing or unknown field) is OpError(invalid_args) naming each field."""
     try:
         return model.model_validate(args)
     except ValidationError as exc:
         details = describe_errors(exc, "args")
         fields = ", ".join(model.model_fields)
         raise OpError(
-            "bad_request",
-            f"bad arguments for {op!r}: {summarise(details)}; {op!r} takes {{{fields}}}",
+            "invalid_args",
+            f"invalid arguments for {op!r}: {summarise(details)}; {op!r} takes {{{fields}}}",
             details,
         ) from None
 

@@ -1,147 +1,76 @@
 """Command line: `run` starts the daemon; every other command talks to it over the control socket.
 
 Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 daemon unreachable,
-78 bad configuration. Commands live in a table (COMMANDS); `cli_commands.py` fills it, and a
-domain module listed in EXTENSIONS adds its own with the same @command decorator.
+78 bad configuration. Commands live in a table (command.COMMANDS) that engine.py, jobs.py,
+subtitles.py and importer.py fill with @command; run, demo and systemd-files (daemon.py) run in
+this process. The client side imports only the control client, the protocol and settings: the
+domain and the engine load only for the commands that run them (pyproject's import-linter
+contract "The command line is a light client").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import json
 import os
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
 
 from addicted_jobs import __version__
+
+# The command modules fill COMMANDS as they are imported.
+from addicted_jobs.cli import engine, importer, jobs, subtitles
+from addicted_jobs.cli.command import (
+    COMMANDS,
+    EX_CONFIG,
+    EXIT_DAEMON_ERROR,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Command,
+    Context,
+    Failed,
+    UsageError,
+    _Parser,
+    arg,
+    command,
+    fail,
+    positive_seconds,
+)
+from addicted_jobs.cli.daemon import cmd_demo, cmd_run, cmd_systemd_files
 from addicted_jobs.control.client import ControlClient, DaemonError, Unreachable
 
-EXIT_OK = 0
-EXIT_DAEMON_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-EX_CONFIG = 78
-# Modules whose import registers more commands (the engine's own, then the domain's).
-EXTENSIONS: list[str] = [
-    "addicted_jobs.cli_commands",
-    "addicted_jobs.cli_jobs",
-    "addicted_jobs.cli_domain",
-    "addicted_jobs.cli_storage",
-    "addicted_jobs.cli_import",
-    "addicted_jobs.cli_cluster",
+__all__ = [
+    "COMMANDS",
+    "EXIT_DAEMON_ERROR",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "EX_CONFIG",
+    "Command",
+    "Context",
+    "Failed",
+    "UsageError",
+    "arg",
+    "build_parser",
+    "command",
+    "engine",
+    "importer",
+    "jobs",
+    "main",
+    "positive_seconds",
+    "resolve_socket",
+    "subtitles",
 ]
-
 
 # Where the packaged unit's RuntimeDirectory=addicted-jobs puts the socket. A command run from a
 # shell has no $RUNTIME_DIRECTORY, so it looks here when the config names no socket.
 UNIT_SOCKET = Path("/run/addicted-jobs/control.sock")
 
 
-class UsageError(Exception):
-    """Bad command-line input found after parsing (exit 2)."""
-
-
-class Failed(Exception):
-    """The daemon answered, and the answer means failure (exit 1), e.g. ping: database down."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors raise UsageError, so `--json` can report them as JSON."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-
-def positive_seconds(minimum: float) -> Callable[[str], float]:
-    """An argparse type: a number of seconds, at least `minimum` (0 and negatives are refused)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not value >= minimum or value == float("inf"):
-            raise argparse.ArgumentTypeError(
-                f"{text} seconds is out of range: give at least {minimum:g}"
-            )
-        return value
-
-    return parse
-
-
-@dataclass
-class Context:
-    """What a command sees: the daemon (call), the output mode, and where to print."""
-
-    client: ControlClient
-    json: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-
-    async def call(self, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        return await self.client.call(op, args)
-
-    def emit(self, result: dict[str, Any], human: Callable[[dict[str, Any]], str]) -> None:
-        """Print `result` as one JSON document with --json, else as `human` renders it."""
-        if self.json:
-            print(json.dumps(result, indent=2, ensure_ascii=False), file=self.out)
-        else:
-            print(human(result), file=self.out)
-
-
-Handler = Callable[[Context, argparse.Namespace], Awaitable[int]]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    handler: Handler
-    arguments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = ()
-    json_flag: bool = True
-    description: str = ""
-    epilog: str = ""
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """One argparse argument of a command: arg("id", type=int), arg("--limit", type=int)."""
-    return flags, options
-
-
-def command(
-    name: str,
-    help: str,
-    *arguments: tuple[tuple[str, ...], dict[str, Any]],
-    json_flag: bool = True,
-    description: str = "",
-    epilog: str = "",
-) -> Callable[[Handler], Handler]:
-    """Register a socket command; the handler calls ops through ctx and returns an exit code."""
-
-    def register(handler: Handler) -> Handler:
-        if name in COMMANDS or name == "run":
-            raise ValueError(f"command {name!r} is registered twice")
-        COMMANDS[name] = Command(name, help, handler, arguments, json_flag, description, epilog)
-        return handler
-
-    return register
-
-
-def _load_extensions() -> None:
-    for module in EXTENSIONS:
-        importlib.import_module(module)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    _load_extensions()
+    """The whole parser: run, demo, systemd-files, then every command of COMMANDS."""
     parser = _Parser(
         prog="addicted-jobs", description="Durable job daemon for the subtitle catalogue"
     )
@@ -225,67 +154,6 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
     return path
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from addicted_jobs.app import run_daemon
-    from addicted_jobs.settings import ConfigError, load_settings
-
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    return run_daemon(settings, args.config)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    import uvloop
-
-    from addicted_jobs.demo import DemoOptions, run_demo
-
-    if not 10 <= args.shows <= 100_000:
-        print(f"addicted-jobs demo: --shows takes 10 to 100000, got {args.shows}", file=sys.stderr)
-        return EXIT_USAGE
-    for flag, value in (
-        ("--sample-shows", args.sample_shows),
-        ("--sample-subtitles", args.sample_subtitles),
-    ):
-        if value < 0:
-            print(f"addicted-jobs demo: {flag} takes 0 or more, got {value}", file=sys.stderr)
-            return EXIT_USAGE
-    options = DemoOptions(
-        args.shows, args.sample_shows, args.sample_subtitles, args.state, args.keep
-    )
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_demo(options))
-
-
-def cmd_systemd_files(args: argparse.Namespace) -> int:
-    from addicted_jobs.deploy import (
-        NEXT_STEPS,
-        BadBinary,
-        DeployError,
-        check_binary,
-        default_bin,
-        write_files,
-    )
-
-    try:
-        binary = check_binary(args.bin or default_bin())
-    except BadBinary as exc:
-        return _fail("systemd-files", args.json, EXIT_USAGE, "usage", str(exc))
-    try:
-        written = write_files(args.dir, binary, args.force)
-    except (DeployError, OSError) as exc:
-        return _fail("systemd-files", args.json, EXIT_DAEMON_ERROR, "failed", str(exc))
-    if args.json:
-        print(json.dumps({"written": [str(p) for p in written], "bin": binary}, indent=2))
-        return EXIT_OK
-    for path in written:
-        print(f"wrote {path}")
-    print(NEXT_STEPS.format(dir=args.dir))
-    return EXIT_OK
-
-
 def make_client(path: Path, timeout: float) -> ControlClient:
     return ControlClient(path, timeout)
 
@@ -297,21 +165,6 @@ async def _run_command(cmd: Command, ns: argparse.Namespace, path: Path) -> int:
         return await cmd.handler(ctx, ns)
     finally:
         await client.close()
-
-
-def _fail(
-    command: str, as_json: bool, code: int, kind: str, message: str, details: Any = None
-) -> int:
-    """One error: a line on stderr, or with --json one JSON object on stdout
-    {"ok": false, "error": {"code", "message", "exit"}} (what scripts parse)."""
-    if as_json:
-        error: dict[str, Any] = {"code": kind, "message": message, "exit": code}
-        if details:
-            error["details"] = details
-        print(json.dumps({"ok": False, "error": error}, ensure_ascii=False))
-    else:
-        print(f"addicted-jobs {command}: {message}", file=sys.stderr)
-    return code
 
 
 def _quiet_stdout() -> None:
@@ -345,7 +198,7 @@ def _main(argv: list[str] | None = None) -> int:
             prefix = f"addicted-jobs {command}:" if command else "addicted-jobs:"
             print(f"{prefix} {exc}", file=sys.stderr)
             return EXIT_USAGE
-        return _fail(command, True, EXIT_USAGE, "usage", str(exc).splitlines()[0])
+        return fail(command, True, EXIT_USAGE, "usage", str(exc).splitlines()[0])
     if ns.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -364,18 +217,18 @@ def _main(argv: list[str] | None = None) -> int:
         if not as_json:
             print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
             return EX_CONFIG
-        return _fail(name, True, EX_CONFIG, "config", f"bad configuration: {exc}")
+        return fail(name, True, EX_CONFIG, "config", f"bad configuration: {exc}")
     except UsageError as exc:
-        return _fail(name, as_json, EXIT_USAGE, "usage", str(exc))
+        return fail(name, as_json, EXIT_USAGE, "usage", str(exc))
     except DaemonError as exc:
         message = exc.message if as_json else f"{exc.code}: {exc.message}"
-        return _fail(name, as_json, EXIT_DAEMON_ERROR, exc.code, message, exc.details)
+        return fail(name, as_json, EXIT_DAEMON_ERROR, exc.code, message, exc.details)
     except Failed as exc:
-        return _fail(name, as_json, EXIT_DAEMON_ERROR, "failed", str(exc))
+        return fail(name, as_json, EXIT_DAEMON_ERROR, "failed", str(exc))
     except Unreachable as exc:
         text = str(exc) + getattr(ns, "socket_hint", "")
         message = text if as_json else f"daemon unreachable: {text}"
-        return _fail(name, as_json, EXIT_UNREACHABLE, "unreachable", message)
+        return fail(name, as_json, EXIT_UNREACHABLE, "unreachable", message)
     except KeyboardInterrupt:
         return 130
 
