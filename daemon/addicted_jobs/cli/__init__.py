@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 from addicted_jobs import __version__
@@ -38,7 +37,7 @@ from addicted_jobs.cli.command import (
     fail,
     positive_seconds,
 )
-from addicted_jobs.cli.daemon import cmd_demo, cmd_run, cmd_systemd_files
+from addicted_jobs.cli.daemon import add_daemon_commands, cmd_demo, cmd_run, cmd_systemd_files
 from addicted_jobs.control.client import ControlClient, DaemonError, Unreachable
 
 __all__ = [
@@ -69,43 +68,17 @@ __all__ = [
 UNIT_SOCKET = Path("/run/addicted-jobs/control.sock")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole parser: run, demo, systemd-files, then every command of COMMANDS."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser: run, demo, systemd-files, then every command of COMMANDS; with `only` (a
+    command's name) just that command, which is all `main` needs to parse its words (building
+    every subparser took ~10 ms of a `ping` that should cost little more than Python itself)."""
     parser = _Parser(
         prog="addicted-jobs", description="Durable job daemon for the subtitle catalogue"
     )
     parser.add_argument("--version", action="version", version=f"addicted-jobs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="run the daemon in the foreground")
-    run.add_argument(
-        "--config",
-        type=Path,
-        help="TOML config file (default /etc/addicted-jobs/config.toml if present)",
-    )
-    demo = sub.add_parser(
-        "demo", help="the whole pipeline on embedded defaults against the sandbox upstream"
-    )
-    demo.add_argument(
-        "--shows", type=int, default=200, help="shows in the sandbox catalogue (10 to 100000)"
-    )
-    demo.add_argument("--sample-shows", type=int, default=20, help="shows to refresh in full")
-    demo.add_argument(
-        "--sample-subtitles", type=int, default=60, help="subtitles to download and store"
-    )
-    demo.add_argument(
-        "--state", type=Path, help="keep the state here (default: a temporary directory)"
-    )
-    demo.add_argument("--keep", action="store_true", help="keep the temporary state directory")
-    files = sub.add_parser(
-        "systemd-files",
-        help="write the systemd unit, sysusers file and example config shipped with this install",
-    )
-    files.add_argument("dir", type=Path, help="directory to write them to")
-    files.add_argument(
-        "--bin", help="addicted-jobs path for the unit's ExecStart (default: this installation's)"
-    )
-    files.add_argument("--force", action="store_true", help="overwrite existing files")
-    files.add_argument("--json", action="store_true", help="machine-readable output")
+    if only not in COMMANDS:
+        add_daemon_commands(sub)
     common = _Parser(add_help=False)
     common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
     common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
@@ -115,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds to wait for a reply (more than 0)",
     )
-    for cmd in COMMANDS.values():
+    wanted = [COMMANDS[only]] if only in COMMANDS else list(COMMANDS.values())
+    for cmd in wanted:
         p = sub.add_parser(
             cmd.name,
             help=cmd.help,
@@ -133,10 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_socket(ns: argparse.Namespace) -> Path:
     """--socket, else [control] socket of --config, else ADDICTED_JOBS_CONTROL__SOCKET, else the
     daemon's default path. A bad config file raises ConfigError (exit 78)."""
-    from addicted_jobs.settings import load_settings
-
     if getattr(ns, "socket", None):
         return Path(ns.socket)
+    # Imported only now: the settings cost ~0.3 s, and `ping --socket` needs neither.
+    import tomllib
+
+    from addicted_jobs.settings import load_settings
+
     if getattr(ns, "config", None):
         load_settings(ns.config)  # a broken file is exit 78 even when only the socket is wanted
         # The file's own value: the documented order puts it before the environment.
@@ -182,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _main(argv: list[str] | None = None) -> int:
-    from addicted_jobs.settings import ConfigError
+def _config_error(exc: Exception) -> bool:
+    # Only loading the settings raises ConfigError, so a command that never loaded them (a
+    # socket given with --socket) need not import them (pydantic-settings: ~0.3 s) to check.
+    settings = sys.modules.get("addicted_jobs.settings")
+    return settings is not None and isinstance(exc, settings.ConfigError)
 
+
+def _main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in words
-    parser = build_parser()
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     try:
         ns = parser.parse_args(argv)
     except SystemExit as exc:  # --help/--version exit 0
@@ -213,11 +195,6 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         path = resolve_socket(ns)
         return asyncio.run(_run_command(COMMANDS[ns.command], ns, path))
-    except ConfigError as exc:
-        if not as_json:
-            print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
-            return EX_CONFIG
-        return fail(name, True, EX_CONFIG, "config", f"bad configuration: {exc}")
     except UsageError as exc:
         return fail(name, as_json, EXIT_USAGE, "usage", str(exc))
     except DaemonError as exc:
@@ -231,6 +208,13 @@ def _main(argv: list[str] | None = None) -> int:
         return fail(name, as_json, EXIT_UNREACHABLE, "unreachable", message)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _config_error(exc):
+            raise
+        if not as_json:
+            print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
+            return EX_CONFIG
+        return fail(name, True, EX_CONFIG, "config", f"bad configuration: {exc}")
 
 
 if __name__ == "__main__":

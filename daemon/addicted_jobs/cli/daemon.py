@@ -10,8 +10,44 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from addicted_jobs.cli.command import EX_CONFIG, EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail
+
+
+def add_daemon_commands(sub: Any) -> None:
+    """Add run, demo and systemd-files to `sub` (an argparse subparsers action)."""
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default /etc/addicted-jobs/config.toml if present)",
+    )
+    demo = sub.add_parser(
+        "demo", help="the whole pipeline on embedded defaults against the sandbox upstream"
+    )
+    demo.add_argument(
+        "--shows", type=int, default=200, help="shows in the sandbox catalogue (10 to 100000)"
+    )
+    demo.add_argument("--sample-shows", type=int, default=20, help="shows to refresh in full")
+    demo.add_argument(
+        "--sample-subtitles", type=int, default=60, help="subtitles to download and store"
+    )
+    demo.add_argument(
+        "--state", type=Path, help="keep the state here (default: a temporary directory)"
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the temporary state directory")
+    files = sub.add_parser(
+        "systemd-files",
+        help="write the systemd unit, sysusers file and example config shipped with this install",
+    )
+    files.add_argument("dir", type=Path, help="directory to write them to")
+    files.add_argument(
+        "--bin", help="addicted-jobs path for the unit's ExecStart (default: this installation's)"
+    )
+    files.add_argument("--force", action="store_true", help="overwrite existing files")
+    files.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +68,8 @@ async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
     data = b"".join(parts)
     result.update(offset=0, more=False)
     result["content"] = base64.b64encode(data).decode("ascii") if ctx.json and not output else ""
+    import hashlib  # here, not at the top: every other command starts without it
+
     if hashlib.sha256(data).hexdigest() != result["sha256"]:
         print(f"addicted-jobs storage: subtitle {subtitle_id} arrived damaged", file=sys.stderr)
         return EXIT_CORRUPT
@@ -99,6 +99,8 @@ def _write(path: Path, data: bytes) -> None:
     # command (run as root) write the subtitle through it over any file.
     tmp: Path | None = None
     try:
+        import tempfile  # with shutil, bz2, lzma and random: only `storage get -o` needs it
+
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as file:

@@ -22,7 +22,6 @@ from addicted_jobs.control.bulk_ops import BulkOps
 from addicted_jobs.control.history import RETRY_NOTE, timeline
 from addicted_jobs.control.op import Op, Peer, bind, declared, op
 from addicted_jobs.control.protocol import (
-    VERSION,
     EnqueueArgs,
     JobIdArgs,
     NoArgs,
@@ -31,6 +30,7 @@ from addicted_jobs.control.protocol import (
     describe_errors,
     summarise,
 )
+from addicted_jobs.control.wire import VERSION
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.recurring import RecurringScheduler
 from addicted_jobs.jobs.runner import Engine, JobRequest
