@@ -109,12 +109,13 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
     daemon's default path. A bad config file raises ConfigError (exit 78)."""
     if getattr(ns, "socket", None):
         return Path(ns.socket)
-    # Imported only now: the settings cost ~0.3 s, and `ping --socket` needs neither.
-    import tomllib
-
-    from addicted_jobs.settings import load_settings
-
+    # The settings are imported only when read: they cost ~0.3 s (pydantic-settings), and a
+    # socket given by --socket or the environment needs none of it.
     if getattr(ns, "config", None):
+        import tomllib
+
+        from addicted_jobs.settings import load_settings
+
         load_settings(ns.config)  # a broken file is exit 78 even when only the socket is wanted
         # The file's own value: the documented order puts it before the environment.
         control = tomllib.loads(Path(ns.config).read_text(encoding="utf-8")).get("control", {})
@@ -123,6 +124,8 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
     env = os.environ.get("ADDICTED_JOBS_CONTROL__SOCKET")
     if env:
         return Path(env)
+    from addicted_jobs.settings import load_settings
+
     path = load_settings(getattr(ns, "config", None)).socket_path
     if not path.exists() and not os.environ.get("RUNTIME_DIRECTORY"):
         if UNIT_SOCKET.exists():

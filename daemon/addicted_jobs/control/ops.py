@@ -53,8 +53,9 @@ def _enqueued(result: EnqueueResult) -> dict[str, Any]:
 
 
 class EngineOps:
-    """The engine's own operations and what they need; ops() serves them with AdminOps' and
-    BulkOps' (ENGINE_OPS lists all of them, unbound)."""
+    """The engine's own operations and what they need; ops() serves them with AdminOps' (given
+    scheduler, reload, onetime and reload_report) and BulkOps' (ENGINE_OPS lists all of them,
+    unbound). `state` and `uptime` feed ping; `activity` and `upstream` feed stats (top)."""
 
     def __init__(
         self,
@@ -74,9 +75,6 @@ class EngineOps:
         self.version = version
         self.uptime = uptime
         self.state = state
-        self.scheduler = scheduler
-        self.reload_config = reload
-        self.onetime = onetime
         self.activity = activity
         self.upstream_status = upstream
         self.admin = AdminOps(engine, scheduler, reload, onetime, reload_report)

@@ -6,6 +6,7 @@ Each check runs the real command in a fresh interpreter and reads its sys.module
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ print(json.dumps({"exit": code, "modules": sorted(sys.modules)}))
 """
 
 
-def loaded_by(*argv: str) -> tuple[int, list[str]]:
+def loaded_by(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     """The exit code of `addicted-jobs ARGV` and every module it loaded, in a fresh interpreter."""
     done = subprocess.run(
         [sys.executable, "-c", PROGRAM, *argv],
@@ -29,6 +30,7 @@ def loaded_by(*argv: str) -> tuple[int, list[str]]:
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return result["exit"], result["modules"]
@@ -62,6 +64,13 @@ def test_socket_commands_load_neither_domain_nor_engine(
     assert heavy_in(modules) == []
     assert "asyncpg" not in modules and "httpx" not in modules
     # With --socket not even the settings (pydantic-settings) nor the server's pydantic models.
+    assert "addicted_jobs.settings" not in modules and "pydantic" not in modules
+
+
+def test_a_socket_named_by_the_environment_needs_no_settings(tmp_path: Path) -> None:
+    env = {"ADDICTED_JOBS_CONTROL__SOCKET": str(tmp_path / "none.sock")}
+    code, modules = loaded_by("ping", env=env)
+    assert code == 3
     assert "addicted_jobs.settings" not in modules and "pydantic" not in modules
 
 
