@@ -18,8 +18,11 @@ from pathlib import Path
 
 from addicted_jobs import __version__
 
-# The command modules fill COMMANDS as they are imported.
-from addicted_jobs.cli import engine, importer, jobs, subtitles
+# The command modules fill COMMANDS as they are imported, in the order `--help` lists them.
+from addicted_jobs.cli import engine, jobs, subtitles
+
+# isort: split
+from addicted_jobs.cli import importer
 from addicted_jobs.cli.command import (
     COMMANDS,
     EX_CONFIG,

@@ -22,6 +22,8 @@ from addicted_jobs.jobs.store import BULK_STATES, JobFilter
 log = structlog.get_logger("addicted_jobs.control")
 ERROR_LINE_LIMIT = 300
 LIST_VALUE_LIMIT = 200
+# A bulk action's audit line shows its filter's closed-vocabulary fields (the `bulk action` line
+# adds what was changed); `args` values and `error` text stay out (issue 17).
 BULK_AUDIT = ("state", "queue", "name", "since_s", "older_than_s", "dry_run", "limit")
 
 
