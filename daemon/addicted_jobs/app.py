@@ -19,11 +19,12 @@ import structlog
 import uvloop
 
 from addicted_jobs import __version__, logs
-from addicted_jobs.app_cluster import ClusterNode, check_schema_known, nodes_off
+from addicted_jobs.app_cluster import CLUSTER_OPS, ClusterNode, Standalone, check_schema_known
 from addicted_jobs.app_observe import Observers
 from addicted_jobs.app_status import reload_changes
-from addicted_jobs.control.ops import READ_ONLY, EngineOps
-from addicted_jobs.control.server import ControlServer, OpHandler
+from addicted_jobs.control.op import Op
+from addicted_jobs.control.ops import ENGINE_OPS, EngineOps
+from addicted_jobs.control.server import ControlServer
 from addicted_jobs.control.socketfile import ControlSocketError
 from addicted_jobs.db import (
     AnotherInstanceRunning,
@@ -32,7 +33,6 @@ from addicted_jobs.db import (
     DatabaseError,
     apply_migrations,
 )
-from addicted_jobs.domain import READ_ONLY_OPS as DOMAIN_READ_ONLY
 from addicted_jobs.domain import Domain
 from addicted_jobs.jobs.onetime import OneTimeMigrationError, run_pending
 from addicted_jobs.jobs.onetime_state import onetime_rows
@@ -48,12 +48,15 @@ from addicted_jobs.settings import (
     load_settings,
 )
 from addicted_jobs.systemd import Notifier, watchdog_interval, watchdog_loop
+from addicted_jobs.tasks.ops import SUBTITLE_OPS
 
 log = structlog.get_logger("addicted_jobs")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EX_CONFIG = 78
+# Every socket operation the daemon serves, handlers unbound: the engine's, `nodes`, the domain's.
+OPERATIONS: tuple[Op, ...] = (*ENGINE_OPS, *CLUSTER_OPS, *SUBTITLE_OPS)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -90,10 +93,6 @@ class App:
         self.domain: Domain | None = None
         self.observers = Observers()  # top's counters, the STATUS= line, metrics
         self.reload_report: dict[str, list[str]] = {}  # what the last reload changed
-        # The domain's socket operations (request-subtitles, credentials, storage get), added by
-        # its wiring before run(); names listed in extra_read_only are not audit-logged.
-        self.extra_ops: dict[str, OpHandler] = {}
-        self.extra_read_only: set[str] = set()
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()  # set once READY=1 is sent (the demo waits on it)
         self._signals = 0
@@ -251,11 +250,10 @@ class App:
             self.cluster = ClusterNode(settings, self.db, self.engine, __version__)
             self.cluster.share_limit(self.domain.resources.addic7ed.limiter)
             await self.cluster.join()
-            self.extra_ops.update(self.cluster.ops())
+            node_ops = self.cluster.ops()
         else:
             await self.engine.recover()
-            self.extra_ops["nodes"] = nodes_off
-        self.extra_read_only.add("nodes")
+            node_ops = Standalone().ops()
         # One-time data migrations: after recovery, before the socket opens and any job is claimed.
         # In a cluster one node runs them; the others wait for its lock (up to migrations_wait_s).
         self.status("running one-time migrations")
@@ -267,8 +265,6 @@ class App:
             enqueue=self.engine.enqueue,
             lock_wait_s=settings.cluster.migrations_wait_s if settings.cluster.enabled else 30.0,
         )
-        self.extra_ops.update(self.domain.ops(self.engine))
-        self.extra_read_only |= DOMAIN_READ_ONLY
         self.scheduler = RecurringScheduler(self.engine, plan, settings.scheduler.misfire_grace_s)
         ops = EngineOps(
             self.engine,
@@ -284,9 +280,7 @@ class App:
         )
         self.control = ControlServer(
             settings.socket_path,
-            ops.handlers(),
-            extra=self.extra_ops,
-            read_only=READ_ONLY | self.extra_read_only,
+            [*ops.ops(), *node_ops, *self.domain.ops(self.engine)],
             max_request_bytes=settings.control.max_request_bytes,
             idle_timeout_s=settings.control.idle_timeout_s,
             request_timeout_s=settings.control.request_timeout_s,

@@ -12,8 +12,7 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from addicted_jobs.control.protocol import parse_args
-from addicted_jobs.control.server import OpHandler, Peer
+from addicted_jobs.control.op import Op, Peer, bind, declared, op
 from addicted_jobs.db import Database, DatabaseConfigError, applied_migrations, load_migrations
 from addicted_jobs.jobs import cluster_store
 from addicted_jobs.jobs.cluster import Cluster, ClusterConfig
@@ -96,11 +95,11 @@ class ClusterNode:
     async def leave(self) -> None:
         await self.cluster.leave()
 
-    def ops(self) -> dict[str, OpHandler]:
-        return {"nodes": self.nodes_op}
+    def ops(self) -> list[Op]:
+        return bind(self)
 
-    async def nodes_op(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "nodes")
+    @op("nodes", NoArgs, read_only=True)
+    async def nodes_op(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         rows = await cluster_store.nodes(self.cluster.pool)
         for row in rows:
             row["running"] = [_jsonable(r) for r in row["running"]]
@@ -113,7 +112,16 @@ class ClusterNode:
         }
 
 
-async def nodes_off(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+class Standalone:
     """`nodes` with clustering off: this daemon runs alone, under the instance lock."""
-    parse_args(NoArgs, args, "nodes")
-    return {"enabled": False, "this_node": None, "nodes": []}
+
+    def ops(self) -> list[Op]:
+        return bind(self)
+
+    @op("nodes", NoArgs, read_only=True)
+    async def nodes_off(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
+        return {"enabled": False, "this_node": None, "nodes": []}
+
+
+# The `nodes` op, whichever of the two serves it (both declare the same record).
+CLUSTER_OPS: list[Op] = declared(ClusterNode)

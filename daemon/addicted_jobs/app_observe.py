@@ -17,7 +17,7 @@ from addicted_jobs.domain import Domain
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.metrics import Metrics, MetricsService
 from addicted_jobs.settings import ConfigError, Settings
-from addicted_jobs.tasks.credential_ops import credentials_list
+from addicted_jobs.tasks.ops.credentials import credentials_list
 from addicted_jobs.upstream.resilience import ATTEMPT_OBSERVERS
 
 

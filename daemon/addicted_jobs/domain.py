@@ -1,18 +1,15 @@
 """The subtitle domain as the daemon runs it: upstream clients, the catalogue's resources and the
-subtitle store; their jobs, one-time migrations and socket operations. Only app.py uses this.
+subtitle store; their jobs, one-time migrations and socket operations (declared in tasks/ops/).
+Wiring only. Only app.py uses this.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
-from addicted_jobs.control.protocol import OpError
-from addicted_jobs.control.server import OpHandler, Peer
+from addicted_jobs.control.op import Op
 from addicted_jobs.jobs.onetime import OneTimeMigration
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
@@ -20,33 +17,14 @@ from addicted_jobs.onetime_migrations import all_migrations
 from addicted_jobs.settings import Settings
 from addicted_jobs.storage.setup import open_subtitle_store
 from addicted_jobs.storage.store import SubtitleStore
-from addicted_jobs.tasks import storage_ops
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
-from addicted_jobs.tasks.catalogue_ops import request_subtitles_op
-from addicted_jobs.tasks.credential_ops import (
-    CredentialNotFound,
-    credentials_add,
-    credentials_list,
-    credentials_remove,
-)
 from addicted_jobs.tasks.credentials import credential_check_hook, register_credential_jobs
+from addicted_jobs.tasks.ops import subtitle_ops
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.tasks.storage import register_storage_jobs
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.resilience import resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
-
-READ_ONLY_OPS = {"credentials-list", *storage_ops.READ_ONLY_OPS}
-
-
-class _CookieArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cookie: str = Field(min_length=1)
-
-
-class _IdArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
 
 
 class Domain:
@@ -96,48 +74,15 @@ class Domain:
     def migrations(self) -> list[OneTimeMigration]:
         return all_migrations(self.resources)
 
-    def ops(self, engine: Engine) -> dict[str, OpHandler]:
-        pool = self.resources.pool
-
-        async def request_subtitles(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-            try:
-                return await request_subtitles_op(self.resources, engine.enqueue, args)
-            except ValidationError:
-                raise  # the server answers invalid_args, field by field
-            except LookupError as exc:
-                raise OpError("not_found", str(exc)) from exc
-            except ValueError as exc:
-                raise OpError("invalid_args", str(exc)) from exc
-
-        async def add(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-            parsed = _CookieArgs.model_validate(args)
-            try:
-                return await credentials_add(pool, parsed.cookie)
-            except ValueError as exc:
-                raise OpError("invalid_args", str(exc)) from exc
-
-        async def listing(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-            return await credentials_list(pool)
-
-        async def remove(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-            parsed = _IdArgs.model_validate(args)
-            try:
-                return await credentials_remove(pool, parsed.id)
-            except CredentialNotFound as exc:
-                raise OpError("not_found", str(exc)) from exc
-
-        return {
-            "request-subtitles": request_subtitles,
-            "credentials-add": add,
-            "credentials-list": listing,
-            "credentials-remove": remove,
-            **storage_ops.storage_handlers(
-                pool,
-                self.store,
-                enqueue_many=engine.enqueue_many,
-                training_dir=self.settings.storage.training_dir,
-            ),
-        }
+    def ops(self, engine: Engine) -> list[Op]:
+        """The domain's socket operations, served with the engine's enqueue functions."""
+        return subtitle_ops(
+            self.resources,
+            self.store,
+            enqueue=engine.enqueue,
+            enqueue_many=engine.enqueue_many,
+            training_dir=self.settings.storage.training_dir,
+        )
 
     async def close(self) -> None:
         await self.resources.addic7ed.aclose()

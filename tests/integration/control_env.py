@@ -17,8 +17,10 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from addicted_jobs.control.client import ControlClient
-from addicted_jobs.control.ops import READ_ONLY, EngineOps
-from addicted_jobs.control.server import ControlServer, OpHandler
+from addicted_jobs.control.op import Handler, Op
+from addicted_jobs.control.ops import EngineOps
+from addicted_jobs.control.protocol import NoArgs
+from addicted_jobs.control.server import ControlServer
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import NOOP, JobSpec, Registry
@@ -88,11 +90,13 @@ async def start_control(
     engine: Engine,
     path: Path,
     gate: Gate,
-    extra: dict[str, OpHandler] | None = None,
+    extra: dict[str, Handler] | None = None,
     **server_options: Any,
 ) -> Control:
+    """The engine's operations, plus `extra` ones (name -> handler, taking no arguments)."""
     ops = EngineOps(engine, version="test", uptime=lambda: 1.5)
-    server = ControlServer(path, ops.handlers(), extra=extra, read_only=READ_ONLY, **server_options)
+    added = [Op(name, NoArgs, handler) for name, handler in (extra or {}).items()]
+    server = ControlServer(path, [*ops.ops(), *added], **server_options)
     await server.start()
     return Control(engine, ops, server, path, gate, engine.pool)
 

@@ -13,16 +13,26 @@ from pydantic import ValidationError
 
 from addicted_jobs.catalog.languages import UnknownLanguage
 from addicted_jobs.catalog.search import ShowNotFound
-from addicted_jobs.tasks.catalogue_ops import (
-    render_request_subtitles,
-    request_subtitles,
-    request_subtitles_op,
-)
+from addicted_jobs.cli.output import render_request_subtitles
+from addicted_jobs.control.op import Peer
+from addicted_jobs.tasks.ops.catalogue import CatalogueOps, RequestSubtitlesArgs, request_subtitles
+from addicted_jobs.tasks.resources import Resources
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
+
+
+async def request_subtitles_op(
+    resources: Resources, enqueue: Any, args: dict[str, Any]
+) -> dict[str, Any]:
+    """The socket operation as the server runs it: the arguments' model, then the handler."""
+    handler = CatalogueOps(resources, enqueue).request_subtitles
+    result: dict[str, Any] = await handler(
+        RequestSubtitlesArgs.model_validate(args), Peer(None, None, None)
+    )
+    return result
 
 
 @pytest.fixture

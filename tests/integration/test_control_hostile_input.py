@@ -46,7 +46,7 @@ async def test_a_nul_in_a_filter_is_the_callers_error_and_changes_nothing(
     [line] = await exchange(control.path, request(op, args))
     reply = json.loads(line)
     # Was `internal`: CharacterNotInRepertoireError from PostgreSQL.
-    assert reply["ok"] is False and reply["error"]["code"] == "bad_request", reply
+    assert reply["ok"] is False and reply["error"]["code"] == "invalid_args", reply
     assert "NUL" in reply["error"]["message"]
     assert await jobs_fingerprint(control.pool) == before
 

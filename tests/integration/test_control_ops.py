@@ -182,13 +182,13 @@ async def test_recurring_trigger_migrations_and_reload(
     engine = await make_engine(make_registry(gate))
     plan = build_plan({"tick": RecurringSettings(cron="0 3 * * *", job="noop")}, engine.registry)
     ctl = await start_control(engine, sock_dir / "c.sock", gate)
-    ctl.ops.scheduler = RecurringScheduler(engine, plan, 60.0)
+    ctl.ops.admin.scheduler = RecurringScheduler(engine, plan, 60.0)
     problems = ["recurring.x.cron = 'nope': 1 fields", None]
 
     async def reload() -> str | None:
         return problems.pop(0)
 
-    ctl.ops.reload_config = reload
+    ctl.ops.admin.reload_config = reload
     try:
         [entry] = (await ctl.call("recurring"))["recurring"]
         assert entry["name"] == "tick" and entry["cron"] == "0 3 * * *"
@@ -211,7 +211,9 @@ async def test_recurring_trigger_migrations_and_reload(
 # ---- error codes from real bad requests ----------------------------------------------------------
 
 
-async def test_malformed_requests_are_bad_request_with_the_reason(control: Control) -> None:
+async def test_malformed_requests_are_bad_request_and_bad_arguments_invalid_args(
+    control: Control,
+) -> None:
     before = await jobs_fingerprint(control.pool)
     cases = {
         b"{not json\n": "not valid JSON",
@@ -235,7 +237,7 @@ async def test_malformed_requests_are_bad_request_with_the_reason(control: Contr
         ("cancel", {"id": 2**70}, "args.id"),
     ]:
         err = await error_of(control, op, args)
-        assert err.code == "bad_request" and field in err.message, (op, err.message)
+        assert err.code == "invalid_args" and field in err.message, (op, err.message)
     assert await jobs_fingerprint(control.pool) == before
 
 

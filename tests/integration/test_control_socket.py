@@ -44,7 +44,7 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_never_taken(
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(stale))
     dead.close()  # the file stays, nobody listens: what a killed daemon leaves
-    server = ControlServer(stale, control.ops.handlers())
+    server = ControlServer(stale, control.ops.ops())
     await server.start()
     try:
         async with ControlClient(stale) as client:
@@ -53,7 +53,7 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_never_taken(
         await server.stop()
     assert not stale.exists()
 
-    thief = ControlServer(control.path, control.ops.handlers())
+    thief = ControlServer(control.path, control.ops.ops())
     with pytest.raises(ControlSocketError, match="another running daemon"):
         await thief.start()
     assert (await control.call("ping"))["version"] == "test"
@@ -61,7 +61,7 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_never_taken(
     plain = sock_dir / "plain.sock"
     plain.write_text("not a socket")
     with pytest.raises(ControlSocketError, match="not a socket"):
-        await ControlServer(plain, {}).start()
+        await ControlServer(plain, []).start()
     assert plain.read_text() == "not a socket"
 
 

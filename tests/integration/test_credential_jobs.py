@@ -12,20 +12,20 @@ import asyncpg
 import pytest
 
 from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.cli.output import render_credentials
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.sandbox import FaultConfig, Sandbox
-from addicted_jobs.tasks.credential_ops import (
-    CredentialNotFound,
-    credentials_add,
-    credentials_list,
-    credentials_remove,
-    render_credentials,
-)
 from addicted_jobs.tasks.credentials import (
     RESET,
     credential_check_hook,
     register_credential_jobs,
+)
+from addicted_jobs.tasks.ops.credentials import (
+    CredentialNotFound,
+    credentials_add,
+    credentials_list,
+    credentials_remove,
 )
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import DownloadLimitExceeded

@@ -21,8 +21,8 @@ from addicted_jobs.storage.compression import Codec
 from addicted_jobs.storage.local import LocalStorage
 from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.tasks.credentials import RESET, credential_check_hook, register_credential_jobs
+from addicted_jobs.tasks.ops.storage import storage_get
 from addicted_jobs.tasks.storage import register_storage_jobs
-from addicted_jobs.tasks.storage_ops import storage_get
 from tests.integration.catalog_env import COOKIE, CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until

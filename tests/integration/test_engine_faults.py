@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from structlog.testing import capture_logs
 
+from addicted_jobs.cli.top import render
 from addicted_jobs.control.ops import EngineOps
 from addicted_jobs.control.server import Peer
 from addicted_jobs.jobs import store
@@ -16,7 +17,6 @@ from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from addicted_jobs.jobs.store import NewJob, Outcome
-from addicted_jobs.top import render
 from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
 
@@ -158,7 +158,7 @@ async def test_a_long_open_snapshot_is_logged_once_and_shown_by_ping_and_top(
     engine = await make_engine(Registry(), horizon_warn_s=0.3, horizon_check_s=0.05)
     ops = EngineOps(engine, version="test", uptime=lambda: 1.0)
     peer = Peer(pid=None, uid=None, gid=None)
-    assert "oldest_transaction" not in await ops.ping({}, peer)
+    assert "oldest_transaction" not in await ops.ping(NoArgs(), peer)
     reporting = await asyncpg.connect(db_dsn, server_settings={"application_name": "reporting"})
     try:
         with capture_logs() as logs:
@@ -171,9 +171,9 @@ async def test_a_long_open_snapshot_is_logged_once_and_shown_by_ping_and_top(
                     lambda: engine.horizon and engine.horizon["age_s"] >= holder["age_s"] + 0.2,
                     message="later checks",
                 )
-                shown = (await ops.ping({}, peer))["oldest_transaction"]
+                shown = (await ops.ping(NoArgs(), peer))["oldest_transaction"]
                 assert shown["pid"] == holder["pid"]
-                stats = await ops.stats({}, peer)
+                stats = await ops.stats(NoArgs(), peer)
                 assert "holds back vacuum (pid" in render(stats)
         warnings = [e for e in logs if "holds back vacuum" in e["event"]]
         assert len(warnings) == 1 and warnings[0]["holder_pid"] == holder["pid"]
@@ -181,4 +181,4 @@ async def test_a_long_open_snapshot_is_logged_once_and_shown_by_ping_and_top(
     finally:
         await reporting.close()
     await wait_until(lambda: engine.horizon is None, message="cleared once it ends")
-    assert "oldest_transaction" not in await ops.ping({}, peer)
+    assert "oldest_transaction" not in await ops.ping(NoArgs(), peer)

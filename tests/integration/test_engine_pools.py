@@ -99,7 +99,7 @@ async def test_jobs_holding_every_pooled_connection_do_not_stall_the_queues(
             await engine.enqueue("quick")
         assert time.monotonic() - started < ACQUIRE_TIMEOUT_S + 3.0
         # ping still reaches the database (through the engine's connections) and says why.
-        ping = await EngineOps(engine, version="t", uptime=lambda: 1.0).ping({}, PEER)
+        ping = await EngineOps(engine, version="t", uptime=lambda: 1.0).ping(NoArgs(), PEER)
         assert (
             ping["database"] == "ok" and ping["connections"] == "all 10 pooled connections in use"
         )

@@ -20,8 +20,8 @@ from addicted_jobs.storage.base import Storage
 from addicted_jobs.storage.compression import BROTLI_SIGNATURE, ZSTD_MAGIC, Codec, ObjectTooLarge
 from addicted_jobs.storage.local import LocalStorage
 from addicted_jobs.storage.store import SubtitleStore
+from addicted_jobs.tasks.ops.storage import storage_get
 from addicted_jobs.tasks.storage import register_storage_jobs
-from addicted_jobs.tasks.storage_ops import storage_get
 from tests.conftest import shared_path
 from tests.integration.addictedproxy_source import original_database
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env

@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from addicted_jobs import cli
-from addicted_jobs.control.ops import READ_ONLY, EngineOps
+from addicted_jobs.control.ops import EngineOps
 from addicted_jobs.control.server import ControlServer
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
 from addicted_jobs.jobs.runner import Engine
@@ -46,7 +46,7 @@ async def served(make_engine: EngineFactory, sock_dir: Path) -> AsyncIterator[tu
 
 async def serve(engine: Engine, path: Path, scheduler: RecurringScheduler) -> ControlServer:
     ops = EngineOps(engine, version="test", uptime=lambda: 1.0, scheduler=scheduler)
-    server = ControlServer(path, ops.handlers(), read_only=READ_ONLY)
+    server = ControlServer(path, ops.ops())
     await server.start()
     return server
 

@@ -24,8 +24,8 @@ from addicted_jobs.storage.dictionaries import save_dictionary
 from addicted_jobs.storage.s3 import S3Storage
 from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.storage.training import TrainingOptions
+from addicted_jobs.tasks.ops.storage import storage_get
 from addicted_jobs.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
-from addicted_jobs.tasks.storage_ops import storage_get
 from addicted_jobs.tasks.storage_training import TRAIN_JOB, AutoTrain
 from tests.conftest import shared_path
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env

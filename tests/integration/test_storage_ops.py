@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-import addicted_jobs.cli_storage as cli_storage
+import addicted_jobs.cli.subtitles as cli_storage
 from addicted_jobs import cli
 from addicted_jobs.catalog.subtitles import mark_stored
 from addicted_jobs.control.client import ControlClient, DaemonError
+from addicted_jobs.control.op import bind
 from addicted_jobs.control.server import ControlServer, Peer
 from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.settings import ConfigError, Settings
@@ -31,8 +32,8 @@ from addicted_jobs.storage.s3 import S3Storage
 from addicted_jobs.storage.setup import build_codec, build_storage, open_subtitle_store
 from addicted_jobs.storage.store import SubtitleStore
 from addicted_jobs.storage.training import NotEnoughSamples, TrainingOptions
-from addicted_jobs.tasks import storage_ops
-from addicted_jobs.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_handlers
+from addicted_jobs.tasks.ops import storage as storage_ops
+from addicted_jobs.tasks.ops.storage import StorageOps, storage_get
 from addicted_jobs.tasks.storage_training import gather_and_train
 from tests.integration.storage_env import add_subtitle, sample_files
 
@@ -76,8 +77,8 @@ async def server(
     async def enqueue_many(requests: list[JobRequest]) -> None:
         queued.extend(requests)
 
-    handlers = storage_handlers(db_pool, store, OPTIONS, enqueue_many)
-    control = ControlServer(sock_dir / "c.sock", {}, extra=handlers, read_only=READ_ONLY_OPS)
+    ops = bind(StorageOps(db_pool, store, options=OPTIONS, enqueue_many=enqueue_many))
+    control = ControlServer(sock_dir / "c.sock", ops)
     await control.start()
     yield control
     await control.stop(grace=1.0)
@@ -158,11 +159,11 @@ async def test_a_file_bigger_than_one_reply_comes_in_parts(
 async def test_operations_answer_with_protocol_errors(server: ControlServer) -> None:
     async with ControlClient(server.path, 10.0) as client:
         cases: list[tuple[str, dict[str, Any], str]] = [
-            ("storage-get", {"subtitle_id": 0}, "bad_request"),
+            ("storage-get", {"subtitle_id": 0}, "invalid_args"),
             ("storage-get", {"subtitle_id": 77}, "not_found"),
-            ("storage-train-dictionary", {"from_dir": "relative/dir"}, "bad_request"),
-            ("storage-train-dictionary", {"from_dir": "/no/such/dir"}, "bad_request"),
-            ("storage-train-dictionary", {"from_stored": 5, "from_dir": "/tmp"}, "bad_request"),
+            ("storage-train-dictionary", {"from_dir": "relative/dir"}, "invalid_args"),
+            ("storage-train-dictionary", {"from_dir": "/no/such/dir"}, "invalid_args"),
+            ("storage-train-dictionary", {"from_stored": 5, "from_dir": "/tmp"}, "invalid_args"),
             ("storage-train-dictionary", {}, "conflict"),  # nothing stored to train on
         ]
         for op, args, code in cases:
@@ -240,7 +241,7 @@ async def test_from_dir_reads_only_what_the_requesting_user_could_read(
     # Its own files, or a directory it cannot search, give nothing either.
     secret.chmod(0o700)
     reply = json.loads(await server.handle_line(_peer_line({"from_dir": str(secret)}), somebody))
-    assert reply["error"]["code"] == "bad_request" and "not readable by uid 65534" in str(reply)
+    assert reply["error"]["code"] == "invalid_args" and "not readable by uid 65534" in str(reply)
     # The owner (here root) may train on all of it.
     owner = Peer(pid=1, uid=os.getuid(), gid=os.getgid())
     reply = json.loads(

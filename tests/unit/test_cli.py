@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from addicted_jobs import cli, cli_output, top
-from addicted_jobs.cli_commands import enqueue_request, parse_pairs
+from addicted_jobs import cli
+from addicted_jobs.cli import output as cli_output
+from addicted_jobs.cli import top
+from addicted_jobs.cli.engine import enqueue_request, parse_pairs
 from addicted_jobs.control.client import DaemonError
 
 

@@ -137,7 +137,7 @@ def test_errors_with_json_are_one_json_object_on_stdout(
 
 
 def test_enqueue_json_before_the_job_name_takes_the_name(tmp_path: Path) -> None:
-    from addicted_jobs.cli_commands import enqueue_request
+    from addicted_jobs.cli.engine import enqueue_request
 
     ns = cli.build_parser().parse_args(["enqueue", "--json", "noop", "sleep_ms=2"])
     assert enqueue_request(ns) == ({"name": "noop", "args": {"sleep_ms": "2"}}, True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from addicted_jobs.cli_cluster import render_nodes
+from addicted_jobs.cli.output import render_nodes
 
 
 def _node(node_id: int, dead: bool, running: list[dict[str, object]], count: int) -> dict:  # type: ignore[type-arg]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from addicted_jobs import cli
-from addicted_jobs.cli_import import summary
+from addicted_jobs.cli.importer import summary
 from addicted_jobs.importer import progress as progress_module
 from addicted_jobs.importer.progress import Progress
 from addicted_jobs.importer.run import ImportReport

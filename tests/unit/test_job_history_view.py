@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from addicted_jobs.cli_output import job_block
+from addicted_jobs.cli.output import job_block
 from addicted_jobs.control.history import timeline
 from addicted_jobs.control.protocol import encode_ok
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from pydantic import BaseModel, ConfigDict
 
 from addicted_jobs import logs
-from addicted_jobs.control.server import ControlServer, Peer
+from addicted_jobs.app import OPERATIONS
+from addicted_jobs.control.op import Op, Peer
+from addicted_jobs.control.server import ControlServer
 from addicted_jobs.db import redact, scrub
 from addicted_jobs.settings import ConfigError, load_settings
 
@@ -106,8 +110,18 @@ def test_a_broken_log_stream_never_raises_into_the_caller() -> None:
 # ---- the audit line -----------------------------------------------------------------------------
 
 
-async def _echo(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+async def _echo(args: Any, peer: Peer) -> dict[str, Any]:
     return {"ok": True}
+
+
+def _echoing(*names: str) -> list[Op]:
+    """The daemon's own records of these operations (their argument models and audit lists),
+    each answering without touching anything."""
+    return [replace(o, handler=_echo) for o in OPERATIONS if o.name in names]
+
+
+class _FutureArgs(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
 
 async def _audit(server: ControlServer, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -120,15 +134,19 @@ async def _audit(server: ControlServer, op: str, args: dict[str, Any]) -> dict[s
 
 
 async def test_audit_lines_show_allowed_arguments_only() -> None:
-    server = ControlServer(Path("/unused"), {"credentials-add": _echo, "retry": _echo})
+    server = ControlServer(Path("/unused"), _echoing("credentials-add", "retry"))
     assert await _audit(server, "credentials-add", {"cookie": "short=1"}) == {}
     assert await _audit(server, "retry", {"id": 7, "note": "x"}) == {"arg_id": 7}
 
 
 async def test_a_new_operation_logs_no_arguments_until_it_lists_them() -> None:
-    server = ControlServer(Path("/unused"), {})
-    server.register("future-op", _echo)
-    server.register("listed-op", _echo, audit_args=frozenset({"count", "names"}))
+    server = ControlServer(
+        Path("/unused"),
+        [
+            Op("future-op", _FutureArgs, _echo),
+            Op("listed-op", _FutureArgs, _echo, audit=frozenset({"count", "names"})),
+        ],
+    )
     secret = {"password": "p", "api": "k", "url": "https://u:p@h", "count": 3}
     assert await _audit(server, "future-op", secret) == {}
     listed = await _audit(server, "listed-op", {**secret, "names": ["a", "b"]})
@@ -137,7 +155,7 @@ async def test_a_new_operation_logs_no_arguments_until_it_lists_them() -> None:
 
 async def test_issue_17_operations_name_what_they_changed_in_their_audit_line() -> None:
     ops = ("delete", "recurring-disable", "recurring-enable", "cancel-many", "delete-many")
-    server = ControlServer(Path("/unused"), dict.fromkeys(ops, _echo))
+    server = ControlServer(Path("/unused"), _echoing(*ops))
     # These lines showed no argument at all: which job was deleted, which entry disabled?
     assert await _audit(server, "delete", {"id": 9}) == {"arg_id": 9}
     assert await _audit(server, "recurring-disable", {"name": "redeem"}) == {"arg_name": "redeem"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from addicted_jobs.cli.top import render, sparkline
 from addicted_jobs.control.activity import Activity
-from addicted_jobs.top import render, sparkline
 
 
 def test_sparkline_scales_to_the_busiest_cell_and_keeps_idle_cells_blank() -> None:
@@ -74,7 +74,7 @@ def test_the_frame_shows_running_jobs_throughput_and_upstream() -> None:
 
 
 def test_a_succeeded_jobs_old_error_is_labelled_as_history() -> None:
-    from addicted_jobs.cli_output import job_block
+    from addicted_jobs.cli.output import job_block
 
     block = job_block({"id": 1, "state": "succeeded", "last_error": "TimeoutError: attempt 1"})
     assert "earlier error  TimeoutError: attempt 1" in block and "last error" not in block

@@ -1,5 +1,5 @@
 """Operator operations that are not about single jobs: recurring jobs (list, trigger), schema
-and one-time migrations, and reloading the configuration. Mixed into EngineOps.
+and one-time migrations, and reloading the configuration. Part of ENGINE_OPS (control/ops.py).
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from addicted_jobs.control import job_types
-from addicted_jobs.control.protocol import NameArgs, NoArgs, OpError, parse_args
-from addicted_jobs.control.server import Peer
+from addicted_jobs.control.op import Peer, op
+from addicted_jobs.control.protocol import NameArgs, NoArgs, OpError
 from addicted_jobs.db import applied_migrations, load_migrations
 from addicted_jobs.jobs.recurring import RecurringScheduler
 from addicted_jobs.jobs.runner import Engine
@@ -18,20 +18,31 @@ Onetime = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
 class AdminOps:
-    engine: Engine
-    scheduler: RecurringScheduler | None
-    reload_config: Callable[[], Awaitable[str | None]] | None
-    onetime: Onetime | None
-    reload_report: Callable[[], dict[str, list[str]]] | None
+    """Recurring jobs, migrations, job types and reload: what each needs may be absent (None)
+    in a test's daemon, and the op then says so or answers empty."""
 
-    async def recurring(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "recurring")
+    def __init__(
+        self,
+        engine: Engine,
+        scheduler: RecurringScheduler | None = None,
+        reload_config: Callable[[], Awaitable[str | None]] | None = None,
+        onetime: Onetime | None = None,
+        reload_report: Callable[[], dict[str, list[str]]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.scheduler = scheduler
+        self.reload_config = reload_config
+        self.onetime = onetime
+        self.reload_report = reload_report
+
+    @op("recurring", NoArgs, read_only=True)
+    async def recurring(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         if self.scheduler is None:
             return {"recurring": []}
         return {"recurring": await self.scheduler.describe()}
 
-    async def trigger(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(NameArgs, args, "trigger")
+    @op("trigger", NameArgs, audit=("name",))
+    async def trigger(self, req: NameArgs, peer: Peer) -> dict[str, Any]:
         known = self.scheduler.entries if self.scheduler else {}
         if req.name not in known or self.scheduler is None:
             raise OpError(
@@ -42,11 +53,7 @@ class AdminOps:
         assert fire is not None
         return {"name": req.name, "id": fire.job_id, "created": fire.created}
 
-    async def _set_disabled(
-        self, args: dict[str, Any], peer: Peer, disabled: bool
-    ) -> dict[str, Any]:
-        op = "recurring-disable" if disabled else "recurring-enable"
-        req = parse_args(NameArgs, args, op)
+    async def _set_disabled(self, req: NameArgs, peer: Peer, disabled: bool) -> dict[str, Any]:
         known = self.scheduler.entries if self.scheduler else {}
         if req.name not in known or self.scheduler is None:
             raise OpError(
@@ -63,19 +70,21 @@ class AdminOps:
         changed = await self.scheduler.set_disabled(req.name, disabled, by)
         return {"name": req.name, "enabled": not disabled, "changed": changed}
 
-    async def recurring_disable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._set_disabled(args, peer, True)
+    @op("recurring-disable", NameArgs, audit=("name",))
+    async def recurring_disable(self, req: NameArgs, peer: Peer) -> dict[str, Any]:
+        return await self._set_disabled(req, peer, True)
 
-    async def recurring_enable(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._set_disabled(args, peer, False)
+    @op("recurring-enable", NameArgs, audit=("name",))
+    async def recurring_enable(self, req: NameArgs, peer: Peer) -> dict[str, Any]:
+        return await self._set_disabled(req, peer, False)
 
-    async def job_types(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "job-types")
+    @op("job-types", NoArgs, read_only=True)
+    async def job_types(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         specs = self.engine.registry.specs
         return {"job_types": [job_types.describe(specs[name]) for name in sorted(specs)]}
 
-    async def migrations(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "migrations")
+    @op("migrations", NoArgs, read_only=True)
+    async def migrations(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         async with self.engine.pool.acquire() as conn:
             applied = {m.version: m for m in await applied_migrations(conn)}
         schema = []
@@ -95,8 +104,8 @@ class AdminOps:
         onetime = await self.onetime() if self.onetime else []
         return {"schema": sorted(schema, key=lambda m: m["version"]), "onetime": onetime}
 
-    async def reload(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "reload")
+    @op("reload", NoArgs)
+    async def reload(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         if self.reload_config is None:
             raise OpError("conflict", "this daemon was started without a reloadable configuration")
         problem = await self.reload_config()

@@ -1,5 +1,5 @@
 """Finding jobs by filter and acting on many at once: `jobs` with filters, `delete` (discard a
-finished job), and bulk retry/cancel/delete with a dry run. Mixed into EngineOps.
+finished job), and bulk retry/cancel/delete with a dry run. Part of ENGINE_OPS (control/ops.py).
 
 A filter naming a queue, job type or state that does not exist is an error listing the known
 ones, never "no jobs match". Every bulk action logs one audit line for the set it changed.
@@ -13,21 +13,18 @@ from typing import Any
 import structlog
 
 from addicted_jobs.control.history import RETRY_NOTE
-from addicted_jobs.control.protocol import (
-    BulkArgs,
-    FilterArgs,
-    FindArgs,
-    JobIdArgs,
-    OpError,
-    parse_args,
-)
-from addicted_jobs.control.server import Peer
+from addicted_jobs.control.op import Peer, op
+from addicted_jobs.control.protocol import BulkArgs, FilterArgs, FindArgs, JobIdArgs, OpError
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.store import BULK_STATES, JobFilter
 
 log = structlog.get_logger("addicted_jobs.control")
 ERROR_LINE_LIMIT = 300
+LIST_VALUE_LIMIT = 200
+# A bulk action's audit line shows its filter's closed-vocabulary fields (the `bulk action` line
+# adds what was changed); `args` values and `error` text stay out (issue 17).
+BULK_AUDIT = ("state", "queue", "name", "since_s", "older_than_s", "dry_run", "limit")
 
 
 def _as_text(value: Any) -> str:
@@ -35,6 +32,16 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _compact(args: Any) -> Any:
+    # Lists show arguments, not blobs: long strings are replaced by their length.
+    if not isinstance(args, dict):
+        return args
+    return {
+        k: f"<{len(v)} chars>" if isinstance(v, str) and len(v) > LIST_VALUE_LIMIT else v
+        for k, v in args.items()
+    }
 
 
 def listing_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +55,10 @@ def listing_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class BulkOps:
-    engine: Engine
+    """`jobs`, `delete` and the bulk actions, on `engine`'s jobs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def known_queues(self) -> set[str]:
         config = self.engine.config
@@ -80,16 +90,19 @@ class BulkOps:
             error=req.error,
         )
 
-    async def find(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(FindArgs, args, "jobs")
+    @op("jobs", FindArgs, read_only=True)
+    async def jobs(self, req: FindArgs, peer: Peer) -> dict[str, Any]:
         where = await self.job_filter(req)
         if req.before_id is not None:
             where = replace(where, before_id=req.before_id)
         rows = await store.find_jobs(self.engine.pool, where, req.limit)
-        return {"jobs": [listing_row(r) for r in rows]}
+        found = [listing_row(r) for r in rows]
+        for row in found:
+            row["args"] = _compact(row["args"])
+        return {"jobs": found}
 
-    async def delete(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(JobIdArgs, args, "delete")
+    @op("delete", JobIdArgs, audit=("id",))
+    async def delete(self, req: JobIdArgs, peer: Peer) -> dict[str, Any]:
         previous = await store.delete_job(self.engine.pool, req.id)
         if previous is None:
             raise OpError("not_found", f"no job {req.id}")
@@ -101,8 +114,7 @@ class BulkOps:
             )
         return {"id": req.id, "previous_state": previous, "state": "gone"}
 
-    async def _bulk(self, action: str, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(BulkArgs, args, f"{action}-many")
+    async def _bulk(self, action: str, req: BulkArgs, peer: Peer) -> dict[str, Any]:
         # A running job can be cancelled (this daemon stops it), not retried or discarded.
         allowed = (*BULK_STATES[action], "running") if action == "cancel" else BULK_STATES[action]
         if req.state is not None and req.state not in allowed:
@@ -149,11 +161,14 @@ class BulkOps:
         )
         return result
 
-    async def retry_many(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._bulk("retry", args, peer)
+    @op("retry-many", BulkArgs, audit=BULK_AUDIT)
+    async def retry_many(self, req: BulkArgs, peer: Peer) -> dict[str, Any]:
+        return await self._bulk("retry", req, peer)
 
-    async def cancel_many(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._bulk("cancel", args, peer)
+    @op("cancel-many", BulkArgs, audit=BULK_AUDIT)
+    async def cancel_many(self, req: BulkArgs, peer: Peer) -> dict[str, Any]:
+        return await self._bulk("cancel", req, peer)
 
-    async def delete_many(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._bulk("delete", args, peer)
+    @op("delete-many", BulkArgs, audit=BULK_AUDIT)
+    async def delete_many(self, req: BulkArgs, peer: Peer) -> dict[str, Any]:
+        return await self._bulk("delete", req, peer)

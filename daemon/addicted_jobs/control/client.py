@@ -13,9 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pydantic import ValidationError
-
-from addicted_jobs.control.protocol import Reply, encode_request
+from addicted_jobs.control.wire import BadReply, decode_reply, encode_request
 
 REPLY_LIMIT = 1 << 30  # a reply may carry a large job (a subtitle blob) or a long list
 
@@ -112,18 +110,15 @@ class ControlClient:
             await self.close()
             raise Unreachable(f"the daemon closed the connection on {self.path}")
         try:
-            reply = Reply.model_validate_json(line)
-        except ValidationError as exc:
+            reply = decode_reply(line)
+        except BadReply as exc:
             raise Unreachable(f"the daemon sent an unreadable reply: {exc}") from None
         if not reply.ok:
-            error = reply.error
-            if error is None:
-                raise DaemonError("internal", "error reply without an error body")
-            raise DaemonError(error.code, error.message, error.details)
+            raise DaemonError(reply.code, reply.message, reply.details)
         if reply.id != request_id:
             await self.close()
             raise Unreachable(f"reply for request {reply.id!r} while waiting for {request_id}")
-        return reply.result or {}
+        return reply.result
 
 
 async def call(

@@ -1,7 +1,10 @@
-"""The engine's operations as control handlers: ping, enqueue, job(s), queues, retry, cancel,
-pause/resume and stats (for `top`); recurring, trigger, migrations and reload come from AdminOps.
+"""The engine's socket operations (ENGINE_OPS): ping, enqueue, job, queues, retry, cancel,
+pause/resume and stats (for `top`) here; recurring, trigger, migrations and reload in admin_ops.py;
+finding jobs and bulk actions in bulk_ops.py. EngineOps builds all three and binds their @op
+records for the server.
 
-Each maps engine exceptions to the protocol's error codes; bad input never reaches the database.
+The server checks every op's arguments against its model before a handler runs, so bad input
+never reaches the database; handlers raise OpError for what only they can know (not_found, ...).
 """
 
 from __future__ import annotations
@@ -17,28 +20,23 @@ from addicted_jobs.control.activity import Activity
 from addicted_jobs.control.admin_ops import AdminOps, Onetime
 from addicted_jobs.control.bulk_ops import BulkOps
 from addicted_jobs.control.history import RETRY_NOTE, timeline
+from addicted_jobs.control.op import Op, Peer, bind, declared, op
 from addicted_jobs.control.protocol import (
-    VERSION,
     EnqueueArgs,
     JobIdArgs,
     NoArgs,
     OpError,
     QueueArgs,
     describe_errors,
-    parse_args,
     summarise,
 )
-from addicted_jobs.control.server import OpHandler, Peer
+from addicted_jobs.control.wire import VERSION
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.recurring import RecurringScheduler
 from addicted_jobs.jobs.runner import Engine, JobRequest
 from addicted_jobs.jobs.spec import UnknownJob
 from addicted_jobs.jobs.store import EnqueueResult, ParentLocked, ParentNotFound
 
-READ_ONLY = frozenset(
-    {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
-)
-LIST_VALUE_LIMIT = 200
 RUNNING_SHOWN = 12  # running jobs in a `stats` answer (top's pane), the longest-running first
 
 
@@ -50,21 +48,15 @@ def _signature(model: type[BaseModel]) -> str:
     return ", ".join(parts) or "no arguments"
 
 
-def _compact(args: Any) -> Any:
-    # Lists show arguments, not blobs: long strings are replaced by their length.
-    if not isinstance(args, dict):
-        return args
-    return {
-        k: f"<{len(v)} chars>" if isinstance(v, str) and len(v) > LIST_VALUE_LIMIT else v
-        for k, v in args.items()
-    }
-
-
 def _enqueued(result: EnqueueResult) -> dict[str, Any]:
     return {"id": result.id, "created": result.created, "state": result.state}
 
 
-class EngineOps(AdminOps, BulkOps):
+class EngineOps:
+    """The engine's own operations and what they need; ops() serves them with AdminOps' (given
+    scheduler, reload, onetime and reload_report) and BulkOps' (ENGINE_OPS lists all of them,
+    unbound). `state` and `uptime` feed ping; `activity` and `upstream` feed stats (top)."""
+
     def __init__(
         self,
         engine: Engine,
@@ -83,40 +75,17 @@ class EngineOps(AdminOps, BulkOps):
         self.version = version
         self.uptime = uptime
         self.state = state
-        self.scheduler = scheduler
-        self.reload_config = reload
-        self.onetime = onetime
         self.activity = activity
         self.upstream_status = upstream
-        self.reload_report = reload_report
+        self.admin = AdminOps(engine, scheduler, reload, onetime, reload_report)
+        self.bulk = BulkOps(engine)
 
-    def handlers(self) -> dict[str, OpHandler]:
-        return {
-            "ping": self.ping,
-            "enqueue": self.enqueue,
-            "job": self.job,
-            "jobs": self.jobs,
-            "queues": self.queues,
-            "retry": self.retry,
-            "cancel": self.cancel,
-            "pause": self.pause,
-            "resume": self.resume,
-            "recurring": self.recurring,
-            "trigger": self.trigger,
-            "migrations": self.migrations,
-            "stats": self.stats,
-            "reload": self.reload,
-            "delete": self.delete,
-            "job-types": self.job_types,
-            "recurring-disable": self.recurring_disable,
-            "recurring-enable": self.recurring_enable,
-            "retry-many": self.retry_many,
-            "cancel-many": self.cancel_many,
-            "delete-many": self.delete_many,
-        }
+    def ops(self) -> list[Op]:
+        """Every engine operation, bound to this daemon's engine."""
+        return [*bind(self), *bind(self.admin), *bind(self.bulk)]
 
-    async def ping(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "ping")
+    @op("ping", NoArgs, read_only=True)
+    async def ping(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         result: dict[str, Any] = {
             "version": self.version,
             "protocol": VERSION,
@@ -175,8 +144,8 @@ class EngineOps(AdminOps, BulkOps):
         except ParentLocked as exc:
             raise OpError("unavailable", str(exc)) from None
 
-    async def enqueue(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(EnqueueArgs, args, "enqueue")
+    @op("enqueue", EnqueueArgs, audit=("name", "after", "delay", "count", "jobs"))
+    async def enqueue(self, req: EnqueueArgs, peer: Peer) -> dict[str, Any]:
         if req.jobs is not None:
             # Validate the whole batch first: one bad item rejects it before anything is written.
             requests = [
@@ -196,20 +165,14 @@ class EngineOps(AdminOps, BulkOps):
 
     # ---- jobs and queues ----------------------------------------------------------------------
 
-    async def job(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(JobIdArgs, args, "job")
+    @op("job", JobIdArgs, read_only=True)
+    async def job(self, req: JobIdArgs, peer: Peer) -> dict[str, Any]:
         row = await store.get_job(self.engine.pool, req.id)
         if row is None:
             raise OpError("not_found", f"no job {req.id}")
         row["attempts"] = await store.job_attempts(self.engine.pool, req.id)
         row["timeline"] = timeline(row, row["attempts"])
         return row
-
-    async def jobs(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        result = await self.find(args, peer)
-        for row in result["jobs"]:
-            row["args"] = _compact(row["args"])
-        return result
 
     async def _queue_rows(self) -> list[dict[str, Any]]:
         counts = await store.queue_counts(self.engine.pool)
@@ -230,12 +193,12 @@ class EngineOps(AdminOps, BulkOps):
             out.append({"name": name, "concurrency": concurrency, **entry})
         return out
 
-    async def queues(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "queues")
+    @op("queues", NoArgs, read_only=True)
+    async def queues(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         return {"queues": await self._queue_rows()}
 
-    async def stats(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parse_args(NoArgs, args, "stats")
+    @op("stats", NoArgs, read_only=True)
+    async def stats(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
         pool = self.engine.pool
         return {
             "version": self.version,
@@ -249,8 +212,7 @@ class EngineOps(AdminOps, BulkOps):
             "oldest_transaction": self.engine.horizon,
         }
 
-    async def _set_paused(self, args: dict[str, Any], paused: bool) -> dict[str, Any]:
-        req = parse_args(QueueArgs, args, "pause" if paused else "resume")
+    async def _set_paused(self, req: QueueArgs, paused: bool) -> dict[str, Any]:
         known = set(self.engine.queues()) | set(await store.state_counts(self.engine.pool))
         if req.queue not in known:
             raise OpError(
@@ -259,14 +221,16 @@ class EngineOps(AdminOps, BulkOps):
         await self.engine.set_paused(req.queue, paused)
         return {"queue": req.queue, "paused": paused}
 
-    async def pause(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._set_paused(args, True)
+    @op("pause", QueueArgs, audit=("queue",))
+    async def pause(self, req: QueueArgs, peer: Peer) -> dict[str, Any]:
+        return await self._set_paused(req, True)
 
-    async def resume(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return await self._set_paused(args, False)
+    @op("resume", QueueArgs, audit=("queue",))
+    async def resume(self, req: QueueArgs, peer: Peer) -> dict[str, Any]:
+        return await self._set_paused(req, False)
 
-    async def retry(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(JobIdArgs, args, "retry")
+    @op("retry", JobIdArgs, audit=("id",))
+    async def retry(self, req: JobIdArgs, peer: Peer) -> dict[str, Any]:
         retried = await store.retry(self.engine.pool, req.id)
         if retried is None:
             raise OpError("not_found", f"no job {req.id}")
@@ -284,8 +248,8 @@ class EngineOps(AdminOps, BulkOps):
             "history": RETRY_NOTE,
         }
 
-    async def cancel(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        req = parse_args(JobIdArgs, args, "cancel")
+    @op("cancel", JobIdArgs, audit=("id",))
+    async def cancel(self, req: JobIdArgs, peer: Peer) -> dict[str, Any]:
         previous = await store.cancel(self.engine.pool, req.id)
         if previous is None:
             raise OpError("not_found", f"no job {req.id}")
@@ -304,3 +268,7 @@ class EngineOps(AdminOps, BulkOps):
             f"job {req.id} is {previous}; only ready, scheduled, awaiting or running jobs "
             "can be cancelled",
         )
+
+
+# Every engine operation, handlers unbound: what the daemon serves besides the domain's.
+ENGINE_OPS: list[Op] = [*declared(EngineOps), *declared(AdminOps), *declared(BulkOps)]

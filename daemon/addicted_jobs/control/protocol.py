@@ -16,7 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-VERSION = 1
+from addicted_jobs.control.wire import VERSION
+
 ErrorCode = Literal[
     "bad_request",
     "unknown_op",
@@ -80,15 +81,16 @@ def summarise(details: list[dict[str, Any]]) -> str:
 
 
 def parse_args(model: type[M], args: dict[str, Any], op: str) -> M:
-    """Validate an operation's own arguments; a mismatch is a bad_request naming each field."""
+    """Validate an operation's arguments against its model; a mismatch (a wrong type, a number
+    out of range, a missing or unknown field) is OpError(invalid_args) naming each field."""
     try:
         return model.model_validate(args)
     except ValidationError as exc:
         details = describe_errors(exc, "args")
         fields = ", ".join(model.model_fields)
         raise OpError(
-            "bad_request",
-            f"bad arguments for {op!r}: {summarise(details)}; {op!r} takes {{{fields}}}",
+            "invalid_args",
+            f"invalid arguments for {op!r}: {summarise(details)}; {op!r} takes {{{fields}}}",
             details,
         ) from None
 
@@ -159,10 +161,6 @@ def request_id_of(line: bytes) -> RequestId:
     return rid if isinstance(rid, str | int | float | bool) else None
 
 
-def encode_request(op: str, args: dict[str, Any], request_id: RequestId) -> bytes:
-    return pydantic_core.to_json({"v": VERSION, "id": request_id, "op": op, "args": args}) + b"\n"
-
-
 def encode_ok(request_id: RequestId, result: dict[str, Any]) -> bytes:
     body = {"v": VERSION, "id": request_id, "ok": True, "result": result}
     return pydantic_core.to_json(body, fallback=str) + b"\n"
@@ -174,22 +172,6 @@ def encode_error(request_id: RequestId, error: OpError) -> bytes:
         err["details"] = error.details
     body = {"v": VERSION, "id": request_id, "ok": False, "error": err}
     return pydantic_core.to_json(body, fallback=str) + b"\n"
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: list[dict[str, Any]] | None = None
-
-
-class Reply(BaseModel):
-    """What a client reads back; `result` on success, `error` otherwise."""
-
-    v: Literal[1]
-    id: RequestId = None
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: ErrorBody | None = None
 
 
 # ---- arguments of the engine's operations ---------------------------------------------------

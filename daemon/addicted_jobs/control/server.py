@@ -16,8 +16,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,13 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
+from addicted_jobs.control.op import Op, Peer
 from addicted_jobs.control.protocol import (
     OpError,
     describe_errors,
     encode_error,
     encode_ok,
+    parse_args,
     parse_request,
     request_id_of,
     summarise,
@@ -44,16 +45,6 @@ CHUNK = 256 * 1024
 LARGE_REQUEST_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Peer:
-    pid: int | None
-    uid: int | None
-    gid: int | None
-
-
-OpHandler = Callable[[dict[str, Any], Peer], Awaitable[dict[str, Any]]]
-
-
 def peer_of(writer: asyncio.StreamWriter) -> Peer:
     sock = writer.get_extra_info("socket")
     try:
@@ -64,31 +55,8 @@ def peer_of(writer: asyncio.StreamWriter) -> Peer:
         return Peer(None, None, None)
 
 
-# What each state-changing operation's audit line may show of its arguments: ids, names and
-# counts only. An operation not listed here logs no arguments at all (default deny): a new
-# operation cannot leak a cookie or a path by being added without thought. Extend it with
-# ControlServer.register(..., audit_args=...).
-AUDIT_ARGS: dict[str, frozenset[str]] = {
-    "enqueue": frozenset({"name", "after", "delay", "count", "jobs"}),
-    "retry": frozenset({"id"}),
-    "cancel": frozenset({"id"}),
-    "pause": frozenset({"queue"}),
-    "resume": frozenset({"queue"}),
-    "trigger": frozenset({"name"}),
-    "request-subtitles": frozenset({"show_id", "season", "episode", "language"}),
-    "credentials-remove": frozenset({"id"}),
-    "storage-train-dictionary": frozenset({"from_stored", "dry_run"}),
-    # Issue 17's operations: without these the audit line of `delete 5` or `recurring disable X`
-    # named neither the job nor the entry. Bulk actions show their filter's closed-vocabulary
-    # fields (the `bulk action` line adds what was changed); `args` values and `error` text stay out.
-    "delete": frozenset({"id"}),
-    "recurring-disable": frozenset({"name"}),
-    "recurring-enable": frozenset({"name"}),
-    **dict.fromkeys(
-        ("retry-many", "cancel-many", "delete-many"),
-        frozenset({"state", "queue", "name", "since_s", "older_than_s", "dry_run", "limit"}),
-    ),
-}
+# An audit line shows only the arguments its Op lists in `audit` (default deny): a new operation
+# cannot leak a cookie or a path by being added without thought.
 AUDIT_STRING_LIMIT = 80
 REDACTED = "<redacted>"
 
@@ -110,14 +78,21 @@ def audit_summary(allowed: frozenset[str], args: dict[str, Any]) -> dict[str, An
     return out
 
 
+__all__ = ["ControlServer", "Op", "Peer", "audit_summary", "peer_of"]
+
+
 class ControlServer:
+    """Serves `ops` (engine and domain alike) on a Unix socket at `path`. For every request:
+    the envelope is parsed (bad_request), the op looked up (unknown_op), its arguments checked
+    against the op's model (invalid_args), the handler run under request_timeout_s, its declared
+    domain errors mapped to their codes, and a state-changing op audit-logged. ValueError when
+    two ops share a name."""
+
     def __init__(
         self,
         path: Path,
-        handlers: dict[str, OpHandler],
+        ops: Iterable[Op],
         *,
-        extra: dict[str, OpHandler] | None = None,
-        read_only: Iterable[str] = (),
         max_request_bytes: int = 16 * 1024 * 1024 + 4096,
         idle_timeout_s: float = 30.0,
         request_timeout_s: float = 30.0,
@@ -126,11 +101,11 @@ class ControlServer:
         max_reply_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.path = path
-        self.handlers = dict(handlers)
-        self.read_only = set(read_only)
-        self.audit_args = dict(AUDIT_ARGS)
-        for op, handler in (extra or {}).items():
-            self.register(op, handler, read_only=op in self.read_only)
+        self.ops: dict[str, Op] = {}
+        for record in ops:
+            if record.name in self.ops:
+                raise ValueError(f"control operation {record.name!r} is registered twice")
+            self.ops[record.name] = record
         self.max_request_bytes = max_request_bytes
         self.idle_timeout_s = idle_timeout_s
         self.request_timeout_s = request_timeout_s
@@ -147,25 +122,6 @@ class ControlServer:
         self.connections = 0
         self.buffered = 0  # bytes of unfinished request lines held, all connections together
         self.buffered_peak = 0
-
-    def register(
-        self,
-        op: str,
-        handler: OpHandler,
-        *,
-        read_only: bool = False,
-        audit_args: frozenset[str] | None = None,
-    ) -> None:
-        """Add an operation (the domain's commands); read-only ones are not audit-logged.
-        `audit_args`: the argument keys (ids, names, counts; never secrets or paths) its audit
-        line may show; without it the line shows none (AUDIT_ARGS lists the built-in ones)."""
-        if op in self.handlers:
-            raise ValueError(f"control operation {op!r} is registered twice")
-        self.handlers[op] = handler
-        if read_only:
-            self.read_only.add(op)
-        if audit_args is not None:
-            self.audit_args[op] = audit_args
 
     async def start(self) -> None:
         try:
@@ -372,17 +328,18 @@ class ControlServer:
         try:
             request = parse_request(line)
             op, request_id, args = request.op, request.id, request.args
-            handler = self.handlers.get(op)
-            if handler is None:
-                known = ", ".join(sorted(self.handlers))
+            record = self.ops.get(op)
+            if record is None:
+                known = ", ".join(sorted(self.ops))
                 raise OpError("unknown_op", f"no operation {op!r}; known operations: {known}")
+            parsed = parse_args(record.args, args, op)
             async with asyncio.timeout(self.request_timeout_s):
-                result = await handler(args, peer)
+                result = await self._run(record, parsed, peer)
             reply = encode_ok(request_id, result)
             error: OpError | None = None
         except OpError as exc:
             error = exc
-        except ValidationError as exc:  # a handler that validated without parse_args
+        except ValidationError as exc:  # a model a handler validated itself (a job's arguments)
             details = describe_errors(exc)
             error = OpError("invalid_args", f"invalid arguments: {summarise(details)}", details)
         except TimeoutError:
@@ -414,7 +371,8 @@ class ControlServer:
             if request_id is None:
                 request_id = request_id_of(line)
             reply = encode_error(request_id, error)
-        if op is not None and op in self.handlers and op not in self.read_only:
+        record = self.ops.get(op) if op is not None else None
+        if record is not None and not record.read_only:
             log.info(
                 "control command",
                 op=op,
@@ -423,9 +381,19 @@ class ControlServer:
                 ok=error is None,
                 error=error.code if error else None,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
-                **{
-                    f"arg_{k}": v
-                    for k, v in audit_summary(self.audit_args.get(op, frozenset()), args).items()
-                },
+                **{f"arg_{k}": v for k, v in audit_summary(record.audit, args).items()},
             )
         return reply
+
+    @staticmethod
+    async def _run(record: Op, args: Any, peer: Peer) -> dict[str, Any]:
+        """The handler's answer; an exception the op declares in `errors` becomes its OpError."""
+        try:
+            return await record.handler(args, peer)
+        except OpError:
+            raise
+        except Exception as exc:
+            fault = record.fault_of(exc)
+            if fault is None:
+                raise
+            raise OpError(fault.code, f"{fault.prefix}{exc}") from exc

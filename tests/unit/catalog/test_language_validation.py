@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from addicted_jobs.tasks.catalogue import FetchSubtitlesArgs
-from addicted_jobs.tasks.catalogue_ops import RequestSubtitlesArgs
+from addicted_jobs.tasks.ops.catalogue import RequestSubtitlesArgs
 
 
 def _language_error(model: type[BaseModel], language: str) -> str:

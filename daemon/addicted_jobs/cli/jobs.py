@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from addicted_jobs import cli_output as out
-from addicted_jobs.cli import Context, UsageError, arg, command
-from addicted_jobs.cli_commands import parse_pairs
+from addicted_jobs.cli import output as out
+from addicted_jobs.cli.command import Context, UsageError, arg, command
+from addicted_jobs.cli.engine import parse_pairs
 
 
 def duration_seconds(text: str) -> float:

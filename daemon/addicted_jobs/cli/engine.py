@@ -10,8 +10,16 @@ import json
 import sys
 from typing import Any
 
-from addicted_jobs import cli_output as out
-from addicted_jobs.cli import EXIT_DAEMON_ERROR, Context, UsageError, arg, command, positive_seconds
+from addicted_jobs.cli import output as out
+from addicted_jobs.cli.command import (
+    EXIT_DAEMON_ERROR,
+    Context,
+    UsageError,
+    arg,
+    command,
+    positive_seconds,
+)
+from addicted_jobs.cli.top import run_top
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, Any]:
@@ -302,6 +310,10 @@ async def reload(ctx: Context, ns: argparse.Namespace) -> int:
     json_flag=False,
 )
 async def top(ctx: Context, ns: argparse.Namespace) -> int:
-    from addicted_jobs.top import run_top
-
     return await run_top(ctx, interval=ns.interval, once=ns.once)
+
+
+@command("nodes", "the daemons sharing this database ([cluster]) and the jobs each runs")
+async def nodes(ctx: Context, ns: argparse.Namespace) -> int:
+    ctx.emit(await ctx.call("nodes"), out.render_nodes)
+    return 0

@@ -1,5 +1,5 @@
-"""Operator commands on Addic7ed credentials (`credentials add|list|remove` over the socket) and
-their text rendering. Cookies are secrets: no answer ever carries one in full.
+"""The bodies of the `credentials-add|list|remove` socket operations on Addic7ed credentials.
+Cookies are secrets: no answer ever carries one in full.
 """
 
 from __future__ import annotations
@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
 
 from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.control.op import Fault, Peer, op
+from addicted_jobs.control.protocol import NoArgs
 
 MAX_COOKIE_CHARS = 8192
 
@@ -77,22 +80,35 @@ async def credentials_remove(pool: asyncpg.Pool, credential_id: int) -> dict[str
     return {"id": credential_id, "removed": True}
 
 
-def render_credentials(result: dict[str, Any]) -> str:
-    """`credentials list` for a terminal."""
-    rows = result.get("credentials", [])
-    if not rows:
-        return "no credentials; add one with `addicted-jobs credentials add COOKIE`"
-    header = (
-        f"{'ID':>5}  {'COOKIE':<24} {'USAGE':>7} {'DOWNLOADS':>9}  {'EXCEEDED SINCE':<20} LAST USED"
+class CookieArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cookie: str = Field(min_length=1)
+
+
+class CredentialIdArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
+
+
+class CredentialOps:
+    """`credentials-add`, `-list` and `-remove` on the credentials in `pool`'s database."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @op("credentials-add", CookieArgs, errors={ValueError: Fault("invalid_args")})
+    async def add(self, args: CookieArgs, peer: Peer) -> dict[str, Any]:
+        return await credentials_add(self.pool, args.cookie)
+
+    @op("credentials-list", NoArgs, read_only=True)
+    async def listing(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
+        return await credentials_list(self.pool)
+
+    @op(
+        "credentials-remove",
+        CredentialIdArgs,
+        audit=("id",),
+        errors={CredentialNotFound: Fault("not_found")},
     )
-    lines = [header]
-    for c in rows:
-        lines.append(
-            f"{c['id']:>5}  {c['cookie']:<24} {c['usage']:>7} {c['download_usage']:>9}  "
-            f"{_short(c['exceeded_since']):<20} {_short(c['last_used'])}"
-        )
-    return "\n".join(lines)
-
-
-def _short(value: str | None) -> str:
-    return value.replace("T", " ")[:19] if value else "-"
+    async def remove(self, args: CredentialIdArgs, peer: Peer) -> dict[str, Any]:
+        return await credentials_remove(self.pool, args.id)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from addicted_jobs.cli import EXIT_DAEMON_ERROR, Context, UsageError, arg, command
+from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, Context, UsageError, arg, command
 
 if TYPE_CHECKING:
     from addicted_jobs.importer.run import ImportReport

@@ -1,5 +1,6 @@
-"""Storage operations of the control socket: `storage-get` (a stored subtitle, byte for byte) and
-`storage-train-dictionary` (train on stored subtitles or a directory, see storage_training).
+"""The bodies and arguments of the storage socket operations: `storage-get` (a stored subtitle,
+byte for byte) and `storage-train-dictionary` (train on stored subtitles or a directory, see
+storage_training).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from addicted_jobs.catalog.subtitles import get_subtitle
-from addicted_jobs.control.protocol import BIGINT, OpError, parse_args
-from addicted_jobs.control.server import OpHandler, Peer
+from addicted_jobs.control.op import Fault, Peer, op
+from addicted_jobs.control.protocol import BIGINT, OpError
 from addicted_jobs.storage.base import StorageError
 from addicted_jobs.storage.compression import CompressionError
 from addicted_jobs.storage.samples import Requester
@@ -33,7 +34,6 @@ log = structlog.get_logger(__name__)
 
 GET_OP = "storage-get"
 TRAIN_OP = "storage-train-dictionary"
-READ_ONLY_OPS = frozenset({GET_OP})
 # Smaller than the job's default: the reply must come within [control] request_timeout_s (30 s),
 # and a 256 KiB dictionary takes ~15 s to train on 1000 subtitles on two cores.
 OP_DEFAULT_SAMPLES = 1000
@@ -42,12 +42,15 @@ OP_DEFAULT_SAMPLES = 1000
 # GETS_AT_ONCE x [storage] max_object_bytes.
 PART_BYTES = 4 * 1024 * 1024
 GETS_AT_ONCE = 2
+UNAVAILABLE = Fault("unavailable", "storage unavailable: ")
 __all__ = [
     "GET_OP",
-    "READ_ONLY_OPS",
     "TRAIN_OP",
+    "GetArgs",
+    "StorageOps",
+    "TrainArgs",
     "storage_get",
-    "storage_handlers",
+    "storage_train",
 ]
 
 
@@ -98,14 +101,14 @@ async def storage_get(
     }
 
 
-class _GetArgs(BaseModel):
+class GetArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     subtitle_id: int = Field(ge=1, le=BIGINT)
     offset: int = Field(default=0, ge=0, le=BIGINT)
     length: int = Field(default=PART_BYTES, ge=1, le=PART_BYTES)
 
 
-class _TrainArgs(BaseModel):
+class TrainArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     from_stored: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
     from_dir: str | None = Field(default=None, min_length=1, max_length=4096)
@@ -126,68 +129,100 @@ def _inside(path: Path, directory: Path | None) -> bool:
     return path.resolve().is_relative_to(directory.resolve())
 
 
-def storage_handlers(
-    pool: asyncpg.Pool,
+async def storage_train(
     store: SubtitleStore,
+    args: TrainArgs,
+    peer: Peer,
+    *,
     options: TrainingOptions = DEFAULT_TRAINING,
     enqueue_many: EnqueueMany | None = None,
     training_dir: Path | None = None,
-) -> dict[str, OpHandler]:
-    """The socket operations, errors mapped to protocol codes; READ_ONLY_OPS are not audited.
-    With `enqueue_many` (the engine's), adopting a first dictionary queues the plain objects'
-    migration, as the train_dictionary job does. `from_dir` reads only what the requesting
-    peer (SO_PEERCRED uid) may read, except under `training_dir` ([storage] training_dir), which
-    the operator opened to every socket user."""
-
-    gets = asyncio.Semaphore(GETS_AT_ONCE)
-
-    async def get(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parsed = parse_args(_GetArgs, args, GET_OP)
-        try:
-            async with gets:
-                return await storage_get(
-                    pool, store, parsed.subtitle_id, parsed.offset, parsed.length
-                )
-        except LookupError as exc:
-            raise OpError("not_found", str(exc)) from exc
-        except ValueError as exc:
-            raise OpError("invalid_args", str(exc)) from exc
-        except StorageError as exc:
-            raise OpError("unavailable", f"storage unavailable: {exc}") from exc
-        except CompressionError as exc:
-            raise OpError("internal", f"stored object unreadable: {exc}") from exc
-
-    async def train(args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        parsed = parse_args(_TrainArgs, args, TRAIN_OP)
-        from_dir = Path(parsed.from_dir) if parsed.from_dir else None
-        requester = None
-        if from_dir is not None and not _inside(from_dir, training_dir):
-            if peer.uid is None:
-                raise OpError(
-                    "invalid_args",
-                    "from_dir: the requester's identity is unknown (no SO_PEERCRED); only "
-                    "[storage] training_dir may be used",
-                )
-            requester = Requester.of_uid(peer.uid)
-        try:
-            report = await gather_and_train(
-                store,
-                limit=parsed.from_stored or OP_DEFAULT_SAMPLES,
-                from_dir=from_dir,
-                requester=requester,
-                adopt=not parsed.dry_run,
-                options=options,
+) -> dict[str, Any]:
+    """Train (and unless dry_run adopt) a dictionary; the report as a dict. With `enqueue_many`
+    (the engine's), adopting a first dictionary queues the plain objects' migration, as the
+    train_dictionary job does. `from_dir` reads only what the requesting peer (SO_PEERCRED uid)
+    may read, except under `training_dir` ([storage] training_dir), which the operator opened to
+    every socket user. Raises NotEnoughSamples, StorageError, ValueError (an unusable from_dir),
+    CompressionError, and OpError(invalid_args) when the peer's uid is unknown."""
+    from_dir = Path(args.from_dir) if args.from_dir else None
+    requester = None
+    if from_dir is not None and not _inside(from_dir, training_dir):
+        if peer.uid is None:
+            raise OpError(
+                "invalid_args",
+                "from_dir: the requester's identity is unknown (no SO_PEERCRED); only "
+                "[storage] training_dir may be used",
             )
-        except NotEnoughSamples as exc:
-            raise OpError("conflict", str(exc)) from exc
-        except StorageError as exc:
-            raise OpError("unavailable", f"storage unavailable: {exc}") from exc
-        except (ValueError, CompressionError) as exc:
-            raise OpError("bad_request", str(exc)) from exc
-        log.info("dictionary trained on request", **report.as_dict())
-        answer = report.as_dict()
-        if enqueue_many is not None and report.adopted and report.previous_id is None:
-            answer["migrations_queued"] = await queue_plain_migrations(store, enqueue_many)
-        return answer
+        requester = Requester.of_uid(peer.uid)
+    report = await gather_and_train(
+        store,
+        limit=args.from_stored or OP_DEFAULT_SAMPLES,
+        from_dir=from_dir,
+        requester=requester,
+        adopt=not args.dry_run,
+        options=options,
+    )
+    log.info("dictionary trained on request", **report.as_dict())
+    answer = report.as_dict()
+    if enqueue_many is not None and report.adopted and report.previous_id is None:
+        answer["migrations_queued"] = await queue_plain_migrations(store, enqueue_many)
+    return answer
 
-    return {GET_OP: get, TRAIN_OP: train}
+
+class StorageOps:
+    """`storage-get` and `storage-train-dictionary` on `store`; see storage_train for
+    `enqueue_many` and `training_dir`."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: SubtitleStore,
+        *,
+        options: TrainingOptions = DEFAULT_TRAINING,
+        enqueue_many: EnqueueMany | None = None,
+        training_dir: Path | None = None,
+    ) -> None:
+        self.pool = pool
+        self.store = store
+        self.options = options
+        self.enqueue_many = enqueue_many
+        self.training_dir = training_dir
+        self._gets = asyncio.Semaphore(GETS_AT_ONCE)
+
+    @op(
+        GET_OP,
+        GetArgs,
+        read_only=True,
+        errors={
+            LookupError: Fault("not_found"),  # no such subtitle, or not stored
+            ValueError: Fault("invalid_args"),  # offset past the end
+            StorageError: UNAVAILABLE,
+            CompressionError: Fault("internal", "stored object unreadable: "),
+        },
+    )
+    async def get(self, args: GetArgs, peer: Peer) -> dict[str, Any]:
+        async with self._gets:
+            return await storage_get(
+                self.pool, self.store, args.subtitle_id, args.offset, args.length
+            )
+
+    @op(
+        TRAIN_OP,
+        TrainArgs,
+        audit=("from_stored", "dry_run"),
+        errors={
+            NotEnoughSamples: Fault("conflict"),  # a ValueError: listed before it
+            StorageError: UNAVAILABLE,
+            ValueError: Fault("invalid_args"),  # from_dir missing, not a directory, unreadable
+            CompressionError: Fault("invalid_args"),  # samples zstd cannot train on
+        },
+    )
+    async def train(self, args: TrainArgs, peer: Peer) -> dict[str, Any]:
+        return await storage_train(
+            self.store,
+            args,
+            peer,
+            options=self.options,
+            enqueue_many=self.enqueue_many,
+            training_dir=self.training_dir,
+        )

@@ -1,6 +1,5 @@
-"""The `request-subtitles` operation: apply the search's decision (spec 3.6) and enqueue
-fetch_subtitles only when a refresh is due, saying why when nothing was enqueued. Also the
-socket-level entry (raw arguments in, ValidationError for bad ones) and the CLI's text.
+"""The `request-subtitles` operation's body and arguments: apply the search's decision (spec 3.6)
+and enqueue fetch_subtitles only when a refresh is due, saying why when nothing was enqueued.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from addicted_jobs.catalog.languages import known_language
 from addicted_jobs.catalog.search import decide_fetch
+from addicted_jobs.control.op import Fault, Peer, op
+from addicted_jobs.control.protocol import BIGINT
 from addicted_jobs.jobs.store import EnqueueResult
 from addicted_jobs.tasks.resources import Resources
 
@@ -63,11 +64,14 @@ async def request_subtitles(
     return answer
 
 
+INT4 = 2**31 - 1  # episodes.season and episodes.number are int columns
+
+
 class RequestSubtitlesArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    show_id: int = Field(ge=1)
-    season: int = Field(ge=0)
-    episode: int = Field(ge=0)
+    show_id: int = Field(ge=1, le=BIGINT)
+    season: int = Field(ge=0, le=INT4)
+    episode: int = Field(ge=0, le=INT4)
     language: str
 
     @field_validator("language")
@@ -76,19 +80,21 @@ class RequestSubtitlesArgs(BaseModel):
         return known_language(value)  # UnknownLanguage is a ValueError: pydantic reports it
 
 
-async def request_subtitles_op(
-    resources: Resources, engine_enqueue: Enqueue, args: dict[str, Any]
-) -> dict[str, Any]:
-    """The socket operation: pydantic.ValidationError for bad arguments (invalid_args), and
-    ShowNotFound, a LookupError, for an unknown show (not_found)."""
-    parsed = RequestSubtitlesArgs.model_validate(args)
-    return await request_subtitles(
-        resources, engine_enqueue, parsed.show_id, parsed.season, parsed.episode, parsed.language
+class CatalogueOps:
+    """`request-subtitles`, with the catalogue's resources and the engine's enqueue."""
+
+    def __init__(self, resources: Resources, enqueue: Enqueue) -> None:
+        self.resources = resources
+        self.enqueue = enqueue
+
+    @op(
+        "request-subtitles",
+        RequestSubtitlesArgs,
+        audit=("show_id", "season", "episode", "language"),
+        # ShowNotFound is a LookupError; UnknownLanguage a ValueError.
+        errors={LookupError: Fault("not_found"), ValueError: Fault("invalid_args")},
     )
-
-
-def render_request_subtitles(result: dict[str, Any]) -> str:
-    """One line for the terminal: what happened and why."""
-    if result["enqueued"]:
-        return f"enqueued fetch_subtitles as job {result['job_id']}: {result['reason']}"
-    return f"not enqueued: {result['reason']}"
+    async def request_subtitles(self, args: RequestSubtitlesArgs, peer: Peer) -> dict[str, Any]:
+        return await request_subtitles(
+            self.resources, self.enqueue, args.show_id, args.season, args.episode, args.language
+        )

@@ -189,3 +189,65 @@ def queues_table(queues: list[dict[str, Any]]) -> str:
     ]
     headers = ["QUEUE", "CONC", "PAUSED", *(s.upper() for s in QUEUE_STATES), "OLDEST READY"]
     return table(headers, rows)
+
+
+# ---- renderers of single operations ----------------------------------------------------
+
+
+def render_nodes(result: dict[str, Any]) -> str:
+    """A table of nodes (live first), then each live node's running jobs, longest first."""
+    if not result["enabled"]:
+        return "clustering is off ([cluster] enabled = false): this daemon runs alone"
+    rows = []
+    for node in result["nodes"]:
+        me = " *" if node["id"] == result["this_node"] else ""
+        state = "dead" if node["dead_at"] else "live"
+        rows.append(
+            (
+                f"{node['id']}{me}",
+                state,
+                node["host"],
+                node["pid"],
+                node["version"],
+                node["started"][:19].replace("T", " "),
+                f"{duration(node['heartbeat_age_s'])} ago",
+                node["running_count"],
+            )
+        )
+    headers = ("NODE", "STATE", "HOST", "PID", "VERSION", "STARTED", "HEARTBEAT", "RUNNING")
+    parts = [table(headers, rows)]
+    for node in result["nodes"]:
+        if node["dead_at"] or not node["running"]:
+            continue
+        jobs = ", ".join(f"#{j['id']} {j['name']}" for j in node["running"])
+        more = node["running_count"] - len(node["running"])
+        parts.append(f"node {node['id']} runs: {jobs}" + (f" (+{more} more)" if more > 0 else ""))
+    return "\n".join(parts)
+
+
+def render_request_subtitles(result: dict[str, Any]) -> str:
+    """One line for the terminal: what happened and why."""
+    if result["enqueued"]:
+        return f"enqueued fetch_subtitles as job {result['job_id']}: {result['reason']}"
+    return f"not enqueued: {result['reason']}"
+
+
+def render_credentials(result: dict[str, Any]) -> str:
+    """`credentials list` for a terminal."""
+    rows = result.get("credentials", [])
+    if not rows:
+        return "no credentials; add one with `addicted-jobs credentials add COOKIE`"
+    header = (
+        f"{'ID':>5}  {'COOKIE':<24} {'USAGE':>7} {'DOWNLOADS':>9}  {'EXCEEDED SINCE':<20} LAST USED"
+    )
+    lines = [header]
+    for c in rows:
+        lines.append(
+            f"{c['id']:>5}  {c['cookie']:<24} {c['usage']:>7} {c['download_usage']:>9}  "
+            f"{_day_time(c['exceeded_since']):<20} {_day_time(c['last_used'])}"
+        )
+    return "\n".join(lines)
+
+
+def _day_time(value: str | None) -> str:
+    return value.replace("T", " ")[:19] if value else "-"

@@ -1,24 +1,89 @@
-"""The `storage` command: `storage get SUBTITLE_ID [-o FILE]` prints or writes a stored subtitle
-byte for byte; `storage train-dictionary [--from-stored N | --from-dir DIR]` trains a dictionary.
+"""The subtitle domain's commands: `request-subtitles`, `credentials add|list|remove`, and
+`storage get SUBTITLE_ID [-o FILE]` (a stored subtitle byte for byte) and `storage
+train-dictionary [--from-stored N | --from-dir DIR]` (train a dictionary). They only talk to the
+daemon: nothing of the domain is imported here.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from addicted_jobs.cli import Context, UsageError, arg, command
+from addicted_jobs.cli.command import Context, UsageError, arg, command
+from addicted_jobs.cli.output import render_credentials, render_request_subtitles
 
-# The socket operations (addicted_jobs.tasks.storage_ops), named here so the client stays light.
+# The socket operations (addicted_jobs.tasks.ops.storage), named here so the client stays light.
 GET_OP = "storage-get"
 TRAIN_OP = "storage-train-dictionary"
 EXIT_CORRUPT = 1
+
+
+@command(
+    "request-subtitles",
+    "ask for one episode's subtitles: enqueues fetch_subtitles only when a refresh is due",
+    arg("show_id", type=int, metavar="SHOW_ID"),
+    arg("season", type=int, metavar="SEASON"),
+    arg("episode", type=int, metavar="EPISODE"),
+    arg(
+        "language",
+        metavar="LANGUAGE",
+        help="a language name or code: English, pt-BR, French (Canadian)",
+    ),
+)
+async def request_subtitles(ctx: Context, ns: argparse.Namespace) -> int:
+    result = await ctx.call(
+        "request-subtitles",
+        {
+            "show_id": ns.show_id,
+            "season": ns.season,
+            "episode": ns.episode,
+            "language": ns.language,
+        },
+    )
+    ctx.emit(result, render_request_subtitles)
+    return 0
+
+
+@command(
+    "credentials",
+    "Addic7ed credentials: `add COOKIE` (- reads it from stdin), `list`, `remove ID`",
+    arg("action", choices=("add", "list", "remove")),
+    arg("value", nargs="?", metavar="COOKIE|ID"),
+)
+async def credentials(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.action == "list":
+        if ns.value is not None:
+            raise UsageError("credentials list takes no argument")
+        ctx.emit(await ctx.call("credentials-list"), render_credentials)
+        return 0
+    if ns.value is None:
+        raise UsageError(
+            f"credentials {ns.action} needs {'a COOKIE' if ns.action == 'add' else 'an ID'}"
+        )
+    if ns.action == "add":
+        # "-" keeps the cookie out of the shell history and the process list.
+        cookie = sys.stdin.read().strip() if ns.value == "-" else ns.value
+        ctx.emit(await ctx.call("credentials-add", {"cookie": cookie}), _added)
+        return 0
+    try:
+        credential_id = int(ns.value)
+    except ValueError:
+        raise UsageError(f"credentials remove needs a numeric ID, got {ns.value!r}") from None
+    ctx.emit(await ctx.call("credentials-remove", {"id": credential_id}), _removed)
+    return 0
+
+
+def _added(result: dict[str, Any]) -> str:
+    verb = "added" if result.get("created", True) else "already known as"
+    return f"{verb} credential {result.get('id')} ({result.get('cookie')})"
+
+
+def _removed(result: dict[str, Any]) -> str:
+    return f"removed credential {result.get('id')}"
 
 
 @command(
@@ -67,6 +132,8 @@ async def _get(ctx: Context, subtitle_id: int, output: Path | None) -> int:
     data = b"".join(parts)
     result.update(offset=0, more=False)
     result["content"] = base64.b64encode(data).decode("ascii") if ctx.json and not output else ""
+    import hashlib  # here, not at the top: every other command starts without it
+
     if hashlib.sha256(data).hexdigest() != result["sha256"]:
         print(f"addicted-jobs storage: subtitle {subtitle_id} arrived damaged", file=sys.stderr)
         return EXIT_CORRUPT
@@ -96,6 +163,8 @@ def _write(path: Path, data: bytes) -> None:
     # command (run as root) write the subtitle through it over any file.
     tmp: Path | None = None
     try:
+        import tempfile  # with shutil, bz2, lzma and random: only `storage get -o` needs it
+
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as file:

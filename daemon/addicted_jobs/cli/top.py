@@ -12,8 +12,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from addicted_jobs import cli_output as out
-from addicted_jobs.cli import Context
+from addicted_jobs.cli import output as out
+from addicted_jobs.cli.command import Context
 from addicted_jobs.control.client import Unreachable
 
 CLEAR = "\x1b[H\x1b[2J"

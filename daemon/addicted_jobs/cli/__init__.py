@@ -1,0 +1,227 @@
+"""Command line: `run` starts the daemon; every other command talks to it over the control socket.
+
+Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 daemon unreachable,
+78 bad configuration. Commands live in a table (command.COMMANDS) that engine.py, jobs.py,
+subtitles.py and importer.py fill with @command; run, demo and systemd-files (daemon.py) run in
+this process. The client side imports only the control client, the protocol and settings: the
+domain and the engine load only for the commands that run them (pyproject's import-linter
+contract "The command line is a light client").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from addicted_jobs import __version__
+
+# The command modules fill COMMANDS as they are imported, in the order `--help` lists them.
+from addicted_jobs.cli import engine, jobs, subtitles
+
+# isort: split
+from addicted_jobs.cli import importer
+from addicted_jobs.cli.command import (
+    COMMANDS,
+    EX_CONFIG,
+    EXIT_DAEMON_ERROR,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Command,
+    Context,
+    Failed,
+    UsageError,
+    _Parser,
+    arg,
+    command,
+    fail,
+    positive_seconds,
+)
+from addicted_jobs.cli.daemon import add_daemon_commands, cmd_demo, cmd_run, cmd_systemd_files
+from addicted_jobs.control.client import ControlClient, DaemonError, Unreachable
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_DAEMON_ERROR",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "EX_CONFIG",
+    "Command",
+    "Context",
+    "Failed",
+    "UsageError",
+    "arg",
+    "build_parser",
+    "command",
+    "engine",
+    "importer",
+    "jobs",
+    "main",
+    "positive_seconds",
+    "resolve_socket",
+    "subtitles",
+]
+
+# Where the packaged unit's RuntimeDirectory=addicted-jobs puts the socket. A command run from a
+# shell has no $RUNTIME_DIRECTORY, so it looks here when the config names no socket.
+UNIT_SOCKET = Path("/run/addicted-jobs/control.sock")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser: run, demo, systemd-files, then every command of COMMANDS; with `only` (a
+    command's name) just that command, which is all `main` needs to parse its words (building
+    every subparser took ~10 ms of a `ping` that should cost little more than Python itself)."""
+    parser = _Parser(
+        prog="addicted-jobs", description="Durable job daemon for the subtitle catalogue"
+    )
+    parser.add_argument("--version", action="version", version=f"addicted-jobs {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if only not in COMMANDS:
+        add_daemon_commands(sub)
+    common = _Parser(add_help=False)
+    common.add_argument("--socket", type=Path, help="control socket path (overrides the config)")
+    common.add_argument("--config", type=Path, help="TOML config file to find the socket in")
+    common.add_argument(
+        "--timeout",
+        type=positive_seconds(0.001),
+        default=60.0,
+        help="seconds to wait for a reply (more than 0)",
+    )
+    wanted = [COMMANDS[only]] if only in COMMANDS else list(COMMANDS.values())
+    for cmd in wanted:
+        p = sub.add_parser(
+            cmd.name,
+            help=cmd.help,
+            description=cmd.description or cmd.help,
+            epilog=cmd.epilog,
+            parents=[common],
+        )
+        if cmd.json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        for flags, options in cmd.arguments:
+            p.add_argument(*flags, **options)
+    return parser
+
+
+def resolve_socket(ns: argparse.Namespace) -> Path:
+    """--socket, else [control] socket of --config, else ADDICTED_JOBS_CONTROL__SOCKET, else the
+    daemon's default path. A bad config file raises ConfigError (exit 78)."""
+    if getattr(ns, "socket", None):
+        return Path(ns.socket)
+    # The settings are imported only when read: they cost ~0.3 s (pydantic-settings), and a
+    # socket given by --socket or the environment needs none of it.
+    if getattr(ns, "config", None):
+        import tomllib
+
+        from addicted_jobs.settings import load_settings
+
+        load_settings(ns.config)  # a broken file is exit 78 even when only the socket is wanted
+        # The file's own value: the documented order puts it before the environment.
+        control = tomllib.loads(Path(ns.config).read_text(encoding="utf-8")).get("control", {})
+        if isinstance(control, dict) and control.get("socket"):
+            return Path(control["socket"])
+    env = os.environ.get("ADDICTED_JOBS_CONTROL__SOCKET")
+    if env:
+        return Path(env)
+    from addicted_jobs.settings import load_settings
+
+    path = load_settings(getattr(ns, "config", None)).socket_path
+    if not path.exists() and not os.environ.get("RUNTIME_DIRECTORY"):
+        if UNIT_SOCKET.exists():
+            return UNIT_SOCKET  # the daemon runs under the unit; this shell is not inside it
+        ns.socket_hint = f"; nor at the unit's {UNIT_SOCKET} (give --socket or [control] socket)"
+    return path
+
+
+def make_client(path: Path, timeout: float) -> ControlClient:
+    return ControlClient(path, timeout)
+
+
+async def _run_command(cmd: Command, ns: argparse.Namespace, path: Path) -> int:
+    client = make_client(path, ns.timeout)
+    ctx = Context(client, json=bool(getattr(ns, "json", False)))
+    try:
+        return await cmd.handler(ctx, ns)
+    finally:
+        await client.close()
+
+
+def _quiet_stdout() -> None:
+    # The reader went away (`| head`): further writes, and the flush at exit, must not raise.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
+
+
+def _config_error(exc: Exception) -> bool:
+    # Only loading the settings raises ConfigError, so a command that never loaded them (a
+    # socket given with --socket) need not import them (pydantic-settings: ~0.3 s) to check.
+    settings = sys.modules.get("addicted_jobs.settings")
+    return settings is not None and isinstance(exc, settings.ConfigError)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    wants_json = "--json" in words
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:  # --help/--version exit 0
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as exc:
+        command = words[0] if words and not words[0].startswith("-") else ""
+        if not wants_json:
+            prefix = f"addicted-jobs {command}:" if command else "addicted-jobs:"
+            print(f"{prefix} {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return fail(command, True, EXIT_USAGE, "usage", str(exc).splitlines()[0])
+    if ns.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if ns.command == "run":
+        return cmd_run(ns)
+    if ns.command == "demo":
+        return cmd_demo(ns)
+    if ns.command == "systemd-files":
+        return cmd_systemd_files(ns)
+    name = ns.command
+    as_json = getattr(ns, "json", None) not in (None, False)
+    try:
+        path = resolve_socket(ns)
+        return asyncio.run(_run_command(COMMANDS[ns.command], ns, path))
+    except UsageError as exc:
+        return fail(name, as_json, EXIT_USAGE, "usage", str(exc))
+    except DaemonError as exc:
+        message = exc.message if as_json else f"{exc.code}: {exc.message}"
+        return fail(name, as_json, EXIT_DAEMON_ERROR, exc.code, message, exc.details)
+    except Failed as exc:
+        return fail(name, as_json, EXIT_DAEMON_ERROR, "failed", str(exc))
+    except Unreachable as exc:
+        text = str(exc) + getattr(ns, "socket_hint", "")
+        message = text if as_json else f"daemon unreachable: {text}"
+        return fail(name, as_json, EXIT_UNREACHABLE, "unreachable", message)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if not _config_error(exc):
+            raise
+        if not as_json:
+            print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
+            return EX_CONFIG
+        return fail(name, True, EX_CONFIG, "config", f"bad configuration: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
