@@ -1,9 +1,9 @@
 """Engine fixtures: an Engine on the per-test database, stopped at the end of the test; the
-daemon's own Database (its pool options) on that database."""
+daemon's own Database (its pool options) on that database; a control socket over an engine."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,13 @@ import pytest
 from addicted_jobs.db import Database, _init_connection
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import Registry
-
-EngineFactory = Callable[..., Awaitable[Engine]]
+from tests.support.control import Control, Gate, make_registry, start_control
+from tests.support.engine import EngineFactory
 
 
 @pytest.fixture
 async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[EngineFactory]:
+    """An EngineFactory (tests/support/engine.py); every engine it made is stopped afterwards."""
     engines: list[Engine] = []
 
     async def connect() -> asyncpg.Connection:
@@ -49,3 +50,15 @@ async def daemon_db(db_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
     await db.start()
     yield db
     await db.close()
+
+
+@pytest.fixture
+async def control(make_engine: EngineFactory, sock_dir: Path) -> AsyncIterator[Control]:
+    """A control socket over an engine with the kit's registry (tests/support/control.py), its
+    `slow` queue capped at 4, idle connections closed after 0.5 s."""
+    gate = Gate()
+    engine = await make_engine(make_registry(gate), concurrency={"default": 10, "slow": 4})
+    ctl = await start_control(engine, sock_dir / "c.sock", gate, idle_timeout_s=0.5)
+    yield ctl
+    gate.release.set()
+    await ctl.server.stop(grace=1.0)

@@ -30,8 +30,8 @@ from addicted_jobs.upstream.resilience import (
     Timeouts,
 )
 from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
-from addicted_jobs.upstream.sandbox_data import Catalogue
 from tests.support import wait_until
+from tests.support.sandbox import find_href
 
 FAST = RetrySettings(max_retries=3, base_delay=0.001, max_delay=0.005)
 NEVER_OPENS = BreakerSettings(min_calls=1_000_000)
@@ -41,16 +41,6 @@ SEASONS = "/ajax_getSeasons.php"
 def make_client(sandbox: Sandbox, **settings: Any) -> Addic7edClient:
     options: dict[str, Any] = {"retry": FAST, "breaker": NEVER_OPENS, "rng": random.Random(0)}
     return Addic7edClient(sandbox.base_url, **(options | settings))
-
-
-def find_href(catalogue: Catalogue, *, deleted: bool) -> str:
-    for show_id in catalogue.show_ids():
-        for season in catalogue.seasons(show_id):
-            for episode in catalogue.episodes(show_id, season) or ():
-                for subtitle in episode.subtitles:
-                    if subtitle.deleted == deleted:
-                        return subtitle.href
-    raise LookupError("no such subtitle in the sandbox catalogue")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A show refresh cut by kill -9 half-way completes after a restart, with no duplicate rows.
 
-The daemon is tests/integration/catalogue_runner.py in a subprocess; the sandbox runs in the
+The daemon is tests/support/catalogue_runner.py in a subprocess; the sandbox runs in the
 test process and serves it over loopback, slowly enough that the kill lands mid-refresh.
 """
 
@@ -18,9 +18,9 @@ import asyncpg
 import pytest
 
 from addicted_jobs.upstream.sandbox import FaultConfig
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.catalogue import CatalogueEnv, catalogue_env
+from tests.support.engine import EngineFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOW = 1  # sandbox show with seasons 1-9
@@ -43,7 +43,7 @@ async def _start_runner(dsn: str, env: CatalogueEnv, log: Path) -> asyncio.subpr
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.integration.catalogue_runner",
+            "tests.support.catalogue_runner",
             "--dsn",
             dsn,
             "--addic7ed",

@@ -22,7 +22,7 @@ from addicted_jobs.catalog.shows import Show, get_show
 from addicted_jobs.settings import RefreshSettings
 from addicted_jobs.upstream.models import ParsedEpisode
 from addicted_jobs.upstream.sandbox import FaultConfig
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
+from tests.support.catalogue import CatalogueEnv, catalogue_env
 
 H = timedelta(hours=1)
 D = timedelta(days=1)

@@ -17,9 +17,9 @@ from addicted_jobs.tasks.catalogue_ops import (
     request_subtitles,
     request_subtitles_op,
 )
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.catalogue import CatalogueEnv, catalogue_env
+from tests.support.engine import EngineFactory
 
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
 

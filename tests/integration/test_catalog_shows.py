@@ -7,7 +7,7 @@ import pytest
 
 from addicted_jobs.catalog.credentials import NoCredentials
 from addicted_jobs.catalog.shows import ADDIC7ED, ShowToMerge, merge_shows, sync_show_list
-from tests.integration.catalog_env import catalogue_env
+from tests.support.catalogue import catalogue_env
 
 SHOWS = 40
 

@@ -11,7 +11,7 @@ from addicted_jobs.catalog import tmdb_sync
 from addicted_jobs.catalog.shows import sync_show_list
 from addicted_jobs.upstream.errors import UpstreamUnavailable
 from addicted_jobs.upstream.tmdb import TmdbClient
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
+from tests.support.catalogue import CatalogueEnv, catalogue_env
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from addicted_jobs.catalog.episodes import upsert_episodes
 from addicted_jobs.catalog.shows import get_show
 from addicted_jobs.upstream.models import ParsedEpisode, ParsedSubtitle
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
+from tests.support.catalogue import CatalogueEnv, catalogue_env
 
 SHOW = 5  # sandbox show with seasons 1-5
 PROTECTED = (

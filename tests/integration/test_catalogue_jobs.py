@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, DEFAULT_RETRY
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.upstream.sandbox import FaultConfig
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.catalogue import CatalogueEnv, catalogue_env
+from tests.support.engine import EngineFactory
 
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
 

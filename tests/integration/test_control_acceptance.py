@@ -15,9 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.control_env import sock_dir
-
-__all__ = ["sock_dir"]
 ROOT = Path(__file__).resolve().parents[2]
 DAEMON = (
     [str(ROOT / ".venv/bin/addicted-jobs")]

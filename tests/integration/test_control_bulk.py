@@ -13,10 +13,8 @@ import pytest
 import structlog
 
 from addicted_jobs import cli
-from tests.integration.control_env import Control, control, sock_dir
 from tests.support import wait_until
-
-__all__ = ["control", "sock_dir"]  # fixtures
+from tests.support.control import Control
 
 
 @pytest.fixture(autouse=True)

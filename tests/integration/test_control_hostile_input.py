@@ -11,9 +11,7 @@ import pytest
 import structlog
 
 from addicted_jobs.control.protocol import MAX_BATCH, parse_request
-from tests.integration.control_env import Control, control, exchange, jobs_fingerprint, sock_dir
-
-__all__ = ["control", "sock_dir"]  # fixtures
+from tests.support.control import Control, exchange, jobs_fingerprint
 
 
 @pytest.fixture(autouse=True)

@@ -15,20 +15,16 @@ from addicted_jobs.control.server import Peer
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.settings import RecurringSettings
-from tests.integration.conftest import EngineFactory
-from tests.integration.control_env import (
+from tests.support import wait_until
+from tests.support.control import (
     Control,
     Gate,
-    control,
     exchange,
     jobs_fingerprint,
     make_registry,
-    sock_dir,
     start_control,
 )
-from tests.support import wait_until
-
-__all__ = ["control", "sock_dir"]  # fixtures
+from tests.support.engine import EngineFactory
 
 
 async def error_of(ctl: Control, op: str, args: dict[str, Any] | None = None) -> DaemonError:

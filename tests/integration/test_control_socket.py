@@ -19,17 +19,8 @@ from structlog.testing import capture_logs
 from addicted_jobs.control.client import ControlClient, DaemonError
 from addicted_jobs.control.server import ControlServer
 from addicted_jobs.control.socketfile import ControlSocketError
-from tests.integration.control_env import (
-    Control,
-    control,
-    exchange,
-    jobs_fingerprint,
-    sock_dir,
-    start_control,
-)
 from tests.support import wait_until
-
-__all__ = ["control", "sock_dir"]  # fixtures
+from tests.support.control import Control, exchange, jobs_fingerprint, start_control
 
 
 def test_socket_file_is_a_0660_socket(control: Control) -> None:

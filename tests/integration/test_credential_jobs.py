@@ -31,8 +31,8 @@ from addicted_jobs.upstream.errors import DownloadLimitExceeded
 from addicted_jobs.upstream.models import DownloadUsage
 from addicted_jobs.upstream.resilience import RetrySettings
 from addicted_jobs.upstream.sandbox import FaultConfig, Sandbox
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.engine import EngineFactory
 
 QUOTA = 3
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import pytest
@@ -15,51 +13,14 @@ from addicted_jobs.jobs.backoff import RetryPolicy
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry, UnknownJob, default_registry
 from addicted_jobs.jobs.store import ParentNotFound
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.engine import EngineFactory, Recorder, in_state, job_row, state_of
 
 
 class KeyArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: int
     note: str = ""
-
-
-class Recorder:
-    """Handlers that record what ran, in order, and can be made to block or fail."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.running: dict[str, int] = {}
-        self.peak: dict[str, int] = {}
-        self.release = asyncio.Event()
-        self.fail_times: dict[str, int] = {}
-
-    def handler(self, name: str, *, block: bool = False) -> Callable[[JobContext, BaseModel], Any]:
-        async def run(ctx: JobContext, args: BaseModel) -> None:
-            self.running[name] = self.running.get(name, 0) + 1
-            self.peak[name] = max(self.peak.get(name, 0), self.running[name])
-            try:
-                self.calls.append((name, args))
-                if block:
-                    await self.release.wait()
-                if self.fail_times.get(name, 0) > 0:
-                    self.fail_times[name] -= 1
-                    raise RuntimeError(f"{name} failing on purpose")
-            finally:
-                self.running[name] -= 1
-
-        return run
-
-
-async def job_row(pool: asyncpg.Pool, job_id: int) -> dict[str, Any]:
-    row = await store.get_job(pool, job_id)
-    assert row is not None
-    return row
-
-
-async def state_of(pool: asyncpg.Pool, job_id: int) -> str:
-    return str((await job_row(pool, job_id))["state"])
 
 
 # ---- unique keys ---------------------------------------------------------------------------------
@@ -108,7 +69,9 @@ async def test_unique_key_is_released_by_success_and_by_ttl_expiry(
 
     first = await engine.enqueue("uniq", {"key": 1})
     await wait_until(lambda: state_of(engine.pool, first.id), message="first job done")
-    await wait_until(lambda: _is(engine.pool, first.id, "succeeded"), message="first job succeeded")
+    await wait_until(
+        lambda: in_state(engine.pool, first.id, "succeeded"), message="first job succeeded"
+    )
     second = await engine.enqueue("uniq", {"key": 1})
     assert second.created and second.id != first.id
 
@@ -140,7 +103,9 @@ async def test_a_retrying_job_still_blocks_duplicates(make_engine: EngineFactory
     )
     engine = await make_engine(registry)
     first = await engine.enqueue("flaky", {"key": 1})
-    await wait_until(lambda: _is(engine.pool, first.id, "scheduled"), message="retry scheduled")
+    await wait_until(
+        lambda: in_state(engine.pool, first.id, "scheduled"), message="retry scheduled"
+    )
     again = await engine.enqueue("flaky", {"key": 1})
     assert again.id == first.id and not again.created
 
@@ -178,10 +143,10 @@ async def test_exhaustion_fails_or_deletes_and_a_deleted_parent_takes_its_contin
     drops = await engine.enqueue("drops")
     child = await engine.enqueue("child", after=drops.id)
     grandchild = await engine.enqueue("child", after=child.id)
-    await wait_until(lambda: _is(engine.pool, keeps.id, "failed"), message="keeps failed")
-    await wait_until(lambda: _is(engine.pool, drops.id, "deleted"), message="drops deleted")
+    await wait_until(lambda: in_state(engine.pool, keeps.id, "failed"), message="keeps failed")
+    await wait_until(lambda: in_state(engine.pool, drops.id, "deleted"), message="drops deleted")
     await wait_until(
-        lambda: _is(engine.pool, grandchild.id, "deleted"), message="continuations deleted"
+        lambda: in_state(engine.pool, grandchild.id, "deleted"), message="continuations deleted"
     )
     assert (await job_row(engine.pool, keeps.id))["attempt"] == 3  # one run + two retries
     assert (await job_row(engine.pool, drops.id))["attempt"] == 2
@@ -224,7 +189,7 @@ async def test_continuations_run_in_order_only_after_success_across_a_restart(
 
     rec.release.set()
     second = await make_engine(registry)
-    await wait_until(lambda: _is(second.pool, c.id, "succeeded"), message="chain done")
+    await wait_until(lambda: in_state(second.pool, c.id, "succeeded"), message="chain done")
     order = [(name, args.key) for name, args in rec.calls]
     assert order == [("step", 1), ("step", 1), ("after", 2), ("after", 3)]
 
@@ -290,7 +255,7 @@ async def test_a_timeout_fails_the_attempt_and_schedules_the_retry(
     )
     engine = await make_engine(registry)
     job = await engine.enqueue("slow")
-    await wait_until(lambda: _is(engine.pool, job.id, "scheduled"), message="retry scheduled")
+    await wait_until(lambda: in_state(engine.pool, job.id, "scheduled"), message="retry scheduled")
     row = await job_row(engine.pool, job.id)
     assert "timed out after 0.2 s" in row["last_error"]
     assert row["attempt"] == 1
@@ -309,7 +274,7 @@ async def test_a_held_try_lock_skips_the_job_as_a_success(make_engine: EngineFac
         assert got
         job = await engine.enqueue("locked", {"key": 4})
         await wait_until(
-            lambda: _is(engine.pool, job.id, "succeeded"), message="skipped job succeeded"
+            lambda: in_state(engine.pool, job.id, "succeeded"), message="skipped job succeeded"
         )
     assert rec.calls == []
     assert len(engine.locks) == 0
@@ -323,12 +288,12 @@ async def test_delayed_jobs_wait_for_their_time(make_engine: EngineFactory) -> N
     # Let the dispatcher drain and fall idle first: the delayed job must wake it (this once hung
     # until the fallback poll, since only ready jobs woke an idle dispatcher).
     warm = await engine.enqueue("later", {"key": 0})
-    await wait_until(lambda: _is(engine.pool, warm.id, "succeeded"), message="warm-up job ran")
+    await wait_until(lambda: in_state(engine.pool, warm.id, "succeeded"), message="warm-up job ran")
     job = await engine.enqueue("later", {"key": 1}, delay=0.3)
     assert await state_of(engine.pool, job.id) == "scheduled"
     # Woken by the due time, not by the 30 s fallback poll.
     await wait_until(
-        lambda: _is(engine.pool, job.id, "succeeded"), timeout=5, message="delayed job ran"
+        lambda: in_state(engine.pool, job.id, "succeeded"), timeout=5, message="delayed job ran"
     )
     row = await job_row(engine.pool, job.id)
     assert (row["started_at"] - row["created_at"]).total_seconds() >= 0.29
@@ -347,10 +312,6 @@ async def test_crash_recovery_requeues_without_spending_an_attempt_and_fails_poi
         assert row["interruptions"] == interruptions and row["attempt"] == 0
     assert recovered.poisoned == [job.id]
     assert row["state"] == "failed" and "poison" in row["last_error"]
-
-
-async def _is(pool: asyncpg.Pool, job_id: int, state: str) -> bool:
-    return await state_of(pool, job_id) == state
 
 
 async def _all(pool: asyncpg.Pool, ids: list[int], state: str) -> bool:
@@ -385,14 +346,14 @@ async def test_a_job_that_blocks_the_event_loop_is_cut_by_its_timeout_and_others
     started = _time.monotonic()
     blocked = await engine.enqueue("blocker")
     await wait_until(
-        lambda: _is(engine.pool, blocked.id, "failed"), timeout=20, message="blocker cut"
+        lambda: in_state(engine.pool, blocked.id, "failed"), timeout=20, message="blocker cut"
     )
     assert _time.monotonic() - started < 10
     row = await job_row(engine.pool, blocked.id)
     assert "JobBlockedLoop" in row["last_error"]
     later = await engine.enqueue("other", {"key": 1})
     await wait_until(
-        lambda: _is(engine.pool, later.id, "succeeded"), message="other queue still runs"
+        lambda: in_state(engine.pool, later.id, "succeeded"), message="other queue still runs"
     )
 
 
@@ -409,11 +370,13 @@ async def test_job_lines_follow_a_log_level_change(make_engine: EngineFactory) -
     try:
         engine = await make_engine(default_registry())
         first = await engine.enqueue("noop")
-        await wait_until(lambda: _is(engine.pool, first.id, "succeeded"), message="first noop")
+        await wait_until(lambda: in_state(engine.pool, first.id, "succeeded"), message="first noop")
         logs.set_level("warning")
         engine.refresh_logger()  # what a reload does
         second = await engine.enqueue("noop")
-        await wait_until(lambda: _is(engine.pool, second.id, "succeeded"), message="second noop")
+        await wait_until(
+            lambda: in_state(engine.pool, second.id, "succeeded"), message="second noop"
+        )
         finished = [
             entry["id"]
             for entry in map(_json.loads, out.getvalue().splitlines())

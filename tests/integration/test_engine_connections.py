@@ -25,7 +25,7 @@ from addicted_jobs.db import (
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
-from tests.integration.halfopen_proxy import HalfOpenProxy
+from tests.plugins.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
 
 

@@ -17,8 +17,8 @@ from addicted_jobs.jobs.runner import JobRequest
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from addicted_jobs.jobs.store import NewJob, Outcome
 from addicted_jobs.top import render
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.engine import EngineFactory
 
 
 async def count_in(pool: asyncpg.Pool, state: str, name: str) -> int:

@@ -14,8 +14,8 @@ from addicted_jobs.jobs import store
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from addicted_jobs.jobs.store import NewJob
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.engine import EngineFactory
 
 BACKLOG = 100_000
 TRICKLE = 40

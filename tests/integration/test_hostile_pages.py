@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 import structlog
 
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
+from tests.support.catalogue import CatalogueEnv, catalogue_env
 
 SHOW = 5  # a sandbox show with several seasons
 

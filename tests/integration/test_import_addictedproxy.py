@@ -7,7 +7,6 @@ imported is refused in one line with nothing written.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import signal
 import subprocess
@@ -24,49 +23,21 @@ from addicted_jobs.catalog.refresh import season_needs_episode_refresh, show_nee
 from addicted_jobs.catalog.seasons import list_seasons
 from addicted_jobs.catalog.shows import get_show
 from addicted_jobs.db import INSTANCE_LOCK, LOCK_NAMESPACE
-from addicted_jobs.importer.progress import Progress
 from addicted_jobs.importer.run import (
     ImportRefused,
-    ImportReport,
-    import_addictedproxy,
-    open_lane_source,
 )
 from addicted_jobs.importer.source import TABLES, UnrecognisedSource
-from addicted_jobs.importer.table import Lane
 from addicted_jobs.settings import RefreshSettings
-from tests.conftest import ROOT
-from tests.integration.addictedproxy_source import BASE, original_database
 from tests.support import wait_until
+from tests.support.addictedproxy import BASE, original_database
+from tests.support.importer import run_import
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
 async def source_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
     async with original_database(pg_admin_dsn) as dsn:
         yield dsn
-
-
-async def run_import(
-    source_dsn: str, target_dsn: str, *, lanes: int = 2, **options: object
-) -> ImportReport:
-    """The import in this process, as the command runs it: `lanes` connection pairs."""
-
-    async def more_lanes(snapshot: str) -> Lane:
-        return Lane(await open_lane_source(source_dsn, snapshot), await asyncpg.connect(target_dsn))
-
-    source, target = await asyncpg.connect(source_dsn), await asyncpg.connect(target_dsn)
-    try:
-        progress = Progress(io.StringIO(), bar=False)
-        return await import_addictedproxy(
-            source,
-            target,
-            progress=progress,
-            more_lanes=more_lanes,
-            lanes=lanes,
-            **options,  # type: ignore[arg-type]
-        )
-    finally:
-        await source.close()
-        await target.close()
 
 
 async def table_rows(
@@ -317,7 +288,7 @@ async def test_refuses_a_running_daemon_and_a_target_of_its_own(
 
 def test_source_ddl_matches_the_mapping() -> None:
     # Guards the fixture itself: every mapped source column is in the DDL.
-    from tests.integration.addictedproxy_source import ORIGINAL_DDL
+    from tests.support.addictedproxy import ORIGINAL_DDL
 
     for table in TABLES:
         assert f'CREATE TABLE "{table.source}"' in ORIGINAL_DDL

@@ -13,9 +13,8 @@ from addicted_jobs.jobs import store
 from addicted_jobs.jobs.backoff import RetryPolicy
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry, default_registry
 from addicted_jobs.jobs.store import JobFilter
-from tests.integration.conftest import EngineFactory
-from tests.integration.test_engine import Recorder, _is
 from tests.support import wait_until
+from tests.support.engine import EngineFactory, Recorder, in_state
 
 ME = (os.getpid(), socket.gethostname())
 
@@ -41,7 +40,7 @@ async def test_each_run_is_recorded_with_outcome_traceback_runner_and_a_timeline
     rec.fail_times["flaky"] = 1
     engine = await make_engine(flaky_registry(rec))
     job = await engine.enqueue("flaky")
-    await wait_until(lambda: _is(engine.pool, job.id, "succeeded"), message="second run")
+    await wait_until(lambda: in_state(engine.pool, job.id, "succeeded"), message="second run")
 
     runs = await store.job_attempts(engine.pool, job.id)
     assert [(r["attempt"], r["counted"], r["outcome"], r["state_after"]) for r in runs] == [
@@ -69,11 +68,11 @@ async def test_retry_keeps_the_history_and_restarts_the_attempt_counter(
     rec.fail_times["flaky"] = 1
     engine = await make_engine(flaky_registry(rec, retries=0))
     job = await engine.enqueue("flaky")
-    await wait_until(lambda: _is(engine.pool, job.id, "failed"), message="failed for good")
+    await wait_until(lambda: in_state(engine.pool, job.id, "failed"), message="failed for good")
 
     retried = await store.retry(engine.pool, job.id)
     assert retried is not None and retried.changed
-    await wait_until(lambda: _is(engine.pool, job.id, "succeeded"), message="ran again")
+    await wait_until(lambda: in_state(engine.pool, job.id, "succeeded"), message="ran again")
     runs = await store.job_attempts(engine.pool, job.id)
     assert [(r["attempt"], r["counted"], r["outcome"]) for r in runs] == [
         (1, 1, "failed"),
@@ -91,11 +90,13 @@ async def test_bulk_retry_keeps_history_too(make_engine: EngineFactory) -> None:
     engine = await make_engine(flaky_registry(rec, retries=0))
     jobs = [await engine.enqueue("flaky") for _ in range(2)]
     for job in jobs:
-        await wait_until(lambda j=job: _is(engine.pool, j.id, "failed"), message="failed")
+        await wait_until(lambda j=job: in_state(engine.pool, j.id, "failed"), message="failed")
     ids = await store.bulk_action(engine.pool, "retry", JobFilter(name="flaky"), 10)
     assert sorted(ids) == sorted(j.id for j in jobs)
     for job in jobs:
-        await wait_until(lambda j=job: _is(engine.pool, j.id, "succeeded"), message="ran again")
+        await wait_until(
+            lambda j=job: in_state(engine.pool, j.id, "succeeded"), message="ran again"
+        )
         outcomes = [r["outcome"] for r in await store.job_attempts(engine.pool, job.id)]
         assert outcomes == ["failed", "succeeded"]
 
@@ -124,7 +125,7 @@ async def test_a_shutdown_refund_is_recorded(make_engine: EngineFactory) -> None
     registry.register(JobSpec("slow", "default", NoArgs, rec.handler("slow", block=True)))
     engine = await make_engine(registry)
     job = await engine.enqueue("slow")
-    await wait_until(lambda: _is(engine.pool, job.id, "running"), message="running")
+    await wait_until(lambda: in_state(engine.pool, job.id, "running"), message="running")
     await wait_until(lambda: bool(rec.calls), message="handler entered")
     await engine.stop(grace=0.1)
     [run] = await store.job_attempts(engine.pool, job.id)
@@ -138,7 +139,7 @@ async def test_runs_go_with_their_job_when_it_is_deleted_or_pruned(
     engine = await make_engine(default_registry())
     jobs = [await engine.enqueue("noop") for _ in range(3)]
     for job in jobs:
-        await wait_until(lambda j=job: _is(engine.pool, j.id, "succeeded"), message="done")
+        await wait_until(lambda j=job: in_state(engine.pool, j.id, "succeeded"), message="done")
     count = "SELECT count(*) FROM jobs.attempts WHERE job_id = ANY ($1::bigint[])"
     ids = [j.id for j in jobs]
     assert await engine.pool.fetchval(count, ids) == 3

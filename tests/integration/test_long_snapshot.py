@@ -14,8 +14,8 @@ from addicted_jobs.jobs import store
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import Engine, JobRequest
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.engine import EngineFactory
 
 DRAIN = 3000
 

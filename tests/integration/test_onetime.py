@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import ClassVar
 
 import asyncpg
 import pytest
@@ -25,24 +24,9 @@ from addicted_jobs.jobs.onetime import (
 )
 from addicted_jobs.jobs.onetime_state import list_state, onetime_rows
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
-
-
-class Recorder(OneTimeMigration):
-    """Appends its key to a shared list; fails while `failures` is above zero."""
-
-    date = (2024, 1, 1)
-    failures: ClassVar[int] = 0
-
-    def __init__(self, ran: list[str]) -> None:
-        self.ran = ran
-
-    async def execute(self, ctx: MigrationContext) -> None:
-        self.ran.append(self.key)
-        if type(self).failures > 0:
-            type(self).failures -= 1
-            raise RuntimeError("upstream said no")
+from tests.support.engine import EngineFactory
+from tests.support.onetime import Later, Patient, Recorder, history
 
 
 class PopulateTvDbIdsMigration(Recorder):
@@ -55,10 +39,6 @@ class Zeta(Recorder):
 
 class Alpha(Recorder):
     date = (2023, 9, 16)
-
-
-class Later(Recorder):
-    date = (2025, 1, 29)
 
 
 class Flaky(Recorder):
@@ -82,12 +62,6 @@ class FakeNotifier:
     def status(self, text: str) -> bool:
         self.statuses.append(text)
         return True
-
-
-async def history(pool: asyncpg.Pool, key: str) -> list[asyncpg.Record]:
-    return await pool.fetch(
-        "SELECT * FROM onetime_migrations WHERE migration_type = $1 ORDER BY id", key
-    )
 
 
 def test_keys_keep_the_dates_unpadded_and_unvalidated() -> None:
@@ -165,17 +139,6 @@ async def test_a_required_failure_stops_start_up_with_a_clear_error(db_pool: asy
     report = await run_pending(db_pool, [Later(ran), MustWork(ran)])
     assert [o.key for o in report.ran] == ["2024-8-14_MustWork", "2025-1-29_Later"]
     assert not report.failed
-
-
-class Patient(OneTimeMigration):
-    date = (2024, 5, 5)
-
-    def __init__(self, release: asyncio.Event) -> None:
-        self.release = release
-
-    async def execute(self, ctx: MigrationContext) -> None:
-        ctx.progress("first half", done=1, total=2)
-        await self.release.wait()
 
 
 async def test_long_migrations_keep_extending_the_systemd_start_timeout(

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 
 from addicted_jobs.jobs.onetime import run_pending
-from tests.integration.onetime_slow_runner import BATCH_SIZE, BATCHES, SlowBackfill
-from tests.integration.test_onetime import Later, Patient, history
 from tests.support import wait_until
+from tests.support.onetime import Later, Patient, history
+from tests.support.onetime_runner import BATCH_SIZE, BATCHES, SlowBackfill
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ async def test_kill_9_during_a_migration_reruns_it_to_success(
     runner = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.integration.onetime_slow_runner",
+        "tests.support.onetime_runner",
         db_dsn,
         "--hang-after",
         "3",

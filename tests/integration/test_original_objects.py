@@ -22,12 +22,14 @@ from addicted_jobs.storage.local import LocalStorage
 from addicted_jobs.tasks.storage import register_storage_jobs
 from addicted_jobs.tasks.storage_ops import storage_get
 from addicted_jobs.tasks.subtitle_store import SubtitleStore
-from tests.conftest import shared_path
-from tests.integration.addictedproxy_source import original_database
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
-from tests.integration.conftest import EngineFactory
-from tests.integration.test_storage_jobs import FAST_RETRY, QUEUES, s3, until_done
 from tests.support import wait_until
+from tests.support.addictedproxy import original_database
+from tests.support.catalogue import CatalogueEnv, catalogue_env
+from tests.support.download import download_rig
+from tests.support.engine import EngineFactory
+from tests.support.importer import run_import
+from tests.support.paths import shared_path
+from tests.support.storage import FAST_RETRY, QUEUES, s3, until_done
 
 
 def fixture(name: str) -> bytes:
@@ -136,8 +138,6 @@ async def test_a_brotli_bomb_is_refused(
 async def test_storage_get_serves_imported_subtitles_from_the_original_objects(
     pg_admin_dsn: str, db_dsn: str, db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    from tests.integration.test_import_addictedproxy import run_import
-
     text = fixture("sample.srt")
     async with original_database(pg_admin_dsn) as source:
         await run_import(source, db_dsn)
@@ -181,17 +181,15 @@ async def test_storage_get_serves_imported_subtitles_from_the_original_objects(
 async def test_a_subtitle_stored_only_as_a_legacy_object_is_not_downloaded_again(
     db_pool: asyncpg.Pool, make_engine: EngineFactory, tmp_path: Path
 ) -> None:
-    from tests.integration.test_download_subtitle import _rig
-
-    async for download_rig in _rig(db_pool, make_engine, tmp_path, credential=True):
-        subtitle_id = await download_rig.add(download_rig.pick())
+    async with download_rig(db_pool, make_engine, tmp_path, credential=True) as bench:
+        subtitle_id = await bench.add(bench.pick())
         key = "7/1/1/imported.srt"
         await db_pool.execute(
             "UPDATE subtitles SET storage_path = $2, stored_at = now() WHERE id = $1",
             subtitle_id,
             key,
         )
-        await download_rig.store.storage.put(key + ".brotli", brotli.compress(b"1\r\nold\r\n"))
-        assert (await download_rig.download(subtitle_id))["state"] == "succeeded"
-        assert download_rig.cookies_downloading() == []  # no quota spent on Addic7ed
-        assert await download_rig.count(subtitle_id) == 0
+        await bench.store.storage.put(key + ".brotli", brotli.compress(b"1\r\nold\r\n"))
+        assert (await bench.download(subtitle_id))["state"] == "succeeded"
+        assert bench.cookies_downloading() == []  # no quota spent on Addic7ed
+        assert await bench.count(subtitle_id) == 0

@@ -14,8 +14,8 @@ from addicted_jobs.jobs.cron import latest_fire, parse_cron
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.settings import ConfigError, RecurringSettings
-from tests.integration.conftest import EngineFactory
 from tests.support import wait_until
+from tests.support.engine import EngineFactory
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # a Monday, 02:00 UTC
 

@@ -20,11 +20,8 @@ from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.settings import RecurringSettings
-from tests.integration.conftest import EngineFactory
-from tests.integration.control_env import sock_dir
 from tests.support import wait_until
-
-__all__ = ["sock_dir"]
+from tests.support.engine import EngineFactory
 
 
 def plan(enabled: bool = True) -> list:  # type: ignore[type-arg]

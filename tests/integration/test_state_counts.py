@@ -11,9 +11,8 @@ from addicted_jobs.jobs import store
 from addicted_jobs.jobs.backoff import RetryPolicy
 from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from addicted_jobs.jobs.store import JobFilter
-from tests.integration.conftest import EngineFactory
-from tests.integration.test_engine import Recorder, _is
 from tests.support import wait_until
+from tests.support.engine import EngineFactory, Recorder, in_state
 
 
 async def assert_exact(pool: asyncpg.Pool) -> None:
@@ -63,26 +62,26 @@ async def test_counters_stay_exact_through_every_path(
     orphan = await engine.enqueue("other", after=doomed.id)
     grand = await engine.enqueue("other", after=orphan.id)
     for job in [*quick, *others, child]:
-        await wait_until(lambda j=job: _is(db_pool, j.id, "succeeded"), message="ran")
+        await wait_until(lambda j=job: in_state(db_pool, j.id, "succeeded"), message="ran")
     for job in flaky:
-        await wait_until(lambda j=job: _is(db_pool, j.id, "failed"), message="failed")
+        await wait_until(lambda j=job: in_state(db_pool, j.id, "failed"), message="failed")
     await assert_exact(db_pool)
 
     # One by one: cancel takes continuations with it, retry, delete.
     assert await store.cancel(db_pool, doomed.id) == "scheduled"
-    assert await _is(db_pool, grand.id, "deleted")
+    assert await in_state(db_pool, grand.id, "deleted")
     assert (await store.retry(db_pool, doomed.id)) is not None  # brings the chain back
     assert await store.delete_job(db_pool, quick[1].id) == "succeeded"
     # The retried chain runs meanwhile: compare once it has settled, or the two reads below
     # would see different moments of a running engine.
-    await wait_until(lambda: _is(db_pool, grand.id, "succeeded"), message="the chain ran")
+    await wait_until(lambda: in_state(db_pool, grand.id, "succeeded"), message="the chain ran")
     await assert_exact(db_pool)
 
     # In bulk: retry the failures (they fail no more), cancel the delayed, discard some.
     rec.fail_times["flaky"] = 0
     assert len(await store.bulk_action(db_pool, "retry", JobFilter(states=["failed"]), 10)) == 2
     for job in flaky:
-        await wait_until(lambda j=job: _is(db_pool, j.id, "succeeded"), message="retried")
+        await wait_until(lambda j=job: in_state(db_pool, j.id, "succeeded"), message="retried")
     cancelled = await store.bulk_action(db_pool, "cancel", JobFilter(name="quick"), 100)
     assert sorted(cancelled) == sorted(j.id for j in later)
     deleted = await store.bulk_action(db_pool, "delete", JobFilter(queue="other"), 3)

@@ -16,7 +16,7 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
-from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
+from addicted_jobs.jobs.backoff import DEFAULT_RETRY
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
@@ -26,16 +26,22 @@ from addicted_jobs.tasks.storage import MAX_BLOB_BYTES, register_storage_jobs
 from addicted_jobs.tasks.storage_ops import storage_get
 from addicted_jobs.tasks.storage_training import TRAIN_JOB, AutoTrain, TrainingOptions
 from addicted_jobs.tasks.subtitle_store import SubtitleStore
-from tests.conftest import shared_path
-from tests.integration.catalog_env import CatalogueEnv, catalogue_env
-from tests.integration.conftest import EngineFactory
-from tests.integration.storage_env import add_subtitle, sample_files
-from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, MotoServer
+from tests.plugins.s3 import MotoServer
 from tests.support import wait_until
+from tests.support.catalogue import CatalogueEnv, catalogue_env
+from tests.support.engine import EngineFactory
+from tests.support.paths import shared_path
+from tests.support.storage import (
+    FAST_RETRY,
+    QUEUES,
+    add_subtitle,
+    job,
+    s3,
+    sample_files,
+    until_done,
+)
 
-FAST_RETRY = RetryPolicy(retries=10, delays=(0.3,))
 SMALL_TRAINING = TrainingOptions(dict_size=4096, min_samples=20)
-QUEUES = {"default": 2, "store-subtitle": 5, "fetch-subtitles": 2}
 
 
 async def subtitle(pool: asyncpg.Pool, subtitle_id: int) -> dict[str, Any]:
@@ -44,24 +50,6 @@ async def subtitle(pool: asyncpg.Pool, subtitle_id: int) -> dict[str, Any]:
     )
     assert row is not None
     return dict(row)
-
-
-async def job(pool: asyncpg.Pool, job_id: int) -> dict[str, Any]:
-    row = await pool.fetchrow("SELECT * FROM jobs.jobs WHERE id = $1", job_id)
-    assert row is not None
-    return dict(row)
-
-
-async def until_done(pool: asyncpg.Pool, job_id: int, timeout: float = 15) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        row = await job(pool, job_id)
-        return row if row["state"] in ("succeeded", "failed", "deleted") else None
-
-    return await wait_until(probe, timeout=timeout, message=f"job {job_id} to finish")
-
-
-def s3(endpoint: str, bucket: str, **options: Any) -> S3Storage:
-    return S3Storage(endpoint, bucket, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, **options)
 
 
 class Rig:

@@ -32,7 +32,7 @@ from addicted_jobs.tasks.storage_ops import READ_ONLY_OPS, storage_get, storage_
 from addicted_jobs.tasks.storage_setup import build_codec, build_storage, open_subtitle_store
 from addicted_jobs.tasks.storage_training import NotEnoughSamples, TrainingOptions, train_dictionary
 from addicted_jobs.tasks.subtitle_store import SubtitleStore, mark_stored
-from tests.integration.storage_env import add_subtitle, sample_files
+from tests.support.storage import add_subtitle, sample_files
 
 OPTIONS = TrainingOptions(dict_size=4096, min_samples=20)
 

@@ -12,7 +12,7 @@ import structlog
 
 from addicted_jobs.upstream.sandbox import Sandbox
 from addicted_jobs.upstream.tmdb import TmdbClient, try_resolve_show
-from tests.integration.catalog_env import FAST_RETRY
+from tests.support.catalogue import FAST_RETRY
 
 HUGE = 99_999_999_999
 

@@ -11,7 +11,7 @@ import pytest
 from addicted_jobs.settings import ConfigError, Settings, load_settings
 from addicted_jobs.storage import compression as zc
 from addicted_jobs.tasks.storage_setup import build_codec
-from tests.unit.test_compression import make_srt
+from tests.support.subtitles import make_srt
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from tests.conftest import _with_database
+from tests.support.database import with_database
 
 ORIGINAL_DDL = """
 CREATE OR REPLACE FUNCTION updated_set_now() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -248,7 +248,7 @@ async def original_database(admin_dsn: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        dsn = _with_database(admin_dsn, name)
+        dsn = with_database(admin_dsn, name)
         conn = await asyncpg.connect(dsn)
         try:
             await create_original_schema(conn)

@@ -27,7 +27,7 @@ from tests.plugins.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, 
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-SIDE_JOBS = "tests.acceptance.side_jobs"
+SIDE_JOBS = "tests.support.side_jobs"
 UNFINISHED = ("awaiting", "scheduled", "ready", "running")
 DAEMON_COOKIE = "demo-1=x"
 CHECK_COOKIE = "reliability-check=1"  # the test's own downloads must not spend the daemon's quota

@@ -1,19 +1,16 @@
-"""Control socket test kit: an engine, its operations and a real socket server on the per-test
-database, plus raw-socket helpers. Imported by the test_control_* modules."""
+"""Control socket test kit: a registry whose `block` jobs a test can hold in 'running', a real
+socket server over an engine's operations, and raw-socket helpers. The `control` and `sock_dir`
+fixtures built on it are in tests/integration/control/conftest.py and tests/conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from pydantic import BaseModel, ConfigDict
 
 from addicted_jobs.control.client import ControlClient
@@ -22,7 +19,6 @@ from addicted_jobs.control.server import ControlServer, OpHandler
 from addicted_jobs.jobs.context import JobContext
 from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import NOOP, JobSpec, Registry
-from tests.integration.conftest import EngineFactory
 
 
 class KeyArgs(BaseModel):
@@ -44,6 +40,8 @@ class Gate:
 
 
 def make_registry(gate: Gate) -> Registry:
+    """noop, `block` (queue slow, waits on `gate`), `uniq` (unique by key) and `blob`."""
+
     async def block(ctx: JobContext, args: BaseModel) -> None:
         gate.started += 1
         await gate.release.wait()
@@ -61,6 +59,8 @@ def make_registry(gate: Gate) -> Registry:
 
 @dataclass
 class Control:
+    """A running control socket at `path` over `engine`'s operations; `gate` holds its `block` jobs."""
+
     engine: Engine
     ops: EngineOps
     server: ControlServer
@@ -69,19 +69,13 @@ class Control:
     pool: asyncpg.Pool
 
     def client(self, timeout: float = 10.0) -> ControlClient:
+        """A client of this socket; `timeout` in seconds per call."""
         return ControlClient(self.path, timeout)
 
     async def call(self, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request on a fresh connection; the reply's result (ControlError on an error reply)."""
         async with self.client() as client:
             return await client.call(op, args)
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    # pytest's tmp_path can exceed the 107 bytes a Unix socket path may have.
-    path = Path(tempfile.mkdtemp(prefix="ajc", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def start_control(
@@ -91,20 +85,11 @@ async def start_control(
     extra: dict[str, OpHandler] | None = None,
     **server_options: Any,
 ) -> Control:
+    """Serve `engine`'s operations (plus `extra`) on a socket at `path`, started."""
     ops = EngineOps(engine, version="test", uptime=lambda: 1.5)
     server = ControlServer(path, ops.handlers(), extra=extra, read_only=READ_ONLY, **server_options)
     await server.start()
     return Control(engine, ops, server, path, gate, engine.pool)
-
-
-@pytest.fixture
-async def control(make_engine: EngineFactory, sock_dir: Path) -> AsyncIterator[Control]:
-    gate = Gate()
-    engine = await make_engine(make_registry(gate), concurrency={"default": 10, "slow": 4})
-    ctl = await start_control(engine, sock_dir / "c.sock", gate, idle_timeout_s=0.5)
-    yield ctl
-    gate.release.set()
-    await ctl.server.stop(grace=1.0)
 
 
 async def exchange(

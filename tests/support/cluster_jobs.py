@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +19,8 @@ from addicted_jobs.jobs.spec import JobSpec, Registry
 
 CAP = 4
 LOCK_KEYS = 4
+TIMEOUT_S = 6.0
+"""The cluster's node timeout in the acceptance tests, seconds."""
 
 CREATE_TABLE = """
 CREATE TABLE cluster_runs (job_id bigint NOT NULL, kind text NOT NULL, lock_key int,
@@ -75,3 +78,22 @@ def register(registry: Registry) -> None:
             lock_mode="wait",
         )
     )
+
+
+def daemon_config(dsn: str) -> dict[str, Any]:
+    """The config of a cluster node that runs these job types on `dsn` (node timeout TIMEOUT_S,
+    heartbeat 1 s) with every recurring entry off, so the tests count only their own jobs."""
+    return {
+        "database": {"dsn": dsn},
+        "engine": {"job_modules": ["tests.support.cluster_jobs"]},
+        "cluster": {"enabled": True, "node_timeout_s": TIMEOUT_S, "heartbeat_s": 1.0},
+        "recurring": {
+            name: {"enabled": False}
+            for name in (
+                "refresh_available_shows",
+                "redeem_download_credentials",
+                "check_completed_tmdb_not_completed",
+                "check_completed_tmdb_completed",
+            )
+        },
+    }

@@ -1,7 +1,7 @@
 """A process for test_onetime's kill -9 test: runs one-time migrations on a DSN with a slow, batched
 migration that can stop half-way and hang there, waiting for SIGKILL.
 
-    python -m tests.integration.onetime_slow_runner DSN [--hang-after BATCHES]
+    python -m tests.support.onetime_runner DSN [--hang-after BATCHES]
 """
 
 from __future__ import annotations

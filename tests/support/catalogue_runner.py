@@ -1,7 +1,7 @@
 """A minimal daemon for crash tests: the engine with the catalogue jobs on a given database and
 sandbox, until SIGTERM (or SIGKILL). Prints READY once it claims work.
 
-    python -m tests.integration.catalogue_runner --dsn DSN --addic7ed URL [--tmdb URL --tmdb-key K]
+    python -m tests.support.catalogue_runner --dsn DSN --addic7ed URL [--tmdb URL --tmdb-key K]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from addicted_jobs.settings import RefreshSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.tmdb import TmdbClient
-from tests.integration.catalog_env import addic7ed_client
+from tests.support.catalogue import addic7ed_client
 
 QUEUES = {"default": 10, "fetch-subtitles": 10, "refresh-one-show": 6}
 
