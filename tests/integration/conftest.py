@@ -1,5 +1,6 @@
 """Engine fixtures: an Engine on the per-test database, stopped at the end of the test; the
-daemon's own Database (its pool options) on that database; a control socket over an engine."""
+daemon's own Database (its pool options) on that database. Fixtures of one area live in that
+area's folder (control/conftest.py); plain shared code in tests/support/."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 from addicted_jobs.db import Database, _init_connection
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import Registry
-from tests.support.control import Control, Gate, make_registry, start_control
 from tests.support.engine import EngineFactory
 
 
@@ -50,15 +50,3 @@ async def daemon_db(db_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
     await db.start()
     yield db
     await db.close()
-
-
-@pytest.fixture
-async def control(make_engine: EngineFactory, sock_dir: Path) -> AsyncIterator[Control]:
-    """A control socket over an engine with the kit's registry (tests/support/control.py), its
-    `slow` queue capped at 4, idle connections closed after 0.5 s."""
-    gate = Gate()
-    engine = await make_engine(make_registry(gate), concurrency={"default": 10, "slow": 4})
-    ctl = await start_control(engine, sock_dir / "c.sock", gate, idle_timeout_s=0.5)
-    yield ctl
-    gate.release.set()
-    await ctl.server.stop(grace=1.0)

@@ -18,7 +18,7 @@ from tests.support import wait_until
 from tests.support.onetime import Later, Patient, history
 from tests.support.onetime_runner import BATCH_SIZE, BATCHES, SlowBackfill
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_an_attempt_left_running_is_marked_interrupted_and_run_again(

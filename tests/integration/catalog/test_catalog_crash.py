@@ -22,7 +22,7 @@ from tests.support import wait_until
 from tests.support.catalogue import CatalogueEnv, catalogue_env
 from tests.support.engine import EngineFactory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHOW = 1  # sandbox show with seasons 1-9
 
 
