@@ -13,7 +13,7 @@ import pytest
 from addicted_jobs import cli
 from addicted_jobs.settings import ConfigError, check_queue_names, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

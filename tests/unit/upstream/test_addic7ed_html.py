@@ -26,7 +26,7 @@ HEADER = "<tr>" + "<th>h</th>" * 10 + "</tr>"
 
 
 def _shared_fixture(name: str) -> str:
-    for root in (Path("/work/shared"), Path(__file__).resolve().parents[2].parent / "shared"):
+    for root in (Path("/work/shared"), Path(__file__).resolve().parents[3].parent / "shared"):
         path = root / "fixtures" / "addic7ed" / name
         if path.is_file():
             return path.read_text(encoding="utf-8")

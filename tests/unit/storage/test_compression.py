@@ -17,7 +17,7 @@ from addicted_jobs.storage import compression as zc
 from addicted_jobs.storage.compression import Codec, CorruptObject, Dictionary, ObjectTooLarge
 from tests.support.subtitles import make_srt
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "compression"
+FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "compression"
 
 
 def fixture(name: str) -> bytes:
