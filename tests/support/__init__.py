@@ -1,4 +1,18 @@
-"""Test helpers shared by all suites: waiting for a condition with a deadline (never a bare sleep)."""
+"""Code the tests share (not tests, not fixtures): waiting for a condition with a deadline (never a
+bare sleep) here, and one module per subject beside it:
+
+- engine, control, onetime: the engine factory's type and recording handlers; the control socket
+  kit; one-time migrations for the framework's tests
+- catalogue, download, storage, subtitles, sandbox: the catalogue bench over the sandbox, the
+  download bench, storage helpers and generated subtitle files
+- addictedproxy, importer: an original-schema AddictedProxy database and the import run on it
+- reliability, failover_proxy: the acceptance suite's daemon driver and a failover stand-in
+- paths, database: the repository's and ../shared's paths; DSN arithmetic
+- programs the tests start as subprocesses: catalogue_runner, onetime_runner; job modules the
+  daemon loads through `[engine] job_modules`: cluster_jobs, side_jobs
+
+Fixtures live in the conftest.py of the folder that uses them, or in tests/plugins/.
+"""
 
 from __future__ import annotations
 

@@ -29,6 +29,9 @@ FAST_RETRY = RetrySettings(max_retries=1, base_delay=0.01, max_delay=0.02)
 
 @dataclass
 class CatalogueEnv:
+    """The catalogue bench of one test: its pool, the running sandbox, Resources wired to it and a
+    Registry with the catalogue jobs; plus SQL probes and setters of the catalogue tables."""
+
     pool: asyncpg.Pool
     sandbox: Sandbox
     resources: Resources
@@ -39,6 +42,7 @@ class CatalogueEnv:
         return self.resources.credentials
 
     def upstream_calls(self, path: str) -> int:
+        """How many requests the sandbox served for `path` so far."""
         return len(self.sandbox.seen(path))
 
     def season_fetches(self) -> list[tuple[int, int]]:
@@ -66,6 +70,7 @@ class CatalogueEnv:
         return show_id
 
     async def count(self, table: str, where: str = "true", *args: Any) -> int:
+        """Rows of `table` (an SQL FROM item) matching `where` with parameters `args`."""
         return int(await self.pool.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", *args))
 
     async def season_numbers(self, show_id: int) -> list[int]:
@@ -93,6 +98,7 @@ class CatalogueEnv:
 
 
 def addic7ed_client(base_url: str) -> Addic7edClient:
+    """An Addic7edClient on `base_url` with fast retries (FAST_RETRY)."""
     return Addic7edClient(base_url, retry=FAST_RETRY, language_code=culture_name)
 
 
@@ -105,6 +111,8 @@ async def catalogue_env(
     with_tmdb: bool = True,
     credential: bool = True,
 ) -> AsyncIterator[CatalogueEnv]:
+    """A sandbox with `shows` shows and the bench on `pool`: TMDB too unless `with_tmdb` is False,
+    one Addic7ed credential (COOKIE) unless `credential` is False. The clients close on exit."""
     async with Sandbox(shows=shows) as sandbox:
         addic7ed = addic7ed_client(sandbox.addic7ed_url)
         tmdb = (

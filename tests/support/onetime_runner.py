@@ -1,4 +1,4 @@
-"""A process for test_onetime's kill -9 test: runs one-time migrations on a DSN with a slow, batched
+"""A process for test_onetime_crash's kill -9 test: runs one-time migrations on a DSN with a slow, batched
 migration that can stop half-way and hang there, waiting for SIGKILL.
 
     python -m tests.support.onetime_runner DSN [--hang-after BATCHES]

@@ -9,9 +9,7 @@ import asyncio
 import base64
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +50,6 @@ async def store(db_pool: asyncpg.Pool, tmp_path: Path) -> SubtitleStore:
     store = SubtitleStore(LocalStorage(tmp_path / "objects", fsync=False), Codec(), db_pool)
     await store.load_dictionaries()
     return store
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="ajs", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
