@@ -28,7 +28,7 @@ from pathlib import Path
 import asyncpg
 
 from addicted_jobs.db import apply_migrations
-from tests.integration.addictedproxy_source import create_original_schema, fill_bulk
+from tests.support.addictedproxy import create_original_schema, fill_bulk
 
 SEASONS, EPISODES, SUBTITLES = 5, 10, 10  # per show, per season, per episode
 

@@ -1,11 +1,14 @@
-"""Shared fixtures: a migrated template database cloned per test, the shared/ fixtures folder, and
-plugins for the S3 server and the daemon subprocess.
+"""Shared fixtures: a migrated template database cloned per test, a short socket directory, and
+plugins for the S3 server, the daemon subprocess and the half-open proxy. Plain helpers and types
+are in tests/support/; no test module imports from a conftest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,19 +18,9 @@ import pytest
 
 from addicted_jobs.db import POOL_OPTIONS, _init_connection, apply_migrations
 from addicted_jobs.embedded_pg import EmbeddedPostgres
+from tests.support.database import with_database
 
-pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon", "tests.integration.halfopen_proxy"]
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-
-
-def shared_path(*parts: str) -> Path:
-    """A file of ../shared (read-only fixtures); skips the test cleanly when it is not there."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is not available (../shared is absent on this machine)")
-    return path
+pytest_plugins = ["tests.plugins.s3", "tests.plugins.daemon", "tests.plugins.halfopen_proxy"]
 
 
 async def _reachable(dsn: str) -> bool:
@@ -57,12 +50,6 @@ def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         embedded.stop()
 
 
-def _with_database(dsn: str, database: str) -> str:
-    base, _, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{database}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture(scope="session")
 def pg_template(pg_admin_dsn: str) -> Iterator[str]:
     """A database with every schema migration applied, created once per test session."""
@@ -75,7 +62,7 @@ def pg_template(pg_admin_dsn: str) -> Iterator[str]:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        conn = await asyncpg.connect(_with_database(pg_admin_dsn, name))
+        conn = await asyncpg.connect(with_database(pg_admin_dsn, name))
         try:
             await apply_migrations(conn)
         finally:
@@ -102,7 +89,7 @@ async def db_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     finally:
         await admin.close()
-    yield _with_database(pg_admin_dsn, name)
+    yield with_database(pg_admin_dsn, name)
     admin = await asyncpg.connect(pg_admin_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -121,3 +108,12 @@ async def db_pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     )
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    """A fresh directory under /tmp for Unix sockets, removed afterwards. pytest's tmp_path can
+    exceed the 107 bytes a socket path may have."""
+    path = Path(tempfile.mkdtemp(prefix="ajc", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

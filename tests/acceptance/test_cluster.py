@@ -18,31 +18,13 @@ import pytest
 
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
-from tests.acceptance.cluster_jobs import CAP, CREATE_TABLE
 from tests.plugins.daemon import DaemonProcess
 from tests.support import wait_until
+from tests.support.cluster_jobs import CAP, CREATE_TABLE, TIMEOUT_S, daemon_config
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
 WORK, CAPPED, LOCKED = 4500, 300, 200  # 5,000 jobs
-TIMEOUT_S = 6.0
-
-
-def _config(dsn: str) -> dict[str, Any]:
-    return {
-        "database": {"dsn": dsn},
-        "engine": {"job_modules": ["tests.acceptance.cluster_jobs"]},
-        "cluster": {"enabled": True, "node_timeout_s": TIMEOUT_S, "heartbeat_s": 1.0},
-        "recurring": {
-            name: {"enabled": False}
-            for name in (
-                "refresh_available_shows",
-                "redeem_download_credentials",
-                "check_completed_tmdb_not_completed",
-                "check_completed_tmdb_completed",
-            )
-        },
-    }
 
 
 async def _node_of(pool: asyncpg.Pool, pid: int) -> int:
@@ -80,7 +62,7 @@ async def test_three_nodes_survive_a_kill_and_a_pause(
 
     env = {"PYTHONPATH": str(ROOT)}
     daemons: list[DaemonProcess] = [
-        daemon_factory(name, _config(db_dsn), env=env) for name in ("a", "b", "c")
+        daemon_factory(name, daemon_config(db_dsn), env=env) for name in ("a", "b", "c")
     ]
     for d in daemons:
         d.start()

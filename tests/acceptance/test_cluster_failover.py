@@ -22,8 +22,8 @@ import pytest
 
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
-from tests.acceptance.failover_proxy import FailoverProxy
 from tests.support import wait_until
+from tests.support.failover_proxy import FailoverProxy
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ async def test_nodes_follow_the_primary_to_another_host(
     )
     config = {
         "database": {"dsn": dsn},
-        "engine": {"job_modules": ["tests.acceptance.side_jobs"], "retry_delay_scale": 0.01},
+        "engine": {"job_modules": ["tests.support.side_jobs"], "retry_delay_scale": 0.01},
         "cluster": {"enabled": True, "node_timeout_s": 6.0, "heartbeat_s": 1.0},
     }
     env = {"PYTHONPATH": str(ROOT)}

@@ -18,10 +18,9 @@ from addicted_jobs.db import _init_connection, apply_migrations
 from addicted_jobs.embedded_pg import EmbeddedPostgres
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
-from tests.acceptance.cluster_jobs import CAP, CREATE_TABLE
-from tests.acceptance.reliability_env import restart_embedded_postgres
-from tests.acceptance.test_cluster import _config
 from tests.support import wait_until
+from tests.support.cluster_jobs import CAP, CREATE_TABLE, daemon_config
+from tests.support.reliability import restart_embedded_postgres
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +49,7 @@ async def test_three_nodes_ride_out_a_database_restart(
         jobs += [NewJob("clocked", "cl-locked", {"n": i}, 11) for i in range(LOCKED)]
         await store.enqueue(pool, jobs)
         env = {"PYTHONPATH": str(ROOT)}
-        nodes = [daemon_factory(n, _config(dsn), env=env) for n in ("a", "b", "c")]
+        nodes = [daemon_factory(n, daemon_config(dsn), env=env) for n in ("a", "b", "c")]
         for node in nodes:
             node.start()
         for node in nodes:

@@ -26,7 +26,7 @@ async def test_kill_9_during_a_drain_loses_nothing(
     await store.enqueue(db_pool, jobs)
     config = {
         "database": {"dsn": db_dsn},
-        "engine": {"job_modules": ["tests.acceptance.side_jobs"]},
+        "engine": {"job_modules": ["tests.support.side_jobs"]},
     }
     daemon: DaemonProcess = daemon_factory("drain", config, env={"PYTHONPATH": str(ROOT)})
     daemon.start().wait_ready()

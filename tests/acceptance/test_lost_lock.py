@@ -16,13 +16,13 @@ import pytest
 from addicted_jobs.db import INSTANCE_LOCK, LOCK_NAMESPACE
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
-from tests.integration.halfopen_proxy import HalfOpenProxy
 from tests.plugins.daemon import DaemonProcess
+from tests.plugins.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
-SIDE_JOBS = {"engine": {"job_modules": ["tests.acceptance.side_jobs"]}}
+SIDE_JOBS = {"engine": {"job_modules": ["tests.support.side_jobs"]}}
 NAP_S = 12.0
 
 

@@ -31,7 +31,7 @@ async def test_clients_waiting_on_a_locked_parent_starve_neither_jobs_nor_other_
     await db_pool.execute("CREATE TABLE side_effects (job_id bigint NOT NULL, n int NOT NULL)")
     config = {
         "database": {"dsn": db_dsn, "pool_max": 10},
-        "engine": {"job_modules": ["tests.acceptance.side_jobs"]},
+        "engine": {"job_modules": ["tests.support.side_jobs"]},
     }
     daemon: DaemonProcess = daemon_factory("starve", config, env={"PYTHONPATH": str(ROOT)})
     daemon.start().wait_ready()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.control_env import exchange
+from tests.support.control import exchange
 
 pytestmark = pytest.mark.acceptance
 

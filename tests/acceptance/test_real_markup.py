@@ -14,7 +14,7 @@ import pytest
 
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.sandbox.data import srt_charset
-from tests.acceptance import reliability_env as env
+from tests.support import reliability as env
 
 pytestmark = pytest.mark.acceptance
 SHOWS = 30  # past the 17 hand-written names: generated, spaced and non-ASCII ones too

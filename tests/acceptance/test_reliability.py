@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from addicted_jobs.sandbox import Sandbox
-from tests.acceptance import reliability_env as env
 from tests.plugins.s3 import MotoServer
+from tests.support import reliability as env
 from tests.support import wait_until
 
 pytestmark = pytest.mark.acceptance

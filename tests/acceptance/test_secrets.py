@@ -15,9 +15,9 @@ import pytest
 
 from addicted_jobs.control.client import ControlClient, DaemonError
 from addicted_jobs.sandbox import Sandbox
-from tests.acceptance import reliability_env as env
 from tests.plugins.daemon import DaemonProcess
 from tests.plugins.s3 import S3_REGION, MotoServer
+from tests.support import reliability as env
 
 pytestmark = pytest.mark.asyncio
 

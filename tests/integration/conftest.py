@@ -1,9 +1,10 @@
 """Engine fixtures: an Engine on the per-test database, stopped at the end of the test; the
-daemon's own Database (its pool options) on that database."""
+daemon's own Database (its pool options) on that database. Fixtures of one area live in that
+area's folder (control/conftest.py); plain shared code in tests/support/."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,12 @@ import pytest
 from addicted_jobs.db import Database, _init_connection
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import Registry
-
-EngineFactory = Callable[..., Awaitable[Engine]]
+from tests.support.engine import EngineFactory
 
 
 @pytest.fixture
 async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[EngineFactory]:
+    """An EngineFactory (tests/support/engine.py); every engine it made is stopped afterwards."""
     engines: list[Engine] = []
 
     async def connect() -> asyncpg.Connection:

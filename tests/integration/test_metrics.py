@@ -18,9 +18,9 @@ from addicted_jobs.settings import Addic7edSettings
 from addicted_jobs.upstream.addic7ed import Addic7edClient
 from addicted_jobs.upstream.errors import DownloadLimitExceeded, SubtitleFileDeleted
 from addicted_jobs.upstream.resilience import BreakerSettings, RetrySettings, resilience_of
-from tests.integration.conftest import EngineFactory
-from tests.integration.test_addic7ed_client import find_href
 from tests.support import wait_until
+from tests.support.engine import EngineFactory
+from tests.support.sandbox import find_href
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

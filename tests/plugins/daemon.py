@@ -104,14 +104,17 @@ class DaemonProcess:
         )
         return self
 
-    def _drain_notify(self, timeout: float) -> None:
+    def _drain_notify(self, timeout: float) -> bool:
+        """Read one datagram, waiting up to `timeout` s (0: only one already queued); False when
+        none came."""
         assert self._notify is not None
         self._notify.settimeout(timeout)
         try:
             data = self._notify.recv(65536)
-        except TimeoutError:
-            return
+        except (TimeoutError, BlockingIOError):
+            return False
         self.notifications.extend(data.decode().splitlines())
+        return True
 
     def wait_for_notify(self, field: str, timeout: float = 60.0) -> None:
         """Wait for a datagram line (e.g. READY=1); fail early if the daemon exits instead."""
@@ -144,7 +147,10 @@ class DaemonProcess:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
-        self._drain_notify(0.05)
+        # The process is gone, so every datagram it sent is queued: read them all, not one (the
+        # last ones, STOPPING=1 among them, sat behind a queue of STATUS= lines under load).
+        while self._drain_notify(0.0):
+            pass
         return code
 
     def stop(self, timeout: float = 60.0) -> int:

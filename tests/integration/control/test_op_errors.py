@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from addicted_jobs.app import OPERATIONS
 from addicted_jobs.control.op import Op
-from tests.integration.control_env import exchange
+from tests.support.control import exchange
 
 pytestmark = pytest.mark.acceptance
 
