@@ -51,7 +51,8 @@ async def _silence(pool: asyncpg.Pool, node_id: int, seconds: float = 3600) -> N
 
 async def _running_on(pool: asyncpg.Pool, cluster: Cluster, count: int) -> list[store.Claimed]:
     await store.enqueue(pool, [NewJob("noop", "default", {}, 3) for _ in range(count)])
-    return await cluster.claim("default", count, [], {}, {})
+    async with pool.acquire() as conn:
+        return await cluster.claim(conn, "default", count, [], {}, {})
 
 
 async def test_only_the_jobs_of_dead_nodes_are_recovered(
@@ -78,6 +79,30 @@ async def test_only_the_jobs_of_dead_nodes_are_recovered(
     assert await db_pool.fetchval("SELECT state FROM jobs.jobs WHERE id = $1", late.id) == "ready"
     await live.locks.close()
     await dead.locks.close()
+
+
+async def test_a_lost_claim_is_settled_on_the_claiming_node_only(
+    db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    """A node whose claim got no answer puts back the running jobs it does not know: its own
+    only. Before the fix it put back every running job of the queue, so another node's jobs ran
+    twice, their attempt refunded and no interruption counted (the double run after a database
+    restart under three nodes)."""
+    here, there = await _node(db_pool, db_dsn), await _node(db_pool, db_dsn)
+    known = await _running_on(db_pool, here, 2)
+    lost = await _running_on(db_pool, here, 1)  # committed, its answer lost
+    theirs = await _running_on(db_pool, there, 3)
+
+    requeued = await store.requeue_unknown(db_pool, "default", [j.id for j in known], here.node_id)
+
+    assert requeued == [lost[0].id]
+    states = dict(await db_pool.fetch("SELECT id, state FROM jobs.jobs"))
+    assert [states[j.id] for j in theirs] == ["running"] * 3
+    assert [states[j.id] for j in known] == ["running"] * 2
+    # With clustering off (node NULL) the rows of cluster nodes are not touched either.
+    assert await store.requeue_unknown(db_pool, "default", []) == []
+    await here.locks.close()
+    await there.locks.close()
 
 
 async def test_a_node_past_its_lease_stops_claiming_and_an_expelled_one_rejoins(
@@ -112,7 +137,10 @@ async def test_racing_claims_never_exceed_a_cap_across_nodes(
 
     async def claim(node: Cluster) -> int:
         # Each node believes it has the whole cap free (its own count is 0).
-        got = await node.claim("default", 10, ["capped"], {"capped": cap}, {"capped": cap})
+        async with db_pool.acquire() as conn:
+            got = await node.claim(
+                conn, "default", 10, ["capped"], {"capped": cap}, {"capped": cap}
+            )
         return len(got)
 
     for _ in range(3):

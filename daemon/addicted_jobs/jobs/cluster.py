@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.db import UNREACHABLE
 from addicted_jobs.jobs import cluster_store, store
@@ -106,26 +107,28 @@ class Cluster:
 
     async def claim(
         self,
+        conn: asyncpg.Connection | PoolConnectionProxy,
         queue: str,
         limit: int,
         capped: Sequence[str],
         rooms: dict[str, int],
         caps: dict[str, int],
     ) -> list[Claimed]:
-        """store.claim marked with this node; capped types with room are counted across the
-        cluster (cluster_store.claim_capped), others claim as with a single daemon."""
+        """store.claim on `conn` (the caller's, so it knows which session a lost claim ran on),
+        marked with this node; capped types with room are counted across the cluster
+        (cluster_store.claim_capped), others claim as with a single daemon."""
         node_id = self.node_id
         assert node_id is not None
         if any(rooms.get(name, 0) > 0 for name in capped):
             claimed, cluster_rooms = await cluster_store.claim_capped(
-                self.pool, queue, limit, capped, rooms, caps, node_id
+                conn, queue, limit, capped, rooms, caps, node_id
             )
             until = time.monotonic() + CAP_FULL_RETRY_S
             for name, room in cluster_rooms.items():
                 if room <= 0:
                     self._full_until[name] = until
             return claimed
-        return await store.claim(self.pool, queue, limit, capped, rooms, node_id)
+        return await store.claim(conn, queue, limit, capped, rooms, node_id)
 
     def cap_full(self, name: str) -> bool:
         """Whether capped type `name` was at its cap across the cluster within the last

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.db import LOCK_NAMESPACE
 from addicted_jobs.jobs import store
@@ -173,7 +174,7 @@ WHERE state = 'running' AND name = ANY ($1::text[]) GROUP BY name
 
 
 async def claim_capped(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection | PoolConnectionProxy,
     queue: str,
     limit: int,
     capped: Sequence[str],
@@ -188,7 +189,7 @@ async def claim_capped(
     so racing claims of a type take turns and never exceed its cap together. Returns the claimed
     jobs and the cluster-wide room each locked type had before this claim."""
     wanted = sorted(name for name in capped if rooms.get(name, 0) > 0)
-    async with pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         for name in wanted:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))", CAP_NAMESPACE, name
