@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import structlog
@@ -86,12 +87,37 @@ class Cluster:
         return self.node_id is not None and time.monotonic() < self._lease_end
 
     async def join(self) -> int:
-        """Register as a new node and take the lease; returns the node id."""
+        """Register as a new node and take the lease; returns the node id. Earlier nodes of this
+        host and process space whose process is gone (this daemon before a restart, a crash)
+        are declared dead at once, so the next reaper pass puts their jobs back without waiting
+        node_timeout_s."""
         sent = time.monotonic()
-        self.node_id = await cluster_store.register(self.pool, self.host, self.pid, self.version)
+        space = process_space()
+        if space is not None:
+            await self._bury_predecessors(space)
+        self.node_id = await cluster_store.register(
+            self.pool, self.host, self.pid, self.version, space
+        )
         self._renew(sent)
         log.info("joined the cluster", node=self.node_id, host=self.host, pid=self.pid)
         return self.node_id
+
+    async def _bury_predecessors(self, space: str) -> None:
+        gone = [
+            node
+            for node, pid in await cluster_store.neighbours(self.pool, self.host, space)
+            if pid != self.pid and not _pid_alive(pid)
+        ]
+        if not gone:
+            return
+        for node in await cluster_store.declare_gone(self.pool, gone):
+            log.warning(
+                "node declared dead: its process is gone from this host",
+                dead_node=node["id"],
+                host=node.get("host"),
+                pid=node["pid"],
+                silent_s=round(node["silent_s"], 1),
+            )
 
     async def leave(self) -> None:
         """At a clean stop, after the engine handed its jobs back: peers need not wait for the
@@ -208,3 +234,24 @@ class Cluster:
         # The old lock session (ended by the reaper, or about to be) goes; the next lock opens one
         # named after the new id, so the reaper can end it if this node dies again.
         await self.locks.close()
+
+
+def process_space() -> str | None:
+    """Where this daemon's pid means something: the kernel's boot id and the PID namespace, as
+    "<boot_id> pid:[<inode>]"; None where /proc does not say (then no predecessor is buried)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot} {os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists here (one of another user counts: it may be the node)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
