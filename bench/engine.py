@@ -5,7 +5,7 @@ last line compares medians as ratios (absolute figures drift with this shared ma
     python bench/engine.py [--runs 1] [--no-peers] [--rss-jobs 200000] [--backlog-jobs 100000]
     python bench/engine.py --race [--rounds 3] [--only aj,pgq,gw]   # every peer: peers_race.py
     python bench/engine.py --no-peers --cluster --runs 2 --rss-jobs 0 --backlog-jobs 0
-        # ours with [cluster] enabled (one node) beside ours without: the cost of clustering
+        # ours with [cluster] enabled (one node, two nodes) beside ours without
 
 The "backlog after analyse" phase (bench/engine_backlog.py) drains a backlog on a never-analysed
 table and after ANALYZE on an empty and on a full queue, and reports the two ratios to the first.
@@ -36,6 +36,7 @@ PEERS = ROOT.parent / "shared" / "bench" / "peers"
 PEERS_VENV = ROOT / ".venv-peers"
 BENCH_VENV = ROOT / ".venv-bench"
 CLUSTER = "addicted-jobs c10 cluster"  # ours with [cluster] enabled, one node
+CLUSTER2 = "addicted-jobs c10 cluster x2"  # two nodes with [cluster] enabled, c10 each
 PEER_PACKAGES = ["pgqueuer[asyncpg]", "procrastinate", "psycopg[binary,pool]", "tqdm", "asyncpg"]
 
 
@@ -174,7 +175,8 @@ def main() -> None:
     parser.add_argument(
         "--cluster",
         action="store_true",
-        help="also ours with [cluster] enabled (one node): the cost of clustering (issue 19)",
+        help="also ours with [cluster] enabled, one node and two nodes (c10 each): the cost of "
+        "clustering and what a second node adds (issue 19)",
     )
     peers_race.add_arguments(parser.add_argument_group("race (with --race)"))
     args = parser.parse_args()
@@ -191,9 +193,10 @@ def main() -> None:
         ("addicted-jobs c10", sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
     ]
     if args.cluster:
-        contenders.append(
-            (CLUSTER, sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
-        )
+        for name in (CLUSTER, CLUSTER2):
+            contenders.append(
+                (name, sys.executable, HERE / "engine_peer.py", ["--phases", args.phases])
+            )
     if not args.no_peers:
         python = peers_python()
         contenders += [
@@ -224,7 +227,10 @@ def main() -> None:
         emit({"warmup": True, "contender": "addicted-jobs c10", **headline(warm)})
     for round_no in range(args.runs):
         for name, python, script, extra in contenders:
-            env = {"ADDICTED_JOBS_CLUSTER__ENABLED": "true"} if name == CLUSTER else None
+            env = {
+                CLUSTER: {"ADDICTED_JOBS_CLUSTER__ENABLED": "true"},
+                CLUSTER2: {"AJ_BENCH_NODES": "2"},
+            }.get(name)
             result = run_peer(python, script, extra, env)
             line = {"round": round_no + 1, "contender": name, **headline(result)}
             emit(line)

@@ -106,6 +106,9 @@ class AddictedJobsPeer:
         return list(dense.values())
 
     def worker_argv(self, variant: str) -> list[str]:
+        nodes = int(os.environ.get("AJ_BENCH_NODES", "1"))
+        if nodes > 1:  # several daemons with [cluster] enabled (issue 19)
+            return [sys.executable, str(HERE / "plugins" / "nodes.py"), str(nodes), DAEMON_PYTHON]
         return [DAEMON_PYTHON, "-m", "addicted_jobs", "run"]
 
     def worker_env(self, db: str, mode: str, lat_out: str | None) -> dict[str, str]:

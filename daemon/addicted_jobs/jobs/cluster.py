@@ -20,9 +20,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.db import UNREACHABLE
 from addicted_jobs.jobs import cluster_store, store
@@ -85,12 +87,37 @@ class Cluster:
         return self.node_id is not None and time.monotonic() < self._lease_end
 
     async def join(self) -> int:
-        """Register as a new node and take the lease; returns the node id."""
+        """Register as a new node and take the lease; returns the node id. Earlier nodes of this
+        host and process space whose process is gone (this daemon before a restart, a crash)
+        are declared dead at once, so the next reaper pass puts their jobs back without waiting
+        node_timeout_s."""
         sent = time.monotonic()
-        self.node_id = await cluster_store.register(self.pool, self.host, self.pid, self.version)
+        space = process_space()
+        if space is not None:
+            await self._bury_predecessors(space)
+        self.node_id = await cluster_store.register(
+            self.pool, self.host, self.pid, self.version, space
+        )
         self._renew(sent)
         log.info("joined the cluster", node=self.node_id, host=self.host, pid=self.pid)
         return self.node_id
+
+    async def _bury_predecessors(self, space: str) -> None:
+        gone = [
+            node
+            for node, pid in await cluster_store.neighbours(self.pool, self.host, space)
+            if pid != self.pid and not _pid_alive(pid)
+        ]
+        if not gone:
+            return
+        for node in await cluster_store.declare_gone(self.pool, gone):
+            log.warning(
+                "node declared dead: its process is gone from this host",
+                dead_node=node["id"],
+                host=node.get("host"),
+                pid=node["pid"],
+                silent_s=round(node["silent_s"], 1),
+            )
 
     async def leave(self) -> None:
         """At a clean stop, after the engine handed its jobs back: peers need not wait for the
@@ -106,26 +133,28 @@ class Cluster:
 
     async def claim(
         self,
+        conn: asyncpg.Connection | PoolConnectionProxy,
         queue: str,
         limit: int,
         capped: Sequence[str],
         rooms: dict[str, int],
         caps: dict[str, int],
     ) -> list[Claimed]:
-        """store.claim marked with this node; capped types with room are counted across the
-        cluster (cluster_store.claim_capped), others claim as with a single daemon."""
+        """store.claim on `conn` (the caller's, so it knows which session a lost claim ran on),
+        marked with this node; capped types with room are counted across the cluster
+        (cluster_store.claim_capped), others claim as with a single daemon."""
         node_id = self.node_id
         assert node_id is not None
         if any(rooms.get(name, 0) > 0 for name in capped):
             claimed, cluster_rooms = await cluster_store.claim_capped(
-                self.pool, queue, limit, capped, rooms, caps, node_id
+                conn, queue, limit, capped, rooms, caps, node_id
             )
             until = time.monotonic() + CAP_FULL_RETRY_S
             for name, room in cluster_rooms.items():
                 if room <= 0:
                     self._full_until[name] = until
             return claimed
-        return await store.claim(self.pool, queue, limit, capped, rooms, node_id)
+        return await store.claim(conn, queue, limit, capped, rooms, node_id)
 
     def cap_full(self, name: str) -> bool:
         """Whether capped type `name` was at its cap across the cluster within the last
@@ -205,3 +234,24 @@ class Cluster:
         # The old lock session (ended by the reaper, or about to be) goes; the next lock opens one
         # named after the new id, so the reaper can end it if this node dies again.
         await self.locks.close()
+
+
+def process_space() -> str | None:
+    """Where this daemon's pid means something: the kernel's boot id and the PID namespace, as
+    "<boot_id> pid:[<inode>]"; None where /proc does not say (then no predecessor is buried)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot} {os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists here (one of another user counts: it may be the node)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

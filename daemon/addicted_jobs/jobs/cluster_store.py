@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.db import LOCK_NAMESPACE
 from addicted_jobs.jobs import store
@@ -34,15 +35,43 @@ def lock_application_name(node_id: int) -> str:
     return f"addicted-jobs node {node_id} locks"
 
 
-async def register(db: Executor, host: str, pid: int, version: str) -> int:
-    """Add this daemon as a live node; returns its id (never reused)."""
+async def register(
+    db: Executor, host: str, pid: int, version: str, process_space: str | None = None
+) -> int:
+    """Add this daemon as a live node; returns its id (never reused). `process_space` says where
+    `pid` is meaningful (see migrations/051)."""
     node_id: int = await db.fetchval(
-        "INSERT INTO jobs.nodes (host, pid, version) VALUES ($1, $2, $3) RETURNING id",
+        """INSERT INTO jobs.nodes (host, pid, version, process_space) VALUES ($1, $2, $3, $4)
+           RETURNING id""",
         host,
         pid,
         version,
+        process_space,
     )
     return node_id
+
+
+async def neighbours(db: Executor, host: str, process_space: str) -> list[tuple[int, int]]:
+    """(node id, pid) of the live nodes registered from this host and process space: the only
+    nodes whose pid this daemon can check."""
+    rows = await db.fetch(
+        """SELECT id, pid FROM jobs.nodes
+           WHERE dead_at IS NULL AND host = $1 AND process_space = $2""",
+        host,
+        process_space,
+    )
+    return [(r["id"], r["pid"]) for r in rows]
+
+
+async def declare_gone(db: Executor, node_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Declare nodes dead whose process is known to be gone (checked on their own host); the
+    next reaper pass puts their jobs back. Returns id, host, pid, silent_s of each."""
+    rows = await db.fetch(
+        """UPDATE jobs.nodes SET dead_at = now() WHERE id = ANY ($1::bigint[]) AND dead_at IS NULL
+           RETURNING id, host, pid, extract(epoch FROM now() - heartbeat)::float8 AS silent_s""",
+        list(node_ids),
+    )
+    return [dict(r) for r in rows]
 
 
 async def heartbeat(db: Executor, node_id: int) -> bool:
@@ -173,7 +202,7 @@ WHERE state = 'running' AND name = ANY ($1::text[]) GROUP BY name
 
 
 async def claim_capped(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection | PoolConnectionProxy,
     queue: str,
     limit: int,
     capped: Sequence[str],
@@ -188,7 +217,7 @@ async def claim_capped(
     so racing claims of a type take turns and never exceed its cap together. Returns the claimed
     jobs and the cluster-wide room each locked type had before this claim."""
     wanted = sorted(name for name in capped if rooms.get(name, 0) > 0)
-    async with pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         for name in wanted:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))", CAP_NAMESPACE, name

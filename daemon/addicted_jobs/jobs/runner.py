@@ -131,10 +131,7 @@ class Dispatcher:
             full = time.monotonic() - self.scanned_at >= self.engine.config.fallback_poll_s
             rewinds = self.rewinds
             try:
-                if self.engine.cluster is None:
-                    claimed, lows = await self._claim(limit, capped, rooms, full)
-                else:  # across nodes: caps counted in the database, no lower bounds (issue 19)
-                    claimed, lows = await self.engine.claim(self.queue, limit, capped, rooms), {}
+                claimed, lows = await self._claim(limit, capped, rooms, full)
             except DB_ERRORS as exc:
                 outage += 1
                 self.engine.report_db_error(exc)
@@ -186,21 +183,29 @@ class Dispatcher:
         async with self.engine.engine_pool.acquire() as conn:
             pid = conn.get_server_pid()
             try:
-                return await store.claim_from(
-                    conn, self.queue, limit, capped, rooms, None if full else self._lows()
+                if self.engine.cluster is None:
+                    return await store.claim_from(
+                        conn, self.queue, limit, capped, rooms, None if full else self._lows()
+                    )
+                # Across nodes: caps counted in the database, no lower bounds (issue 19).
+                claimed = await self.engine.cluster.claim(
+                    conn, self.queue, limit, capped, rooms, self.engine.caps
                 )
+                return claimed, {}
             except UNREACHABLE:
                 self.lost_claim = pid
                 raise
 
     async def _settle_lost_claim(self, pid: int) -> None:
-        if not self.engine.claiming_allowed:
-            # Without the instance lock another daemon may be running those jobs.
-            raise TimeoutError("a lost claim waits for the instance lock to be proven")
+        if not self.engine.may_claim():
+            # Without the instance lock (or, in a cluster, this node's lease) another daemon may
+            # be running those jobs.
+            raise TimeoutError("a lost claim waits for the instance lock or lease to be proven")
         pool = self.engine.engine_pool
         if not await store.end_backend(pool, pid):
             raise TimeoutError(f"the session of a lost claim (pid {pid}) did not end")
-        requeued = await store.requeue_unknown(pool, self.queue, self.engine.known_ids())
+        node = None if self.engine.cluster is None else self.engine.cluster.node_id
+        requeued = await store.requeue_unknown(pool, self.queue, self.engine.known_ids(), node)
         self.lost_claim = None
         log.warning(
             "a claim got no answer; the jobs it may have claimed are ready again",
@@ -395,12 +400,10 @@ class Engine:
     def may_claim(self) -> bool:
         return self.claiming_allowed and (self.cluster is None or self.cluster.may_claim())
 
-    async def claim(
-        self, queue: str, limit: int, capped: list[str], rooms: dict[str, int]
-    ) -> list[Claimed]:
-        if self.cluster is None:
-            return await store.claim(self.engine_pool, queue, limit, capped, rooms)
-        return await self.cluster.claim(queue, limit, capped, rooms, self._caps)
+    @property
+    def caps(self) -> dict[str, int]:
+        """Capped type -> its cap (jobs running at once, per node or across the cluster)."""
+        return self._caps
 
     async def sync_paused(self) -> None:
         """Follow pause/resume done through another node (read with each heartbeat)."""

@@ -533,16 +533,23 @@ async def end_backend(db: Executor, pid: int, wait_s: float = 5.0) -> bool:
     return gone
 
 
-async def requeue_unknown(db: Executor, queue: str, known: Sequence[int]) -> list[int]:
-    """Put `running` jobs of `queue` that this daemon does not know back to ready, their attempt
-    refunded: what a claim whose reply was lost took (issue 14, part 3). Only safe while this
-    daemon holds the instance lock and no claim of `queue` is in flight; reads jobs_running."""
+async def requeue_unknown(
+    db: Executor, queue: str, known: Sequence[int], node_id: int | None = None
+) -> list[int]:
+    """Put `running` jobs of `queue` claimed by this daemon (`node_id`: its cluster node, None
+    without clustering) that it does not know back to ready, their attempt refunded: what a claim
+    whose reply was lost took (issue 14, part 3). Only this node's rows: another node's running
+    jobs are unknown here too, and requeuing them ran them twice (issue 19). Only safe while this
+    daemon holds the instance lock or its lease and no claim of `queue` is in flight on it; reads
+    jobs_running."""
     rows = await db.fetch(
         """UPDATE jobs.jobs SET state = 'ready', attempt = greatest(attempt - 1, 0), run_at = now()
            WHERE queue = $1 AND state = 'running' AND id <> ALL ($2::bigint[])
+             AND node_id IS NOT DISTINCT FROM $3::bigint
            RETURNING id""",
         queue,
         list(known),
+        node_id,
     )
     return [r["id"] for r in rows]
 

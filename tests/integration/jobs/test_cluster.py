@@ -5,6 +5,8 @@ their release when the holder is declared dead, the shared instance lock, the sc
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from addicted_jobs.app_cluster import SchemaNewerThanCode, check_schema_known
 from addicted_jobs.db import AnotherInstanceRunning, Database, _init_connection
 from addicted_jobs.jobs import cluster_store, store
-from addicted_jobs.jobs.cluster import Cluster, ClusterConfig
+from addicted_jobs.jobs.cluster import Cluster, ClusterConfig, process_space
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
 from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import default_registry
@@ -51,7 +53,8 @@ async def _silence(pool: asyncpg.Pool, node_id: int, seconds: float = 3600) -> N
 
 async def _running_on(pool: asyncpg.Pool, cluster: Cluster, count: int) -> list[store.Claimed]:
     await store.enqueue(pool, [NewJob("noop", "default", {}, 3) for _ in range(count)])
-    return await cluster.claim("default", count, [], {}, {})
+    async with pool.acquire() as conn:
+        return await cluster.claim(conn, "default", count, [], {}, {})
 
 
 async def test_only_the_jobs_of_dead_nodes_are_recovered(
@@ -78,6 +81,62 @@ async def test_only_the_jobs_of_dead_nodes_are_recovered(
     assert await db_pool.fetchval("SELECT state FROM jobs.jobs WHERE id = $1", late.id) == "ready"
     await live.locks.close()
     await dead.locks.close()
+
+
+async def test_a_lost_claim_is_settled_on_the_claiming_node_only(
+    db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    """A node whose claim got no answer puts back the running jobs it does not know: its own
+    only. Before the fix it put back every running job of the queue, so another node's jobs ran
+    twice, their attempt refunded and no interruption counted (the double run after a database
+    restart under three nodes)."""
+    here, there = await _node(db_pool, db_dsn), await _node(db_pool, db_dsn)
+    known = await _running_on(db_pool, here, 2)
+    lost = await _running_on(db_pool, here, 1)  # committed, its answer lost
+    theirs = await _running_on(db_pool, there, 3)
+
+    requeued = await store.requeue_unknown(db_pool, "default", [j.id for j in known], here.node_id)
+
+    assert requeued == [lost[0].id]
+    states = dict(await db_pool.fetch("SELECT id, state FROM jobs.jobs"))
+    assert [states[j.id] for j in theirs] == ["running"] * 3
+    assert [states[j.id] for j in known] == ["running"] * 2
+    # With clustering off (node NULL) the rows of cluster nodes are not touched either.
+    assert await store.requeue_unknown(db_pool, "default", []) == []
+    await here.locks.close()
+    await there.locks.close()
+
+
+async def test_a_restarted_node_buries_its_predecessor_at_once(
+    db_pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    """The daemon restarted on the same host (a crash, kill -9, systemd's restart) finds the
+    row of its previous process, whose pid is gone, and its jobs go back to ready at its first
+    reaper pass instead of after node_timeout_s. Rows it cannot check are left to the timeout."""
+    proc = await asyncio.create_subprocess_exec("true")  # a pid that has just exited
+    await proc.wait()
+    dead_pid = proc.pid
+    space = process_space()
+    assert space is not None, "this test needs /proc"
+    host = socket.gethostname()
+    before = await cluster_store.register(db_pool, host, dead_pid, "test", space)
+    alive = await cluster_store.register(db_pool, host, os.getppid(), "test", space)
+    elsewhere = await cluster_store.register(db_pool, host, dead_pid, "test", "other-boot pid:[1]")
+    jobs: dict[int, list[int]] = {}
+    for node in (before, alive, elsewhere):
+        await store.enqueue(db_pool, [NewJob("noop", "default", {}, 3)])
+        claimed = await store.claim(db_pool, "default", 1, [], {}, node)
+        jobs[node] = [j.id for j in claimed]
+
+    restarted = await _node(db_pool, db_dsn, timeout=3600)  # the timeout never comes into play
+    reaped = await restarted.reap()
+
+    assert reaped.requeued == jobs[before]
+    live = {r["id"] for r in await db_pool.fetch("SELECT id FROM jobs.nodes WHERE dead_at IS NULL")}
+    assert live == {alive, elsewhere, restarted.node_id}
+    running = await db_pool.fetch("SELECT id FROM jobs.jobs WHERE state = 'running' ORDER BY id")
+    assert [r["id"] for r in running] == sorted(jobs[alive] + jobs[elsewhere])
+    await restarted.locks.close()
 
 
 async def test_a_node_past_its_lease_stops_claiming_and_an_expelled_one_rejoins(
@@ -112,7 +171,10 @@ async def test_racing_claims_never_exceed_a_cap_across_nodes(
 
     async def claim(node: Cluster) -> int:
         # Each node believes it has the whole cap free (its own count is 0).
-        got = await node.claim("default", 10, ["capped"], {"capped": cap}, {"capped": cap})
+        async with db_pool.acquire() as conn:
+            got = await node.claim(
+                conn, "default", 10, ["capped"], {"capped": cap}, {"capped": cap}
+            )
         return len(got)
 
     for _ in range(3):
