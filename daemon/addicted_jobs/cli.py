@@ -26,7 +26,6 @@ EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-EX_CONFIG = 78
 # Modules whose import registers more commands (the engine's own, then the domain's).
 EXTENSIONS: list[str] = [
     "addicted_jobs.cli_commands",
@@ -227,7 +226,7 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from addicted_jobs.app import run_daemon
-    from addicted_jobs.settings import ConfigError, load_settings
+    from addicted_jobs.settings import EX_CONFIG, ConfigError, load_settings
 
     try:
         settings = load_settings(args.config)
@@ -330,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    from addicted_jobs.settings import ConfigError
+    from addicted_jobs.settings import EX_CONFIG, ConfigError
 
     words = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in words

@@ -13,9 +13,7 @@ from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.control.protocol import OpError
 from addicted_jobs.control.server import OpHandler, Peer
-from addicted_jobs.jobs.onetime import OneTimeMigration
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Enqueuer, OneTimeMigration, Registry
 from addicted_jobs.onetime_migrations import all_migrations
 from addicted_jobs.settings import Settings, UpstreamResilience
 from addicted_jobs.tasks import storage_ops
@@ -103,7 +101,7 @@ class Domain:
             registry, self.resources, self.store, train_after=self.settings.storage.train_after
         )
 
-    def bind(self, engine: Engine) -> None:
+    def bind(self, engine: Enqueuer) -> None:
         """Hooks that need the engine: an exceeded credential's release queues its quota check."""
         self.resources.credentials.on_exceeded = credential_check_hook(engine.enqueue)
         self.store.on_legacy = lambda path: engine.enqueue("migrate_compression", {"path": path})
@@ -111,7 +109,7 @@ class Domain:
     def migrations(self) -> list[OneTimeMigration]:
         return all_migrations(self.resources)
 
-    def ops(self, engine: Engine) -> dict[str, OpHandler]:
+    def ops(self, engine: Enqueuer) -> dict[str, OpHandler]:
         pool = self.resources.pool
 
         async def request_subtitles(args: dict[str, Any], peer: Peer) -> dict[str, Any]:

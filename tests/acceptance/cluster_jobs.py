@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, Registry
 
 CAP = 4
 LOCK_KEYS = 4

@@ -8,9 +8,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict
 
-from addicted_jobs.jobs.backoff import RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry, RetryPolicy
 
 # Their own queues: a poison job must not be able to hide behind the default queue's traffic.
 POISON_QUEUE = "poison"

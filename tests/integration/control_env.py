@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict
 from addicted_jobs.control.client import ControlClient
 from addicted_jobs.control.ops import READ_ONLY, EngineOps
 from addicted_jobs.control.server import ControlServer, OpHandler
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import NOOP, JobSpec, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, Registry
+from addicted_jobs.jobs.engine import Engine
+from addicted_jobs.jobs.spec import NOOP
 from tests.integration.conftest import EngineFactory
 
 

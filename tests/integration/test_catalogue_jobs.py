@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, DEFAULT_RETRY
-from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs import DEFAULT_RETRY
+from addicted_jobs.jobs.engine import Engine
+from addicted_jobs.tasks.catalogue import CATALOGUE_DELAYS
 from addicted_jobs.upstream.sandbox import FaultConfig
 from tests.integration.catalog_env import CatalogueEnv, catalogue_env
 from tests.integration.conftest import EngineFactory

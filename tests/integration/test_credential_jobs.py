@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from addicted_jobs.catalog.credentials import CredentialPool
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.tasks.credential_ops import (
     CredentialNotFound,
     credentials_add,

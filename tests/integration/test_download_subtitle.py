@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.storage.compression import Codec
 from addicted_jobs.storage.local import LocalStorage
 from addicted_jobs.tasks.credentials import RESET, credential_check_hook, register_credential_jobs

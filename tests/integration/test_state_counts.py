@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.backoff import RetryPolicy
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobSpec, NoArgs, Registry, RetryPolicy, store
 from addicted_jobs.jobs.store import JobFilter
 from tests.integration.conftest import EngineFactory
 from tests.integration.test_engine import Recorder, _is

@@ -16,9 +16,8 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
-from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import DEFAULT_RETRY, Registry, RetryPolicy
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, train_dictionary
 from addicted_jobs.storage.dictionaries import save_dictionary
 from addicted_jobs.storage.s3 import S3Storage

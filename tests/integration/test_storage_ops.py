@@ -22,7 +22,7 @@ import addicted_jobs.cli_storage as cli_storage
 from addicted_jobs import cli
 from addicted_jobs.control.client import ControlClient, DaemonError
 from addicted_jobs.control.server import ControlServer, Peer
-from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs import JobRequest
 from addicted_jobs.settings import ConfigError, Settings
 from addicted_jobs.storage.compression import Codec
 from addicted_jobs.storage.local import LocalStorage

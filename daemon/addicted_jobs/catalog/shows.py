@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.catalog.credentials import CredentialPool
+from addicted_jobs.db import LOCK_NAMESPACE, MERGE_LOCK, Conn
 from addicted_jobs.upstream.models import ParsedShow
 from addicted_jobs.upstream.tmdb_mapper import TmdbLookup, try_resolve_show
 
@@ -21,11 +21,8 @@ ADDIC7ED = 0  # DataSource values (spec 9.2)
 SUPER_SUBTITLES = 1
 SHOW, MOVIE = 0, 1  # ShowType values
 
-Conn = asyncpg.Connection | PoolConnectionProxy
-# pg_advisory_xact_lock(namespace, key): merges of one source run one at a time, so two syncs
-# never both create the same show.
-_LOCK_NAMESPACE = 0x41_4A
-_MERGE_LOCK = 20
+# pg_advisory_xact_lock(LOCK_NAMESPACE, MERGE_LOCK): merges of one source run one at a time, so
+# two syncs never both create the same show.
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +132,7 @@ async def merge_shows(pool: asyncpg.Pool, source: int, shows: Sequence[ShowToMer
     if not unique:
         return MergeResult()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _MERGE_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_NAMESPACE, MERGE_LOCK)
         rows = await conn.fetch(
             """SELECT external_id, tv_show_id FROM show_external_ids
                WHERE source = $1 AND external_id = ANY($2::text[])""",

@@ -29,11 +29,10 @@ from addicted_jobs.control.protocol import (
     summarise,
 )
 from addicted_jobs.control.server import OpHandler, Peer
-from addicted_jobs.jobs import store
+from addicted_jobs.jobs import STATES, EnqueueResult, JobRequest, UnknownJob, store
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.recurring import RecurringScheduler
-from addicted_jobs.jobs.runner import Engine, JobRequest
-from addicted_jobs.jobs.spec import UnknownJob
-from addicted_jobs.jobs.store import EnqueueResult, ParentLocked, ParentNotFound
+from addicted_jobs.jobs.store import ParentLocked, ParentNotFound
 
 READ_ONLY = frozenset(
     {"ping", "job", "jobs", "queues", "recurring", "migrations", "stats", "job-types"}
@@ -217,7 +216,7 @@ class EngineOps(AdminOps, BulkOps):
         out = []
         for name in sorted(set(self.engine.queues()) | set(counts)):
             entry = counts.get(name) or {
-                "counts": dict.fromkeys(store.STATES, 0),
+                "counts": dict.fromkeys(STATES, 0),
                 "oldest_ready_age_s": None,
                 "paused": False,
             }

@@ -1,4 +1,4 @@
-"""JobSpec: what the engine knows of a job type, and the registry the runner dispatches from.
+"""JobSpec: what the engine knows of a job type, and the registry the engine dispatches from.
 
 A spec names the job, its queue and argument model, and carries every policy the original set
 with attributes: unique key + TTL, per-type concurrency cap, retries, timeout and keyed lock.

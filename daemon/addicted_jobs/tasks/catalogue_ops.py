@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from addicted_jobs.catalog.search import decide_fetch, parse_language
-from addicted_jobs.jobs.store import EnqueueResult
+from addicted_jobs.jobs import EnqueueResult
 from addicted_jobs.tasks.resources import Resources
 
 Enqueue = Callable[[str, dict[str, Any]], Awaitable[EnqueueResult]]

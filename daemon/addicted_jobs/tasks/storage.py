@@ -11,9 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
-from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs import DEFAULT_RETRY, JobContext, JobSpec, Registry, RetryPolicy
 from addicted_jobs.storage.base import validate_key
 from addicted_jobs.storage.compression import CompressionError, CorruptObject
 from addicted_jobs.storage.legacy_formats import LEGACY_SUFFIX, current_key, legacy_key
@@ -251,7 +249,7 @@ class StorageJobs:
             self.auto_train.trained()
         ctx.log.info("dictionary trained", **report.as_dict())
         if report.adopted and report.previous_id is None:
-            await queue_plain_migrations(self.store, ctx.engine.enqueue_many)
+            await queue_plain_migrations(self.store, ctx.enqueue_many)
 
 
 def register_storage_jobs(

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs import JobRequest
 from addicted_jobs.storage import compression
 from addicted_jobs.storage.compression import CompressionError, Dictionary
 from addicted_jobs.tasks.subtitle_store import (

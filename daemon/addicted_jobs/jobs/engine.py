@@ -1,46 +1,50 @@
-"""The engine at run time: one dispatcher per queue (bounded concurrency, LISTEN/NOTIFY and due-time
-wake-ups, per-type caps), job execution (locks, timeouts, retries), the batched status flusher,
-crash recovery, pruning and the two-stage shutdown.
+"""The engine at run time: enqueue, the lifecycle (start, LISTEN, recovery, pruning and the
+two-stage shutdown), per-type caps, and running one job (locks, timeouts, the failure policy of
+jobs/outcomes.py). The claim loops are jobs/dispatcher.py's, the status writes jobs/flusher.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-import traceback
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from addicted_jobs.db import HEALTH_CHECK_TIMEOUT_S, UNREACHABLE, close_or_terminate
+from addicted_jobs.db import DB_ERRORS, HEALTH_CHECK_TIMEOUT_S, close_or_terminate
 from addicted_jobs.jobs import store
-from addicted_jobs.jobs.cluster import CAP_FULL_RETRY_S, Cluster
-from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs.cluster import Cluster
+from addicted_jobs.jobs.context import EnqueueResult, JobContext, JobRequest
+from addicted_jobs.jobs.dispatcher import Dispatcher
+from addicted_jobs.jobs.flusher import OutcomeFlusher
 from addicted_jobs.jobs.locks import KeyedLocks
 from addicted_jobs.jobs.loopguard import LoopGuard
+from addicted_jobs.jobs.outcomes import JobTimeout, Unrunnable, outcome_of
 from addicted_jobs.jobs.spec import JobSpec, Registry
-from addicted_jobs.jobs.store import Claimed, EnqueueResult, NewJob, Outcome
+from addicted_jobs.jobs.states import WAITING
+from addicted_jobs.jobs.store import Claimed, NewJob, Outcome
 from addicted_jobs.jobs.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from addicted_jobs.settings import Settings
 
 log = structlog.get_logger("addicted_jobs.jobs")
 CHANNEL = "addicted_jobs"
-# The engine's loops also back off on any other database error rather than die: a vital task
-# that dies takes the daemon with it, and a failing statement is logged each time it is retried.
-DB_ERRORS = (*UNREACHABLE, asyncpg.PostgresError)
-ERROR_TEXT_LIMIT = 4000
-FLUSH_MAX = 5000
 
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """The engine's knobs: per-queue concurrency (others get default_concurrency), how often an
+    interrupted job may be recovered before it is failed, the fallback poll and flush interval,
+    the claim prefetch for short jobs, a scale on retry delays (tests), retention of finished
+    jobs, and the horizon watch. Seconds unless the name says otherwise."""
+
     concurrency: dict[str, int]
     default_concurrency: int = 10
     max_interruptions: int = 5
@@ -53,224 +57,31 @@ class EngineConfig:
     horizon_warn_s: float = 300.0  # an open transaction older than this is shown and logged
     horizon_check_s: float = 30.0
 
-
-@dataclass(frozen=True)
-class JobRequest:
-    name: str
-    args: dict[str, Any] | BaseModel
-    after: int | None = None
-    delay: float | None = None
-
-
-def _error_text(exc: BaseException) -> str:
-    summary = f"{type(exc).__name__}: {exc}"
-    detail = "".join(traceback.format_exception(exc))
-    return (summary + "\n" + detail)[:ERROR_TEXT_LIMIT]
-
-
-class Dispatcher:
-    """Claims work for one queue whenever it has room and something may be due.
-
-    At most `concurrency` jobs run at once. When a queue's jobs are short (a few milliseconds), the
-    round trip to claim them costs more than running them, so the dispatcher claims a batch ahead
-    into a local buffer; long jobs are claimed only as slots free up, so none sits claimed but idle.
-    A finishing job starts the next buffered one itself, and the buffer is refilled once half of
-    it is gone, so the next claim's round trip overlaps with running jobs instead of idling them.
-    """
-
-    SHORT_JOB_MS = 20.0
-
-    def __init__(self, engine: Engine, queue: str, concurrency: int) -> None:
-        self.engine = engine
-        self.queue = queue
-        self.concurrency = concurrency
-        self.paused = False
-        self.wake = asyncio.Event()
-        self.active: dict[int, asyncio.Task[None]] = {}
-        self.buffer: deque[Claimed] = deque()
-        self.avg_ms: float | None = None  # moving average of job durations in this queue
-        # Where each type's claim scan starts (issue 14, part 2; store._CLAIM_TAIL): a held
-        # snapshot elsewhere leaves dead index entries at each type's head, which an unbounded
-        # scan walks on every claim. rewind() drops them when a row may appear below them.
-        self.lows: dict[str, store.Low] = {}
-        self.types = {n for n, s in engine.registry.specs.items() if s.queue == queue}
-        self.rewinds = 0
-        self.scanned_at = -math.inf  # monotonic time of the last unbounded claim
-        self.lost_claim: int | None = None  # server pid of a claim that got no answer
-
-    def _prefetch(self) -> int:
-        short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
-        return self.engine.config.claim_batch if short else 0
-
-    def _claim_limit(self) -> int:
-        return self.concurrency + self._prefetch() - len(self.active) - len(self.buffer)
-
-    def _low_water(self) -> int:
-        """Claim again once the buffer holds fewer jobs than this."""
-        return max(self.concurrency, self._prefetch() // 2)
-
-    async def run(self) -> None:
-        outage = 0
-        while not self.engine.stopping:
-            if self.paused:
-                self._hand_back(self.buffer)
-                await self._wait(None)
-                continue
-            self._start_buffered()
-            if not self.engine.may_claim():  # instance lock or cluster lease not proven
-                await self._wait(0.5)
-                continue
-            limit = self._claim_limit()
-            if limit <= 0 or len(self.buffer) >= self._low_water():
-                await self._wait(None)  # a finishing job wakes us
-                continue
-            capped, rooms = self.engine.cap_state(self.queue)
-            self.wake.clear()
-            # Unbounded now and then (every fallback_poll_s): it finds types no one registered
-            # here and rows a lost notification did not announce, as the fallback poll does.
-            full = time.monotonic() - self.scanned_at >= self.engine.config.fallback_poll_s
-            rewinds = self.rewinds
-            try:
-                if self.engine.cluster is None:
-                    claimed, lows = await self._claim(limit, capped, rooms, full)
-                else:  # across nodes: caps counted in the database, no lower bounds (issue 19)
-                    claimed, lows = await self.engine.claim(self.queue, limit, capped, rooms), {}
-            except DB_ERRORS as exc:
-                outage += 1
-                self.engine.report_db_error(exc)
-                await self._wait(min(0.25 * 2**outage, 5.0))
-                continue
-            if rewinds == self.rewinds:  # else a row it could not see may lie below these
-                self.lows.update(lows)
-                self.types.update(lows)
-                if full:
-                    self.scanned_at = time.monotonic()
-            for job in claimed:
-                self.engine.running_by_name[job.name] += 1
-            self.buffer.extend(claimed)
-            if self.engine.stopping:
-                break
-            self._start_buffered()
-            if outage:
-                outage = 0
-                self.engine.report_db_ok()
-            if len(claimed) == limit:
-                continue
-            # Drained: sleep until woken, or until the next delayed job falls due.
-            blocked = [n for n in capped if self.engine.room(n) <= 0]
-            try:
-                bounds = self._lows() if self.engine.cluster is None else None
-                due = await store.next_due(self.engine.engine_pool, self.queue, blocked, bounds)
-            except DB_ERRORS as exc:
-                self.engine.report_db_error(exc)
-                due = None
-            timeout = self.engine.config.fallback_poll_s
-            if blocked and self.engine.cluster is not None:
-                # Another node's finish frees a cap without waking us (issue 19).
-                timeout = min(timeout, CAP_FULL_RETRY_S)
-            if due is not None:
-                timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.005))
-            await self._wait(timeout)
-        # Stopping: jobs claimed but not started go straight back, without spending an attempt.
-        self._hand_back(self.buffer)
-
-    async def _claim(
-        self, limit: int, capped: list[str], rooms: dict[str, int], full: bool
-    ) -> tuple[list[Claimed], dict[str, store.Low]]:
-        """One claim on the engine's pool. A claim that failed without an answer from the server
-        (a deadline, a dropped connection) may still have committed: its jobs would stay
-        `running` with no one running them. So its session is ended first (whatever it ran is
-        then final), and the queue's running jobs this daemon does not know go back to ready."""
-        if self.lost_claim is not None:
-            await self._settle_lost_claim(self.lost_claim)
-        async with self.engine.engine_pool.acquire() as conn:
-            pid = conn.get_server_pid()
-            try:
-                return await store.claim_from(
-                    conn, self.queue, limit, capped, rooms, None if full else self._lows()
-                )
-            except UNREACHABLE:
-                self.lost_claim = pid
-                raise
-
-    async def _settle_lost_claim(self, pid: int) -> None:
-        if not self.engine.claiming_allowed:
-            # Without the instance lock another daemon may be running those jobs.
-            raise TimeoutError("a lost claim waits for the instance lock to be proven")
-        pool = self.engine.engine_pool
-        if not await store.end_backend(pool, pid):
-            raise TimeoutError(f"the session of a lost claim (pid {pid}) did not end")
-        requeued = await store.requeue_unknown(pool, self.queue, self.engine.known_ids())
-        self.lost_claim = None
-        log.warning(
-            "a claim got no answer; the jobs it may have claimed are ready again",
-            queue=self.queue,
-            requeued=requeued,
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The config of the daemon's settings: `[queues]` concurrency, and every field here that
+        `[engine]` has under the same name, so a new knob is one field here and one there.
+        Only the flush interval is given in milliseconds there."""
+        section = settings.engine
+        same = {f.name for f in fields(cls)} & set(type(section).model_fields)
+        return cls(
+            concurrency={name: q.concurrency for name, q in settings.queues.items()},
+            default_concurrency=settings.queue_concurrency("default"),
+            flush_interval_s=section.flush_interval_ms / 1000,
+            **{name: getattr(section, name) for name in same},
         )
-
-    def _lows(self) -> dict[str, store.Low | None]:
-        return {name: self.lows.get(name) for name in self.types}
-
-    def rewind(self) -> None:
-        """A row may have become due below the claim's lower bounds (an enqueue, a retry, a
-        released continuation, a notification we may have missed): scan from the start again."""
-        self.lows.clear()
-        self.rewinds += 1
-        self.wake.set()
-
-    def _hand_back(self, jobs: deque[Claimed]) -> None:
-        while jobs:
-            job = jobs.popleft()
-            self.engine.running_by_name[job.name] -= 1
-            self.engine.record(
-                Outcome(
-                    job.id, job.claims, "ready", datetime.now(UTC), refund=1, outcome="returned"
-                )
-            )
-
-    async def _wait(self, timeout: float | None) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                await self.wake.wait()
-        except TimeoutError:
-            pass
-        self.wake.clear()
-
-    def _start_buffered(self) -> None:
-        """Start claimed jobs while there is room; not while paused or stopping, when the
-        dispatcher loop hands the buffer back instead."""
-        while (
-            self.buffer
-            and len(self.active) < self.concurrency
-            and not self.paused
-            and not self.engine.stopping
-        ):
-            self._start(self.buffer.popleft())
-
-    def _start(self, job: Claimed) -> None:
-        task = asyncio.create_task(self.engine.execute(self.queue, job), name=f"job-{job.id}")
-        self.active[job.id] = task
-        task.add_done_callback(partial(self._finished, job, time.monotonic()))
-
-    def _finished(self, job: Claimed, started: float, _task: asyncio.Task[None]) -> None:
-        self.active.pop(job.id, None)
-        self.engine.running_by_name[job.name] -= 1
-        elapsed = (time.monotonic() - started) * 1000
-        self.avg_ms = elapsed if self.avg_ms is None else 0.8 * self.avg_ms + 0.2 * elapsed
-        self.engine.wake_capped(job.name)
-        self._start_buffered()
-        self.wake.set()
-
-    def take_buffered(self, job_id: int) -> Claimed | None:
-        for job in self.buffer:
-            if job.id == job_id:
-                self.buffer.remove(job)
-                self.engine.running_by_name[job.name] -= 1
-                return job
-        return None
 
 
 class Engine:
+    """The job engine of one daemon: `enqueue`/`enqueue_many` (the Enqueuer every JobContext
+    holds), `start` (a Dispatcher per queue, the LISTEN connection, the flusher, pruner, horizon
+    watch and counter fold, all under the Supervisor), `execute` (one run: lock, timeout, loop
+    guard, the verdict of outcomes.outcome_of recorded synchronously), and `stop` (stop claiming,
+    grace for running jobs, then hand them back without spending their attempt).
+
+    It is the Dispatchers' DispatchHost: it counts claimed jobs per type for the caps, and owns
+    the cluster hooks (issue 19) and the database health reported to systemd."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -302,11 +113,13 @@ class Engine:
         )  # name, queue, outcome, s
         self._connect = connect
         self._listener: asyncpg.Connection | None = None
-        self._outcomes: list[Outcome] = []
-        self._held: list[Outcome] = []  # outcomes whose row another session holds locked
-        self._flushing: list[Outcome] = []  # the batch a flush is writing now
-        self._held_logged: set[int] = set()
-        self._flush_wanted = asyncio.Event()
+        self.flusher = OutcomeFlusher(
+            self.engine_pool,
+            config.flush_interval_s,
+            self.report_db_error,
+            self.report_db_ok,
+            self._requeued,
+        )
         self._loops: list[asyncio.Task[Any]] = []
         self._dispatch_loops: list[asyncio.Task[Any]] = []
         self._hurry = asyncio.Event()
@@ -325,12 +138,14 @@ class Engine:
 
     # ---- enqueue ------------------------------------------------------------------------------
 
-    def _new_job(self, request: JobRequest) -> tuple[JobSpec[Any], NewJob]:
+    def prepare(self, request: JobRequest) -> NewJob:
+        """The row `request` becomes: its spec's queue, attempts and unique key, the arguments
+        validated and dumped as JSON (UnknownJob, ValidationError, ValueError on bad input)."""
         spec = self.registry.get(request.name)
         model = spec.parse(request.args)
         if request.delay is not None and request.delay < 0:
             raise ValueError(f"delay must be zero or positive seconds, got {request.delay}")
-        return spec, NewJob(
+        return NewJob(
             name=spec.name,
             queue=spec.queue,
             args=model.model_dump(mode="json"),
@@ -355,11 +170,11 @@ class Engine:
 
     async def enqueue_many(self, requests: Sequence[JobRequest]) -> list[EnqueueResult]:
         """All requests are validated before anything is written; one statement stores them all."""
-        prepared = [self._new_job(r) for r in requests]
-        results = await store.enqueue(self.pool, [job for _, job in prepared])
-        for (_, job), result in zip(prepared, results, strict=True):
+        prepared = [self.prepare(r) for r in requests]
+        results = await store.enqueue(self.pool, prepared)
+        for job, result in zip(prepared, results, strict=True):
             # A scheduled job wakes its dispatcher too, so it sets its timer to the new due time.
-            if result.created and result.state in ("ready", "scheduled"):
+            if result.created and result.state in WAITING:
                 self.rewind(job.queue)
         return results
 
@@ -376,15 +191,34 @@ class Engine:
 
     def known_ids(self) -> list[int]:
         """Every job this engine has claimed and not yet written the outcome of."""
-        ids = [o.id for o in (*self._outcomes, *self._held, *self._flushing)]
+        ids = list(self.flusher.pending_ids())
         for dispatcher in self.dispatchers.values():
             ids.extend(dispatcher.active)
             ids.extend(job.id for job in dispatcher.buffer)
         return ids
 
-    def wake_capped(self, name: str) -> None:
+    def job_done(self, name: str) -> None:
         if name in self._caps:
             self.wake(self.registry.get(name).queue)
+
+    def count_running(self, name: str, delta: int) -> None:
+        self.running_by_name[name] += delta
+
+    @property
+    def clustered(self) -> bool:
+        return self.cluster is not None
+
+    def record(self, outcome: Outcome) -> None:
+        """Queue one outcome for the flusher; synchronous, so a cancellation cannot lose it."""
+        self.flusher.record(outcome)
+
+    async def flush(self) -> None:
+        """Write every recorded outcome now (the flusher does it within milliseconds anyway)."""
+        await self.flusher.flush()
+
+    def _requeued(self) -> None:
+        if not self.stopping:
+            self.rewind()  # a retry may fall due below a claim's lower bound
 
     def cap_state(self, queue: str) -> tuple[list[str], dict[str, int]]:
         capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
@@ -414,7 +248,7 @@ class Engine:
         """This node was declared dead: its running and buffered jobs were put back to ready and
         may run elsewhere, so they stop here; their outcomes are refused by the fencing token."""
         for dispatcher in self.dispatchers.values():
-            dispatcher._hand_back(dispatcher.buffer)
+            dispatcher.hand_back(dispatcher.buffer)
             for task in dispatcher.active.values():
                 task.cancel()
 
@@ -443,7 +277,16 @@ class Engine:
         paused = await store.paused_queues(self.engine_pool)
         for queue in self.queues():
             conc = self.config.concurrency.get(queue, self.config.default_concurrency)
-            dispatcher = self.dispatchers[queue] = Dispatcher(self, queue, conc)
+            types = [n for n, spec in self.registry.specs.items() if spec.queue == queue]
+            dispatcher = self.dispatchers[queue] = Dispatcher(
+                self,
+                self.engine_pool,
+                queue,
+                conc,
+                types,
+                claim_batch=self.config.claim_batch,
+                fallback_poll_s=self.config.fallback_poll_s,
+            )
             dispatcher.paused = queue in paused
         if self._connect is not None:
             await self._listen()
@@ -455,7 +298,7 @@ class Engine:
                 self.supervisor.spawn(dispatcher.run(), f"dispatch-{queue}", critical=True)
             )
         self._loops.append(
-            self.supervisor.spawn(self._flush_loop(), "engine-flusher", critical=True)
+            self.supervisor.spawn(self.flusher.run(), "engine-flusher", critical=True)
         )
         self._loops.append(self.supervisor.spawn(self._prune_loop(), "engine-pruner"))
         self._loops.append(self.supervisor.spawn(self._horizon_loop(), "engine-horizon"))
@@ -567,25 +410,28 @@ class Engine:
             task.cancel()
         await asyncio.wait(self._loops, timeout=5.0) if self._loops else None
         self.guard.stop()
-        await asyncio.shield(self._final_flush())
+        await asyncio.shield(self.flusher.final_flush())
         if self._listener is not None and not self._listener.is_closed():
             await close_or_terminate(self._listener)
 
     # ---- running a job ------------------------------------------------------------------------
 
     async def execute(self, queue: str, job: Claimed) -> None:
+        """Run one claimed job to its end and record the outcome (never raises: every end of the
+        handler, a cancellation included, becomes an outcome)."""
         started = time.monotonic()
         structlog.contextvars.bind_contextvars(
             job_id=job.id, job=job.name, queue=queue, attempt=job.attempt
         )
-        outcome, result, error = "succeeded", Outcome(job.id, job.claims, "succeeded"), None
+        ended: BaseException | None = None
+        skipped = False
         try:
             try:
                 spec = self.registry.get(job.name)
                 args = spec.parse(job.args)
             except (LookupError, ValidationError) as exc:
                 # No handler, or stored arguments that can never fit: retrying cannot help.
-                raise _Unrunnable(exc) from exc
+                raise Unrunnable(exc) from exc
             ctx = JobContext(
                 job.id, job.name, queue, job.attempt, job.max_attempts, self, self.job_log
             )
@@ -596,52 +442,48 @@ class Engine:
                     if got:
                         await self._call(spec, ctx, args)
                     else:
-                        outcome = "skipped"
+                        skipped = True
             else:
                 async with self.locks.lock(f"{spec.name}:{spec.lock_key(args)}"):
                     await self._call(spec, ctx, args)
-        except asyncio.CancelledError:
-            if self._cancel_reasons.pop(job.id, None) == "operator":
-                outcome, result = (
-                    "cancelled",
-                    Outcome(job.id, job.claims, "deleted", error="cancelled by an operator"),
-                )
-            else:
-                outcome, result = (
-                    "interrupted",
-                    Outcome(job.id, job.claims, "ready", datetime.now(UTC), refund=1),
-                )
-        except _Unrunnable as exc:
-            error = f"{type(exc.cause).__name__}: {exc.cause}"[:500]
-            outcome, result = (
-                "failed",
-                Outcome(job.id, job.claims, "failed", error=_error_text(exc.cause)),
-            )
-        except Exception as exc:
-            outcome, result, error = self._failure(job, exc)
+        except (asyncio.CancelledError, Exception) as exc:
+            ended = exc  # a cancellation ends this run only: it becomes an outcome below
         finally:
+            if ended is None:
+                verdict = outcome_of(job, None, None, skipped=skipped)
+            else:
+                known = self.registry.specs.get(job.name)
+                verdict = outcome_of(
+                    job,
+                    ended,
+                    known.retry if known else None,
+                    by_operator=isinstance(ended, asyncio.CancelledError)
+                    and self._cancel_reasons.pop(job.id, None) == "operator",
+                    delay_scale=self.config.retry_delay_scale,
+                )
+            label, result = verdict.label, verdict.outcome
             elapsed = time.monotonic() - started
-            self.record(replace(result, outcome=outcome, duration_s=elapsed))
-            self.on_finished(job.name, queue, outcome, elapsed)
-            fields: dict[str, Any] = {
+            self.record(replace(result, outcome=label, duration_s=elapsed))
+            self.on_finished(job.name, queue, label, elapsed)
+            line: dict[str, Any] = {
                 "id": job.id,
                 "name": job.name,
                 "queue": queue,
                 "attempt": job.attempt,
                 "duration_ms": round((time.monotonic() - started) * 1000, 2),
-                "outcome": outcome,
+                "outcome": label,
             }
-            if error:
-                fields["error"] = error
+            if verdict.error:
+                line["error"] = verdict.error
             if result.state == "scheduled" and result.run_at is not None:
-                fields["retry_in_s"] = round((result.run_at - datetime.now(UTC)).total_seconds(), 1)
+                line["retry_in_s"] = round((result.run_at - datetime.now(UTC)).total_seconds(), 1)
             structlog.contextvars.clear_contextvars()
-            if outcome in ("succeeded", "skipped", "interrupted", "cancelled"):
-                self.job_log.info("job finished", **fields)
-            elif outcome == "retry":
-                self.job_log.warning("job finished", **fields)
+            if label in ("succeeded", "skipped", "interrupted", "cancelled"):
+                self.job_log.info("job finished", **line)
+            elif label == "retry":
+                self.job_log.warning("job finished", **line)
             else:  # failed or deleted for good: someone has to look (journalctl -p err)
-                self.job_log.error("job finished", **fields)
+                self.job_log.error("job finished", **line)
 
     async def _call(self, spec: JobSpec[Any], ctx: JobContext, args: BaseModel) -> None:
         if spec.timeout is None:
@@ -658,18 +500,6 @@ class Engine:
         finally:
             if task is not None:
                 self.guard.forget(task)
-
-    def _failure(self, job: Claimed, exc: BaseException) -> tuple[str, Outcome, str]:
-        summary = f"{type(exc).__name__}: {exc}"[:500]
-        spec = self.registry.specs.get(job.name)
-        policy = spec.retry if spec else None
-        if policy is not None and job.attempt < job.max_attempts:
-            delay = policy.delay(job.attempt) * self.config.retry_delay_scale
-            state = "scheduled" if delay > 0 else "ready"
-            run_at = datetime.now(UTC) + timedelta(seconds=delay)
-            return "retry", Outcome(job.id, job.claims, state, run_at, _error_text(exc)), summary
-        final = "deleted" if policy is not None and policy.on_exhausted == "delete" else "failed"
-        return final, Outcome(job.id, job.claims, final, error=_error_text(exc)), summary
 
     def cancel_running(self, job_id: int) -> bool:
         for dispatcher in self.dispatchers.values():
@@ -691,99 +521,6 @@ class Engine:
                 task.cancel()
                 return True
         return False
-
-    # ---- status writes ------------------------------------------------------------------------
-
-    def record(self, outcome: Outcome) -> None:
-        # Synchronous on purpose: no await between the job's end and its outcome being queued, so
-        # a cancellation cannot lose it. The flusher writes it within a few milliseconds.
-        self._outcomes.append(outcome)
-        self._flush_wanted.set()
-
-    async def flush(self) -> None:
-        """Write every recorded outcome; keeps them for the next try when the database is away.
-
-        Outcomes whose row another session holds locked are not waited for: they wait in
-        `_held` and go out again with the next flush (at least every HELD_RETRY_S), so one locked
-        row never holds up the others' status, unique keys and continuations."""
-        if self._held:
-            self._outcomes = self._held + self._outcomes
-            self._held = []
-        while self._outcomes:
-            # At most FLUSH_MAX outcomes per call: a flush that fell behind catches up in calls
-            # of bounded cost rather than one that grows with the lag.
-            batch, self._outcomes = self._outcomes[:FLUSH_MAX], self._outcomes[FLUSH_MAX:]
-            self._flushing = batch
-            try:
-                # A finish that timed out may have committed: written again, its outcomes are
-                # dropped (the row is no longer that run's: the fencing token, 007).
-                busy = await store.finish(self.engine_pool, batch)
-            except DB_ERRORS:
-                self._outcomes = batch + self._outcomes
-                raise
-            finally:
-                self._flushing = []
-            if busy:
-                self._hold([o for o in batch if o.id in set(busy)])
-            for outcome in batch:
-                if outcome.id in self._held_logged and outcome.id not in busy:
-                    self._held_logged.discard(outcome.id)
-                    log.info("held job outcome written", id=outcome.id, state=outcome.state)
-            # A retry scheduled sooner than the fallback poll must wake its dispatcher too: it is
-            # asleep until a due time computed before this job failed.
-            if any(o.state in ("ready", "scheduled") for o in batch) and not self.stopping:
-                self.rewind()  # a retry may fall due below a claim's lower bound
-
-    HELD_RETRY_S = 0.5
-
-    def _hold(self, outcomes: list[Outcome]) -> None:
-        self._held.extend(outcomes)
-        for outcome in outcomes:
-            if outcome.id not in self._held_logged:
-                self._held_logged.add(outcome.id)
-                log.warning(
-                    "job row locked by another session; its outcome is written when the lock ends",
-                    id=outcome.id,
-                    state=outcome.state,
-                )
-
-    async def _flush_loop(self) -> None:
-        failures = 0
-        while True:
-            try:
-                async with asyncio.timeout(self.HELD_RETRY_S if self._held else None):
-                    await self._flush_wanted.wait()
-            except TimeoutError:
-                pass
-            self._flush_wanted.clear()
-            if self.config.flush_interval_s:
-                await asyncio.sleep(self.config.flush_interval_s)  # gather a batch, not a sync wait
-            try:
-                await asyncio.shield(self.flush())
-                if failures:
-                    failures = 0
-                    self.report_db_ok()
-            except DB_ERRORS as exc:
-                failures += 1
-                self.report_db_error(exc)
-                await asyncio.sleep(min(0.25 * 2**failures, 5.0))
-                self._flush_wanted.set()
-
-    async def _final_flush(self, deadline_s: float = 10.0) -> None:
-        """At stop: write everything, giving rows held locked by others up to `deadline_s`. What
-        is still held stays `running` and is recovered (without spending its attempt) at the next
-        start."""
-        end = time.monotonic() + deadline_s
-        await self.flush()
-        while self._held and time.monotonic() < end:
-            await asyncio.sleep(min(self.HELD_RETRY_S, max(end - time.monotonic(), 0)))
-            await self.flush()
-        if self._held:
-            log.error(
-                "job outcomes not written: their rows stay locked by another session; "
-                "they are recovered at the next start",
-                ids=[o.id for o in self._held],
-            )
 
     async def _horizon_loop(self) -> None:
         """Watch for a transaction elsewhere that holds back the xmin horizon: claims slow down
@@ -835,13 +572,3 @@ class Engine:
             except DB_ERRORS as exc:
                 log.warning("pruning skipped", error=str(exc))
             await asyncio.sleep(self.config.prune_every_s)
-
-
-class JobTimeout(Exception):
-    pass
-
-
-class _Unrunnable(Exception):
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
