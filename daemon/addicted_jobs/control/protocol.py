@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from addicted_jobs.jobs import JobState
+
 VERSION = 1
 ErrorCode = Literal[
     "bad_request",
@@ -33,7 +35,6 @@ M = TypeVar("M", bound=BaseModel)
 BIGINT = 2**63 - 1
 MAX_BATCH = 100_000
 MAX_DELAY_S = 10 * 366 * 86_400
-JobState = Literal["awaiting", "scheduled", "ready", "running", "succeeded", "failed", "deleted"]
 
 
 class OpError(Exception):
