@@ -29,7 +29,7 @@ from addicted_jobs.control.protocol import (
     summarise,
 )
 from addicted_jobs.control.server import OpHandler, Peer
-from addicted_jobs.jobs import STATES, EnqueueResult, JobRequest, UnknownJob, store
+from addicted_jobs.jobs import EnqueueResult, JobRequest, UnknownJob, store
 from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.recurring import RecurringScheduler
 from addicted_jobs.jobs.store import ParentLocked, ParentNotFound
@@ -215,11 +215,7 @@ class EngineOps(AdminOps, BulkOps):
         config = self.engine.config
         out = []
         for name in sorted(set(self.engine.queues()) | set(counts)):
-            entry = counts.get(name) or {
-                "counts": dict.fromkeys(STATES, 0),
-                "oldest_ready_age_s": None,
-                "paused": False,
-            }
+            entry = counts.get(name) or store.queue_entry()
             dispatcher = self.engine.dispatchers.get(name)
             concurrency = (
                 dispatcher.concurrency

@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -449,21 +449,22 @@ class Engine:
         except (asyncio.CancelledError, Exception) as exc:
             ended = exc  # a cancellation ends this run only: it becomes an outcome below
         finally:
+            elapsed = time.monotonic() - started
             if ended is None:
-                verdict = outcome_of(job, None, None, skipped=skipped)
+                verdict = outcome_of(job, None, None, elapsed, skipped=skipped)
             else:
                 known = self.registry.specs.get(job.name)
                 verdict = outcome_of(
                     job,
                     ended,
                     known.retry if known else None,
+                    elapsed,
                     by_operator=isinstance(ended, asyncio.CancelledError)
                     and self._cancel_reasons.pop(job.id, None) == "operator",
                     delay_scale=self.config.retry_delay_scale,
                 )
             label, result = verdict.label, verdict.outcome
-            elapsed = time.monotonic() - started
-            self.record(replace(result, outcome=label, duration_s=elapsed))
+            self.flusher.record(result)
             self.on_finished(job.name, queue, label, elapsed)
             line: dict[str, Any] = {
                 "id": job.id,

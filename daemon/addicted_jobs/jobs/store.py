@@ -663,6 +663,17 @@ async def fold_counts(db: Executor) -> None:
     await db.execute(_FOLD_COUNTS)
 
 
+def queue_entry(
+    counts: dict[str, int] | None = None, age: float | None = None, paused: bool = False
+) -> dict[str, Any]:
+    """One queue as queue_counts gives it; without counts, a queue with no job at all."""
+    return {
+        "counts": counts if counts is not None else dict.fromkeys(STATES, 0),
+        "oldest_ready_age_s": age,
+        "paused": paused,
+    }
+
+
 async def queue_counts(db: Executor, oldest: bool = True) -> dict[str, dict[str, Any]]:
     """Per queue: counts by state, the age in seconds of the oldest due ready or scheduled job
     (None when none is due, or when `oldest` is False: ping does not show it), and the paused
@@ -675,18 +686,14 @@ async def queue_counts(db: Executor, oldest: bool = True) -> dict[str, dict[str,
     result: dict[str, dict[str, Any]] = {}
     now = None
     for queue in sorted(set(counts) | set(paused)):
-        by_state = counts.get(queue, dict.fromkeys(STATES, 0))
+        by_state = counts.get(queue) or dict.fromkeys(STATES, 0)
         age = None
         if oldest and (by_state["ready"] or by_state["scheduled"]):
             due = await next_due(db, queue)
             now = now or await db.fetchval("SELECT now()")
             if due is not None and due <= now:
                 age = (now - due).total_seconds()
-        result[queue] = {
-            "counts": by_state,
-            "oldest_ready_age_s": age,
-            "paused": paused.get(queue, False),
-        }
+        result[queue] = queue_entry(by_state, age, paused.get(queue, False))
     return result
 
 
@@ -1005,6 +1012,18 @@ async def cancel_waiting(db: asyncpg.Pool, name: str) -> int:
     for row in rows:
         await cancel(db, row["id"])
     return len(rows)
+
+
+async def last_success(db: Executor, name: str) -> float | None:
+    """When the newest successful run of job type `name` finished, as Unix seconds (None: no
+    success kept; pruning forgets them after the retention). A scan of that type's rows: the
+    metrics endpoint asks once per scrape, for one type with few rows."""
+    at: float | None = await db.fetchval(
+        """SELECT extract(epoch FROM max(finished_at))::float8 FROM jobs.jobs
+           WHERE name = $1 AND state = 'succeeded'""",
+        name,
+    )
+    return at
 
 
 async def newest_id(db: Executor) -> int:
