@@ -294,9 +294,13 @@ class Engine:
                 self.supervisor.spawn(self._keep_listening(), "engine-listener", critical=True)
             )
         for queue, dispatcher in self.dispatchers.items():
-            self._loops.append(
-                self.supervisor.spawn(dispatcher.run(), f"dispatch-{queue}", critical=True)
-            )
+            loop = self.supervisor.spawn(dispatcher.run(), f"dispatch-{queue}", critical=True)
+            # stop() waits for these (a claim in flight completes and is handed back) before it
+            # cancels the rest. Before issue 16 the list stayed empty, so a stop could cancel a
+            # dispatcher inside a claim the server had already committed: its jobs then stayed
+            # `running` until the next start recovered them.
+            self._dispatch_loops.append(loop)
+            self._loops.append(loop)
         self._loops.append(
             self.supervisor.spawn(self.flusher.run(), "engine-flusher", critical=True)
         )
