@@ -1,5 +1,7 @@
 """All SQL of the engine: enqueue (unique, delayed, continuation), claim, finish, recover, prune,
-and the read side the control socket shows. Nothing else in the project writes to schema `jobs`.
+the read side the control socket shows, recurring entries and their fired slots, and the record
+of one-time migrations. Nothing else in the project reads or writes schema `jobs` or table
+onetime_migrations, except jobs/cluster_store.py (the cluster's own tables, issue 19).
 """
 
 from __future__ import annotations
