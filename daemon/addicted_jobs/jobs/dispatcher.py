@@ -136,6 +136,8 @@ class Dispatcher:
         return max(self.concurrency, self._prefetch() // 2)
 
     async def run(self) -> None:
+        """The claim loop (a critical task): claim while there is room, start what was claimed,
+        sleep until woken or a job falls due; on stop, hand back what never started."""
         outage = 0
         while not self.host.stopping:
             if self.paused:
@@ -289,6 +291,8 @@ class Dispatcher:
         self.wake.set()
 
     def take_buffered(self, job_id: int) -> Claimed | None:
+        """Remove job `job_id` from the claimed-but-unstarted buffer (an operator's cancel);
+        None when it is not there."""
         for job in self.buffer:
             if job.id == job_id:
                 self.buffer.remove(job)

@@ -179,6 +179,7 @@ class Engine:
         return results
 
     def wake(self, queue: str) -> None:
+        """Wake `queue`'s dispatcher (a no-op for a queue this engine does not run)."""
         dispatcher = self.dispatchers.get(queue)
         if dispatcher is not None:
             dispatcher.wake.set()
@@ -198,14 +199,17 @@ class Engine:
         return ids
 
     def job_done(self, name: str) -> None:
+        """A job of type `name` ended: if the type is capped, its queue may claim again."""
         if name in self._caps:
             self.wake(self.registry.get(name).queue)
 
     def count_running(self, name: str, delta: int) -> None:
+        """Claimed and unfinished jobs of type `name` changed by `delta` (caps count them)."""
         self.running_by_name[name] += delta
 
     @property
     def clustered(self) -> bool:
+        """Whether [cluster] is enabled: claims and caps then go through the database."""
         return self.cluster is not None
 
     def record(self, outcome: Outcome) -> None:
@@ -221,17 +225,20 @@ class Engine:
             self.rewind()  # a retry may fall due below a claim's lower bound
 
     def cap_state(self, queue: str) -> tuple[list[str], dict[str, int]]:
+        """The capped job types of `queue` and each one's room now ({name: free slots})."""
         capped = [n for n, cap in self._caps.items() if self.registry.specs[n].queue == queue]
         return capped, {n: self.room(n) for n in capped}
 
     # ---- cluster hooks (issue 19; the logic is in daemon/jobs/cluster.py) ----------------------
 
     def may_claim(self) -> bool:
+        """Claims are allowed: the instance lock is proven and, in a cluster, the lease too."""
         return self.claiming_allowed and (self.cluster is None or self.cluster.may_claim())
 
     async def claim(
         self, queue: str, limit: int, capped: list[str], rooms: dict[str, int]
     ) -> list[Claimed]:
+        """Claim up to `limit` jobs of `queue` in one statement (the cluster's claim when clustered)."""
         if self.cluster is None:
             return await store.claim(self.engine_pool, queue, limit, capped, rooms)
         return await self.cluster.claim(queue, limit, capped, rooms, self._caps)
@@ -261,9 +268,12 @@ class Engine:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def queues(self) -> list[str]:
+        """Every queue this engine runs: the registered job types' and the configured ones, sorted."""
         return sorted(self.registry.queues() | set(self.config.concurrency))
 
     async def recover(self) -> store.Recovered:
+        """Put back to ready the jobs a previous daemon left running (its attempt refunded), fail
+        those interrupted more than max_interruptions times; logs what it did."""
         recovered = await store.recover(self.engine_pool, self.config.max_interruptions)
         if recovered.requeued or recovered.poisoned:
             log.warning(
@@ -274,6 +284,8 @@ class Engine:
         return recovered
 
     async def start(self) -> None:
+        """Start a dispatcher per queue, the LISTEN connection (when `connect` was given), the
+        flusher, pruner, horizon watch and counter fold, all under the supervisor."""
         paused = await store.paused_queues(self.engine_pool)
         for queue in self.queues():
             conc = self.config.concurrency.get(queue, self.config.default_concurrency)
@@ -345,6 +357,8 @@ class Engine:
                 self.report_db_error(exc)
 
     def report_db_error(self, exc: BaseException) -> None:
+        """The database failed for one of the loops: logged once per outage, told to
+        `on_db_state` (systemd's STATUS=)."""
         if self.db_healthy:
             self.db_healthy = False
             log.error(
@@ -355,6 +369,7 @@ class Engine:
                 self.on_db_state(False, str(exc))
 
     def report_db_ok(self) -> None:
+        """The database answered again after an outage."""
         if not self.db_healthy:
             self.db_healthy = True
             log.info("database reachable again")
@@ -362,6 +377,7 @@ class Engine:
                 self.on_db_state(True, "")
 
     def set_concurrency(self, queue: str, concurrency: int) -> None:
+        """Change how many jobs of `queue` may run at once (reload); running jobs go on."""
         dispatcher = self.dispatchers.get(queue)
         if dispatcher is not None and dispatcher.concurrency != concurrency:
             log.info(
@@ -374,6 +390,8 @@ class Engine:
             dispatcher.wake.set()
 
     async def set_paused(self, queue: str, paused: bool) -> None:
+        """Pause or resume `queue`: stored (other daemons and restarts keep it), and its
+        dispatcher hands back what it had claimed but not started."""
         await store.set_paused(self.pool, queue, paused)
         dispatcher = self.dispatchers.get(queue)
         if dispatcher is not None:
@@ -507,6 +525,8 @@ class Engine:
                 self.guard.forget(task)
 
     def cancel_running(self, job_id: int) -> bool:
+        """An operator's cancel of job `job_id` if this engine holds it: a claimed job is
+        deleted at once, a running one is cancelled (then recorded as deleted). False when not here."""
         for dispatcher in self.dispatchers.values():
             job = dispatcher.take_buffered(job_id)
             if job is not None:

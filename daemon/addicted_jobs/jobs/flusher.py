@@ -56,6 +56,7 @@ class OutcomeFlusher:
     def record(self, outcome: Outcome) -> None:
         # Synchronous on purpose: no await between the job's end and its outcome being queued, so
         # a cancellation cannot lose it. The flusher writes it within a few milliseconds.
+        """Queue one outcome; the loop writes it within interval_s."""
         self.outcomes.append(outcome)
         self._wanted.set()
 
