@@ -611,7 +611,7 @@ async def get_job(db: Executor, job_id: int) -> dict[str, Any] | None:
 async def list_jobs(
     db: Executor,
     *,
-    state: str | None = None,
+    state: JobState | None = None,
     queue: str | None = None,
     name: str | None = None,
     limit: int = 50,
@@ -752,8 +752,8 @@ class Retried:
     because of it came back to `awaiting` (its chain). `changed` is False when the job was left
     alone (running, ready or awaiting: the caller reports a conflict)."""
 
-    previous: str
-    state: str
+    previous: JobState
+    state: JobState
     changed: bool = True
     restored: int = 0
 
@@ -790,7 +790,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
             return None
         if row["state"] not in ("failed", "deleted", "succeeded", "scheduled"):
             return Retried(row["state"], row["state"], changed=False)
-        state = "ready"
+        state: JobState = "ready"
         if row["parent_id"] is not None:
             # FOR SHARE: a finish of the parent waits for this transaction, so its release of
             # awaiting continuations sees this one (a pruned parent counts as succeeded).
@@ -809,11 +809,11 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
         return Retried(row["state"], state, restored=int(status.split()[-1]))
 
 
-async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:
+async def cancel(db: asyncpg.Pool, job_id: int) -> JobState | None:
     """Delete a job that has not started (and its continuations); returns the state it was in."""
     async with db.acquire() as conn, conn.transaction():
         await _bound_lock_waits(conn)
-        state: str | None = await conn.fetchval(
+        state: JobState | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
         if state in ("ready", "scheduled", "awaiting"):
@@ -971,12 +971,12 @@ async def bulk_action(db: asyncpg.Pool, action: str, where: JobFilter, limit: in
     return ids
 
 
-async def delete_job(db: asyncpg.Pool, job_id: int) -> str | None:
+async def delete_job(db: asyncpg.Pool, job_id: int) -> JobState | None:
     """Discard one finished job (succeeded, failed or deleted) for good; returns the state it was
     in, or None when there is no such job. A job in another state is left alone."""
     async with db.acquire() as conn, conn.transaction():
         await _bound_lock_waits(conn)
-        state: str | None = await conn.fetchval(
+        state: JobState | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
         if state in TERMINAL:
