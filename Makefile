@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy daemon
 	$(BIN)/lint-imports
+	$(BIN)/python .ci/check_import_cycles.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

@@ -31,8 +31,8 @@ import asyncpg
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.db import POOL_OPTIONS, _init_connection, apply_migrations
-from addicted_jobs.jobs.runner import Engine, EngineConfig, JobRequest
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import JobRequest, Registry
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.sandbox.data import LANGUAGES, Catalogue, FakeEpisode, FakeSubtitle
 from addicted_jobs.settings import Addic7edSettings, RefreshSettings

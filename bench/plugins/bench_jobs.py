@@ -14,8 +14,7 @@ import time
 
 from pydantic import BaseModel
 
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, Registry
 
 _records: list[tuple[float, int]] = []
 

@@ -34,14 +34,17 @@ from addicted_jobs.db import (
     apply_migrations,
 )
 from addicted_jobs.domain import Domain
-from addicted_jobs.jobs.onetime import OneTimeMigrationError, run_pending
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine, EngineConfig
+from addicted_jobs.jobs.migration import OneTimeMigrationError
+from addicted_jobs.jobs.onetime import run_pending
 from addicted_jobs.jobs.onetime_state import onetime_rows
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan, check_crons
-from addicted_jobs.jobs.runner import Engine, EngineConfig
-from addicted_jobs.jobs.spec import Registry, default_registry
+from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.jobs.supervisor import Supervisor
 from addicted_jobs.settings import (
     DEFAULT_QUEUES,
+    EX_CONFIG,
     ConfigError,
     Settings,
     check_queue_names,
@@ -54,23 +57,8 @@ log = structlog.get_logger("addicted_jobs")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EX_CONFIG = 78
 # Every socket operation the daemon serves, handlers unbound: the engine's, `nodes`, the domain's.
 OPERATIONS: tuple[Op, ...] = (*ENGINE_OPS, *CLUSTER_OPS, *SUBTITLE_OPS)
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        concurrency={name: q.concurrency for name, q in settings.queues.items()},
-        default_concurrency=settings.queue_concurrency("default"),
-        max_interruptions=settings.engine.max_interruptions,
-        fallback_poll_s=settings.engine.fallback_poll_s,
-        flush_interval_s=settings.engine.flush_interval_ms / 1000,
-        retention_days=settings.engine.retention_days,
-        claim_batch=settings.engine.claim_batch,
-        retry_delay_scale=settings.engine.retry_delay_scale,
-        horizon_warn_s=settings.engine.horizon_warn_s,
-    )
 
 
 class App:
@@ -238,7 +226,7 @@ class App:
         self.engine = Engine(
             self.db.pool,
             self.registry,
-            engine_config(settings),
+            EngineConfig.from_settings(settings),
             connect=self.db.connect,
             supervisor=self.supervisor,
             engine_pool=self.db.engine_pool,

@@ -14,10 +14,9 @@ from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.control.op import Op, Peer, bind, declared, op
 from addicted_jobs.db import Database, DatabaseConfigError, applied_migrations, load_migrations
-from addicted_jobs.jobs import cluster_store
+from addicted_jobs.jobs import NoArgs, cluster_store
 from addicted_jobs.jobs.cluster import Cluster, ClusterConfig
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import NoArgs
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.settings import Settings
 from addicted_jobs.upstream.resilience import RateLimiter
 

@@ -14,7 +14,7 @@ import asyncpg
 from addicted_jobs.app_status import StatusLine
 from addicted_jobs.control.activity import Activity
 from addicted_jobs.domain import Domain
-from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.metrics import Metrics, MetricsService
 from addicted_jobs.settings import ConfigError, Settings
 from addicted_jobs.tasks.ops.credentials import credentials_list

@@ -12,8 +12,9 @@ from typing import Any
 
 import structlog
 
+from addicted_jobs.db import DB_ERRORS
 from addicted_jobs.jobs import store
-from addicted_jobs.jobs.runner import DB_ERRORS, Engine
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.settings import Settings
 
 log = structlog.get_logger("addicted_jobs")

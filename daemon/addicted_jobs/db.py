@@ -31,10 +31,18 @@ from addicted_jobs.pools import (
 log = structlog.get_logger(__name__)
 
 MIGRATION_FILE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
-# Arbitrary but fixed keys for pg advisory locks (two int4 halves keep them readable in pg_locks).
+# Every advisory lock of the daemon, as (LOCK_NAMESPACE, key): arbitrary but fixed, and two int4
+# halves keep them readable in pg_locks. One table, so no two features ever pick the same key.
 LOCK_NAMESPACE = 0x41_4A  # "AJ"
-MIGRATION_LOCK = 1
-INSTANCE_LOCK = 2
+MIGRATION_LOCK = 1  # schema migrations, one runner at a time (session lock)
+INSTANCE_LOCK = 2  # one daemon per database without [cluster] (session lock)
+ONETIME_LOCK = 3  # one-time data migrations, one runner at a time (session lock)
+# 4: jobs/cluster_store.REAPER_LOCK, one reaper at a time; LOCK_NAMESPACE + 1 is its cap namespace
+MERGE_LOCK = 20  # catalog merges of one source, one at a time (transaction lock)
+
+# Where a query may run: a pool, a connection, or a connection acquired from a pool.
+Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 # The database cannot be reached right now (down, restarting, out of connections): wait and retry.
@@ -48,6 +56,9 @@ UNREACHABLE = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
 )
+# The engine's loops also back off on any other database error rather than die: a vital task
+# that dies takes the daemon with it, and a failing statement is logged each time it is retried.
+DB_ERRORS = (*UNREACHABLE, asyncpg.PostgresError)
 
 
 class DatabaseError(RuntimeError):
@@ -172,6 +183,12 @@ SERVER_SETTINGS = {"jit": "off"}
 # Issue 17: the "pid@host" this process runs jobs as, a session setting of every connection it
 # opens, so the claim records who ran each attempt without a parameter (store._CLAIM).
 SERVER_SETTINGS["daemon.runner"] = f"{os.getpid()}@{socket.gethostname()}"
+
+
+async def try_session_lock(conn: Conn, key: int) -> bool:
+    """Take advisory lock (LOCK_NAMESPACE, `key`) for the session if it is free; never waits."""
+    got: bool = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, key)
+    return got
 
 
 async def release_session_lock(conn: asyncpg.Connection | PoolConnectionProxy, key: int) -> None:

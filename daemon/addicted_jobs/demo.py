@@ -20,11 +20,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from addicted_jobs import logs
 from addicted_jobs.app import App
-from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs import TERMINAL, JobRequest, store
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.settings import Settings
 
-TERMINAL = ("succeeded", "failed", "deleted")
 COOKIES = ("demo-user-1=sandbox", "demo-user-2=sandbox", "demo-user-3=sandbox")
 
 
@@ -108,21 +107,14 @@ async def _wait_idle(pool: asyncpg.Pool, phase: str, since_id: int, progress: Pr
     DemoStalled when only retrying jobs have been left for STALL_S."""
     stalled_since: float | None = None
     while True:
-        rows = await pool.fetch(
-            "SELECT state, count(*) AS n FROM jobs.jobs WHERE id > $1 GROUP BY state", since_id
-        )
-        counts = {r["state"]: r["n"] for r in rows}
+        counts = await store.counts_since(pool, since_id)
         total = sum(counts.values())
         done = sum(counts.get(s, 0) for s in TERMINAL)
         progress.show(phase, done, total, counts)
         if total and done == total:
             progress.end_phase()
             return
-        retrying = await pool.fetch(
-            "SELECT id, name, last_error FROM jobs.jobs WHERE id > $1 AND state = 'scheduled' "
-            "AND last_error IS NOT NULL ORDER BY id",
-            since_id,
-        )
+        retrying = await store.retrying_since(pool, since_id)
         if not retrying or len(retrying) < total - done:
             stalled_since = None
         elif stalled_since is None:
@@ -147,10 +139,7 @@ async def _summary(pool: asyncpg.Pool, app: App, started: float) -> dict[str, An
         if blob is not None:
             packed += len(blob)
             raw += len(await app.domain.store.decompress(blob))
-    jobs = {
-        r["state"]: r["n"]
-        for r in await pool.fetch("SELECT state, count(*) AS n FROM jobs.jobs GROUP BY 1")
-    }
+    jobs = await store.counts_since(pool, 0)  # every job: the ids start at 1
     return {
         **counts,
         "stored_files": len(stored),
@@ -165,7 +154,7 @@ async def _phase(app: App, phase: str, requests: list[JobRequest], progress: Pro
     assert app.engine is not None and app.db is not None and app.db.pool is not None
     if not requests:
         return
-    mark = int(await app.db.pool.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
+    mark = await store.newest_id(app.db.pool)
     await app.engine.enqueue_many(requests)
     await _wait_idle(app.db.pool, phase, mark, progress)
 

@@ -10,9 +10,7 @@ import asyncpg
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
 from addicted_jobs.control.op import Op
-from addicted_jobs.jobs.onetime import OneTimeMigration
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Enqueuer, OneTimeMigration, Registry
 from addicted_jobs.onetime_migrations import all_migrations
 from addicted_jobs.settings import Settings
 from addicted_jobs.storage.setup import open_subtitle_store
@@ -66,7 +64,7 @@ class Domain:
             registry, self.resources, self.store, train_after=self.settings.storage.train_after
         )
 
-    def bind(self, engine: Engine) -> None:
+    def bind(self, engine: Enqueuer) -> None:
         """Hooks that need the engine: an exceeded credential's release queues its quota check."""
         self.resources.credentials.on_exceeded = credential_check_hook(engine.enqueue)
         self.store.on_legacy = lambda path: engine.enqueue("migrate_compression", {"path": path})
@@ -74,7 +72,7 @@ class Domain:
     def migrations(self) -> list[OneTimeMigration]:
         return all_migrations(self.resources)
 
-    def ops(self, engine: Engine) -> list[Op]:
+    def ops(self, engine: Enqueuer) -> list[Op]:
         """The domain's socket operations, served with the engine's enqueue functions."""
         return subtitle_ops(
             self.resources,

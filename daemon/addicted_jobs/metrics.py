@@ -155,11 +155,7 @@ class Metrics:
                 """SELECT id, download_usage, download_exceeded_date IS NOT NULL AS exceeded
                    FROM addicted_user_credentials"""
             )
-            synced = await pool.fetchval(
-                """SELECT extract(epoch FROM max(finished_at)) FROM jobs.jobs
-                   WHERE name = $1 AND state = 'succeeded'""",
-                CATALOGUE_SYNC_JOB,
-            )
+            synced = await store.last_success(pool, CATALOGUE_SYNC_JOB)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.database_up.set(0)
             log.debug("metrics refresh could not read the database", error=str(exc))

@@ -29,7 +29,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-EX_CONFIG = 78
+# Re-exported: app.py reads the code beside the settings that refuse a configuration.
+from addicted_jobs.exit_codes import EX_CONFIG as EX_CONFIG
+
 DEFAULT_CONFIG_PATH = Path("/etc/addicted-jobs/config.toml")
 ENV_PREFIX = "ADDICTED_JOBS_"
 SECRET_KEYS = (

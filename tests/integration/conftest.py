@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from addicted_jobs.db import Database, _init_connection
-from addicted_jobs.jobs.runner import Engine, EngineConfig
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from tests.support.engine import EngineFactory
 
 

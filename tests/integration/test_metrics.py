@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs import JobRequest
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.metrics import Metrics
 from addicted_jobs.sandbox import Sandbox

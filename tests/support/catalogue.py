@@ -14,7 +14,7 @@ import asyncpg
 
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.languages import culture_name
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
 from addicted_jobs.sandbox import Sandbox
 from addicted_jobs.settings import Addic7edSettings, RefreshSettings, TmdbSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs

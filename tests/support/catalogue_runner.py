@@ -14,8 +14,8 @@ import asyncpg
 
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.db import _init_connection
-from addicted_jobs.jobs.runner import Engine, EngineConfig
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.settings import DEFAULT_CONCURRENCY, RefreshSettings, TmdbSettings
 from addicted_jobs.tasks.catalogue import register_catalogue_jobs
 from addicted_jobs.tasks.resources import Resources

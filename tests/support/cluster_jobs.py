@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, Registry
+from addicted_jobs.jobs.engine import Engine
 
 CAP = 4
 LOCK_KEYS = 4
@@ -34,12 +34,18 @@ class Args(BaseModel):
     n: int
 
 
+def _engine(ctx: JobContext) -> Engine:
+    """The daemon's engine behind the context: a test rig may look inside (the domain may not)."""
+    assert isinstance(ctx.enqueuer, Engine)
+    return ctx.enqueuer
+
+
 async def _run(ctx: JobContext, kind: str, key: int | None, seconds: float) -> None:
-    cluster = ctx.engine.cluster
+    cluster = _engine(ctx).cluster
     node = cluster.node_id if cluster is not None else None
     t0 = datetime.now(UTC)
     await asyncio.sleep(seconds)
-    await ctx.engine.pool.execute(
+    await _engine(ctx).pool.execute(
         "INSERT INTO cluster_runs VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())",
         ctx.job_id,
         kind,

@@ -18,9 +18,9 @@ from addicted_jobs.control.op import Handler, Op
 from addicted_jobs.control.ops import EngineOps
 from addicted_jobs.control.protocol import NoArgs
 from addicted_jobs.control.server import ControlServer
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import NOOP, JobSpec, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, Registry
+from addicted_jobs.jobs.engine import Engine
+from addicted_jobs.jobs.spec import NOOP
 
 
 class KeyArgs(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.sandbox.data import FakeSubtitle
 from addicted_jobs.storage.compression import Codec

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs.engine import Engine
 
 EngineFactory = Callable[..., Awaitable[Engine]]
 """The `make_engine` fixture (tests/integration/conftest.py): `await make_engine(registry,

@@ -13,7 +13,8 @@ import sys
 import asyncpg
 
 from addicted_jobs.db import _init_connection
-from addicted_jobs.jobs.onetime import MigrationContext, OneTimeMigration, run_pending
+from addicted_jobs.jobs import MigrationContext, OneTimeMigration
+from addicted_jobs.jobs.onetime import run_pending
 
 BATCHES = 10
 BATCH_SIZE = 100

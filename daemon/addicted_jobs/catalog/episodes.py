@@ -14,7 +14,8 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from addicted_jobs.catalog.shows import ADDIC7ED, Conn
+from addicted_jobs.catalog.shows import ADDIC7ED
+from addicted_jobs.db import Conn
 from addicted_jobs.upstream.models import ParsedEpisode, ParsedSubtitle
 
 log = structlog.get_logger(__name__)

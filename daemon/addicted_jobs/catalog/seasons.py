@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from addicted_jobs.catalog.shows import Conn
+from addicted_jobs.db import Conn
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,20 +11,17 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.catalog.tmdb_match import TmdbLookup, try_resolve_show
-from addicted_jobs.db import LOCK_NAMESPACE
+from addicted_jobs.db import LOCK_NAMESPACE, MERGE_LOCK, Conn
 from addicted_jobs.upstream.models import ParsedShow
 
 ADDIC7ED = 0  # DataSource values (spec 9.2; 1, SuperSubtitles, is not a source here)
 SHOW, MOVIE = 0, 1  # ShowType values
 
-Conn = asyncpg.Connection | PoolConnectionProxy
-# pg_advisory_xact_lock(db.LOCK_NAMESPACE, MERGE_LOCK): merges of one source run one at a time, so
-# two syncs never both create the same show. The key sits beside db.MIGRATION_LOCK and the others.
-MERGE_LOCK = 20
+# pg_advisory_xact_lock(LOCK_NAMESPACE, MERGE_LOCK): merges of one source run one at a time, so
+# two syncs never both create the same show.
 
 
 @dataclass(frozen=True, slots=True)

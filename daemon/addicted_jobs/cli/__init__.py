@@ -25,7 +25,6 @@ from addicted_jobs.cli import engine, jobs, subtitles
 from addicted_jobs.cli import importer
 from addicted_jobs.cli.command import (
     COMMANDS,
-    EX_CONFIG,
     EXIT_DAEMON_ERROR,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -42,6 +41,7 @@ from addicted_jobs.cli.command import (
 )
 from addicted_jobs.cli.daemon import add_daemon_commands, cmd_demo, cmd_run, cmd_systemd_files
 from addicted_jobs.control.client import ControlClient, DaemonError, Unreachable
+from addicted_jobs.exit_codes import EX_CONFIG
 
 __all__ = [
     "COMMANDS",

@@ -17,7 +17,6 @@ EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-EX_CONFIG = 78
 
 
 class UsageError(Exception):

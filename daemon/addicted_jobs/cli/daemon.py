@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from addicted_jobs.cli.command import EX_CONFIG, EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail
+from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail
+from addicted_jobs.exit_codes import EX_CONFIG
 
 
 def add_daemon_commands(sub: Any) -> None:

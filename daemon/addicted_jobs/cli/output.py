@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from addicted_jobs.jobs import JobState
 
 Row = Sequence[Any]
 
@@ -173,7 +176,16 @@ def history_blocks(
     return blocks
 
 
-QUEUE_STATES = ("running", "ready", "scheduled", "awaiting", "succeeded", "failed", "deleted")
+# Every state, in the order an operator reads a queue: what runs, what waits, what ended.
+QUEUE_STATES: tuple[JobState, ...] = (
+    "running",
+    "ready",
+    "scheduled",
+    "awaiting",
+    "succeeded",
+    "failed",
+    "deleted",
+)
 
 
 def queues_table(queues: list[dict[str, Any]]) -> str:

@@ -11,8 +11,8 @@ from addicted_jobs.control import job_types
 from addicted_jobs.control.op import Peer, op
 from addicted_jobs.control.protocol import NameArgs, NoArgs, OpError
 from addicted_jobs.db import applied_migrations, load_migrations
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.recurring import RecurringScheduler
-from addicted_jobs.jobs.runner import Engine
 
 Onetime = Callable[[], Awaitable[list[dict[str, Any]]]]
 

@@ -15,8 +15,8 @@ import structlog
 from addicted_jobs.control.history import RETRY_NOTE
 from addicted_jobs.control.op import Peer, op
 from addicted_jobs.control.protocol import BulkArgs, FilterArgs, FindArgs, JobIdArgs, OpError
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs import TERMINAL, store
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.store import BULK_STATES, JobFilter
 
 log = structlog.get_logger("addicted_jobs.control")
@@ -106,7 +106,7 @@ class BulkOps:
         previous = await store.delete_job(self.engine.pool, req.id)
         if previous is None:
             raise OpError("not_found", f"no job {req.id}")
-        if previous not in store.TERMINAL:
+        if previous not in TERMINAL:
             raise OpError(
                 "conflict",
                 f"job {req.id} is {previous}; delete discards succeeded, failed or deleted jobs "

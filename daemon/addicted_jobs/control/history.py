@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from addicted_jobs.jobs import TERMINAL
+
 RETRY_NOTE = (
     "history kept: earlier runs stay listed under `job ID`; the attempt counter (what "
     "max_attempts limits) starts again at 0, the run numbers continue"
@@ -77,7 +79,7 @@ def timeline(job: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, 
         after = run.get("finished_at")
     ends = {run.get("finished_at") for run in runs}
     state = job.get("state")
-    if state in ("succeeded", "failed", "deleted") and job.get("finished_at") not in ends:
+    if state in TERMINAL and job.get("finished_at") not in ends:
         points.append(_point(job.get("finished_at"), str(state), job.get("last_error") or ""))
     if state == "running":
         points.append(

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from addicted_jobs.jobs.spec import JobSpec
+from addicted_jobs.jobs import JobSpec
 
 
 class _Field:

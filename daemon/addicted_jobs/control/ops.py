@@ -31,11 +31,10 @@ from addicted_jobs.control.protocol import (
     summarise,
 )
 from addicted_jobs.control.wire import VERSION
-from addicted_jobs.jobs import store
+from addicted_jobs.jobs import EnqueueResult, JobRequest, UnknownJob, store
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.recurring import RecurringScheduler
-from addicted_jobs.jobs.runner import Engine, JobRequest
-from addicted_jobs.jobs.spec import UnknownJob
-from addicted_jobs.jobs.store import EnqueueResult, ParentLocked, ParentNotFound
+from addicted_jobs.jobs.store import ParentLocked, ParentNotFound
 
 RUNNING_SHOWN = 12  # running jobs in a `stats` answer (top's pane), the longest-running first
 
@@ -179,11 +178,7 @@ class EngineOps:
         config = self.engine.config
         out = []
         for name in sorted(set(self.engine.queues()) | set(counts)):
-            entry = counts.get(name) or {
-                "counts": dict.fromkeys(store.STATES, 0),
-                "oldest_ready_age_s": None,
-                "paused": False,
-            }
+            entry = counts.get(name) or store.queue_entry()
             dispatcher = self.engine.dispatchers.get(name)
             concurrency = (
                 dispatcher.concurrency

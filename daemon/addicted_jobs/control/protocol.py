@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from addicted_jobs.control.wire import VERSION
+from addicted_jobs.jobs import JobState
 
 ErrorCode = Literal[
     "bad_request",
@@ -34,7 +35,6 @@ M = TypeVar("M", bound=BaseModel)
 BIGINT = 2**63 - 1
 MAX_BATCH = 100_000
 MAX_DELAY_S = 10 * 366 * 86_400
-JobState = Literal["awaiting", "scheduled", "ready", "running", "succeeded", "failed", "deleted"]
 
 
 class OpError(Exception):

@@ -1,14 +1,10 @@
-"""Retry delay policies: a fixed table (the long catalogue jobs) and Hangfire's default formula."""
+"""Retry delay policies: a fixed table per job type, or Hangfire's default formula."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from typing import Literal
-
-# Fixed delay table of RefreshSingleShow and FetchSubtitles, seconds by retry number; the last
-# value repeats once the table is exhausted.
-CATALOGUE_DELAYS: tuple[int, ...] = (60, 600, 900, 2700, 3600, 600, 1200, 2400, 2700, 3600)
 
 
 def hangfire_delay(retry: int, rng: random.Random | None = None) -> float:

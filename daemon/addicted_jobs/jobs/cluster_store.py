@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from addicted_jobs.db import LOCK_NAMESPACE
+from addicted_jobs.db import LOCK_NAMESPACE, Executor
 from addicted_jobs.jobs import store
-from addicted_jobs.jobs.store import Claimed, Executor
+from addicted_jobs.jobs.store import Claimed
 
 # Advisory lock keys of the cluster, beside db.MIGRATION_LOCK (1), INSTANCE_LOCK (2) and
 # onetime.ONETIME_LOCK (3): one reaper at a time, and one claim at a time per capped job type.

@@ -6,48 +6,39 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, ClassVar, Protocol
 
 import asyncpg
 import structlog
 
-from addicted_jobs.db import LOCK_NAMESPACE, release_session_lock
+from addicted_jobs.db import ONETIME_LOCK, release_session_lock, try_session_lock
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.migration import (
+    EXTEND_S,
+    Enqueue,
+    MigrationContext,
+    OneTimeMigration,
+    OneTimeMigrationError,
+    StartupNotifier,
+)
+from addicted_jobs.jobs.outcomes import error_text
 
 log = structlog.get_logger("addicted_jobs.onetime")
 
-ONETIME_LOCK = 3  # advisory lock key beside db.MIGRATION_LOCK and db.INSTANCE_LOCK
 ERROR_TEXT_LIMIT = 8000
-# Each notification asks systemd for this much more start-up time; the keep-alive renews it well
-# before it runs out, so a slow but live migration never trips TimeoutStartSec.
-EXTEND_S = 60.0
 KEEPALIVE_S = 15.0
-PROGRESS_EVERY_S = 5.0
 INTERRUPTED = (
     "interrupted: the process ended while this migration ran (crash, kill or power loss); "
     "found at the next start"
 )
-
-Enqueue = Callable[..., Awaitable[Any]]
 
 
 class MigrationState(IntEnum):
     SUCCESS = 0
     RUNNING = 1
     FAIL = 2
-
-
-class StartupNotifier(Protocol):
-    def extend_timeout(self, seconds: float) -> bool: ...
-
-    def status(self, text: str) -> bool: ...
-
-
-class OneTimeMigrationError(RuntimeError):
-    pass
 
 
 class RequiredMigrationFailed(OneTimeMigrationError):
@@ -62,27 +53,6 @@ class RequiredMigrationFailed(OneTimeMigrationError):
 
 class MigrationsBusy(OneTimeMigrationError):
     pass
-
-
-class OneTimeMigration:
-    """Subclass, set `date = (year, month, day)`, implement `execute`. Dates are kept as numbers:
-    the original has 2023-2-29, which no calendar accepts. `required = True` makes a failure stop
-    start-up instead of being retried at the next one."""
-
-    date: ClassVar[tuple[int, int, int]]
-    required: ClassVar[bool] = False
-
-    async def execute(self, ctx: MigrationContext) -> None:
-        raise NotImplementedError
-
-    @property
-    def key(self) -> str:
-        year, month, day = self.date
-        return f"{year}-{month}-{day}_{type(self).__name__}"
-
-    @property
-    def order(self) -> tuple[tuple[int, int, int], str]:
-        return self.date, type(self).__name__
 
 
 def _check_date(migration: OneTimeMigration) -> None:
@@ -114,42 +84,11 @@ class MigrationRegistry:
         return sorted(self._by_key.values(), key=lambda m: m.order)
 
 
-@dataclass
-class MigrationContext:
-    """What a running migration gets: the pool, its logger, progress reports and enqueue."""
-
-    key: str
-    pool: asyncpg.Pool
-    log: Any
-    notifier: StartupNotifier | None = None
-    enqueue_job: Enqueue | None = None
-    _last_report: float = field(default=float("-inf"), init=False, repr=False)
-
-    def progress(
-        self, message: str, *, done: int | None = None, total: int | None = None, **fields: Any
-    ) -> None:
-        """Log how far the migration is and buy more start-up time from systemd; call it as
-        often as you like, it reports every few seconds and at the end."""
-        now = time.monotonic()
-        if now - self._last_report < PROGRESS_EVERY_S and not (total and done == total):
-            return
-        self._last_report = now
-        if total:
-            fields["percent"] = round(100 * (done or 0) / total, 1)
-        self.log.info(message, done=done, total=total, **fields)
-        if self.notifier is not None:
-            self.notifier.extend_timeout(EXTEND_S)
-            if done is not None and total:
-                self.notifier.status(f"one-time migration {self.key}: {done}/{total}")
-
-    async def enqueue(self, name: str, args: dict[str, Any] | None = None, **kw: Any) -> Any:
-        if self.enqueue_job is None:
-            raise OneTimeMigrationError(f"{self.key}: no job engine to enqueue {name!r} into")
-        return await self.enqueue_job(name, args or {}, **kw)
-
-
 @dataclass(frozen=True)
-class Outcome:
+class MigrationOutcome:
+    """One migration's attempt at this start: its key, whether it succeeded, how long it took
+    (ms) and its error text (with the traceback) when it failed."""
+
     key: str
     succeeded: bool
     duration_ms: float
@@ -158,18 +97,13 @@ class Outcome:
 
 @dataclass
 class Report:
-    ran: list[Outcome] = field(default_factory=list)
+    ran: list[MigrationOutcome] = field(default_factory=list)
     already_done: list[str] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[Outcome]:
+    def failed(self) -> list[MigrationOutcome]:
         return [o for o in self.ran if not o.succeeded]
-
-
-def _error_text(exc: BaseException) -> str:
-    detail = "".join(traceback.format_exception(exc))
-    return f"{type(exc).__name__}: {exc}\n{detail}"[:ERROR_TEXT_LIMIT]
 
 
 async def run_pending(
@@ -191,9 +125,7 @@ async def run_pending(
         # Only the lock holder may call a running attempt dead, so two runners never meet. Right
         # after a kill -9 the dead runner's session may hold the lock a moment longer: wait a bit.
         deadline = time.monotonic() + lock_wait_s
-        while not await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, ONETIME_LOCK
-        ):
+        while not await try_session_lock(conn, ONETIME_LOCK):
             if time.monotonic() > deadline:
                 raise MigrationsBusy(
                     f"another process has held the one-time migration lock on this database for "
@@ -202,20 +134,10 @@ async def run_pending(
             await asyncio.sleep(0.1)
         try:
             report = Report()
-            rows = await conn.fetch(
-                """UPDATE onetime_migrations SET state = 2, error = $1, updated_at = now()
-                   WHERE state = 1 RETURNING migration_type""",
-                INTERRUPTED,
-            )
-            report.interrupted = [r["migration_type"] for r in rows]
+            report.interrupted = await store.onetime_sweep_interrupted(conn, INTERRUPTED)
             for key in report.interrupted:
                 log.warning("one-time migration was interrupted; it runs again", migration=key)
-            done = {
-                r["migration_type"]
-                for r in await conn.fetch(
-                    "SELECT migration_type FROM onetime_migrations WHERE state = 0"
-                )
-            }
+            done = await store.onetime_succeeded(conn)
             pending = [m for m in registry.ordered() if m.key not in done]
             report.already_done = [m.key for m in registry.ordered() if m.key in done]
             if pending:
@@ -242,11 +164,9 @@ async def _run_one(
     notifier: StartupNotifier | None,
     enqueue: Enqueue | None,
     keepalive_s: float,
-) -> Outcome:
+) -> MigrationOutcome:
     key = migration.key
-    row_id = await pool.fetchval(
-        "INSERT INTO onetime_migrations (migration_type, state) VALUES ($1, 1) RETURNING id", key
-    )
+    row_id = await store.onetime_begin(pool, key)
     bound = log.bind(migration=key)
     bound.info("one-time migration started", required=migration.required)
     if notifier is not None:
@@ -259,7 +179,7 @@ async def _run_one(
     try:
         await migration.execute(ctx)
     except Exception as exc:
-        error = _error_text(exc)
+        error = error_text(exc, ERROR_TEXT_LIMIT)
     except asyncio.CancelledError:
         # Stopped during start-up: say so now rather than leave it to the interrupted sweep.
         await asyncio.shield(
@@ -274,21 +194,14 @@ async def _run_one(
         bound.error("one-time migration failed", duration_ms=duration_ms, error=error)
     else:
         bound.info("one-time migration succeeded", duration_ms=duration_ms)
-    return Outcome(key, error is None, duration_ms, error)
+    return MigrationOutcome(key, error is None, duration_ms, error)
 
 
 async def _record(
     pool: asyncpg.Pool, row_id: int, state: MigrationState, error: str | None, started: float
 ) -> float:
     duration_ms = round((time.monotonic() - started) * 1000, 2)
-    await pool.execute(
-        """UPDATE onetime_migrations SET state = $2, error = $3, duration_ms = $4,
-                  finished_at = now(), updated_at = now() WHERE id = $1""",
-        row_id,
-        int(state),
-        error,
-        duration_ms,
-    )
+    await store.onetime_end(pool, row_id, int(state), error, duration_ms)
     return duration_ms
 
 

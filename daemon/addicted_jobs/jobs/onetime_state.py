@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from addicted_jobs.jobs.onetime import MigrationRegistry, MigrationState, OneTimeMigration
+from addicted_jobs.jobs import store
+from addicted_jobs.jobs.migration import OneTimeMigration
+from addicted_jobs.jobs.onetime import MigrationRegistry, MigrationState
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,7 @@ async def list_state(
 ) -> list[MigrationStatus]:
     """Registered migrations in run order (never run: 'pending'), then recorded ones no longer
     registered."""
-    rows = await pool.fetch(
-        """SELECT DISTINCT ON (migration_type) migration_type, state, started_at, finished_at,
-                  duration_ms, error, count(*) OVER (PARTITION BY migration_type) AS attempts
-           FROM onetime_migrations ORDER BY migration_type, (state = 0) DESC, id DESC"""
-    )
+    rows = await store.onetime_latest(pool)
     recorded = {r["migration_type"]: r for r in rows}
     result: list[MigrationStatus] = []
     for migration in MigrationRegistry(registered).ordered():

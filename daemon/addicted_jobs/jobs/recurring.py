@@ -23,9 +23,11 @@ import structlog
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import ValidationError
 
+from addicted_jobs.db import DB_ERRORS, Conn
 from addicted_jobs.jobs import store
+from addicted_jobs.jobs.context import JobRequest
 from addicted_jobs.jobs.cron import TICK, latest_fire, parse_cron
-from addicted_jobs.jobs.runner import DB_ERRORS, Engine
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.spec import Registry
 from addicted_jobs.settings import ConfigError, RecurringSettings
 
@@ -86,27 +88,7 @@ def build_plan(
     return entries
 
 
-# The entry's row, locked so two fires of one entry take turns.
-_LOCK_ENTRY = """
-INSERT INTO jobs.recurring AS r (name) VALUES ($1)
-ON CONFLICT (name) DO UPDATE SET name = r.name
-RETURNING last_fire
-"""
-
-# A slot fires once: the primary key refuses it a second time, whatever the clock did.
-_CLAIM_SLOT = """
-INSERT INTO jobs.recurring_fires (name, slot) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING slot
-"""
-
-_FORGET_OLD = "DELETE FROM jobs.recurring_fires WHERE name = $1 AND slot < $2"
 FIRES_KEPT = timedelta(days=2)
-
-_RECORD = """
-INSERT INTO jobs.recurring AS r (name, last_job_id, last_trigger)
-VALUES ($1, $2, CASE WHEN $3 THEN now() END)
-ON CONFLICT (name) DO UPDATE
-SET last_job_id = EXCLUDED.last_job_id, last_trigger = coalesce(EXCLUDED.last_trigger, r.last_trigger)
-"""
 
 TICK_MAX_S = 1.0  # the timer loop's longest sleep: how soon a clock step is noticed
 CLOCK_STEP_S = 2.0  # wall time and monotonic time disagreeing by more than this is a step
@@ -204,14 +186,7 @@ class RecurringScheduler:
 
     async def catch_up(self) -> list[Fire]:
         now = self.clock()
-        async with self.engine.pool.acquire() as conn:
-            await conn.executemany(
-                "INSERT INTO jobs.recurring (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                [(n,) for n in self.entries],
-            )
-            rows = await conn.fetch(
-                "SELECT name, last_fire, created_at, disabled_at FROM jobs.recurring"
-            )
+        rows = (await store.recurring_rows(self.engine.pool, ensure=list(self.entries))).values()
         known = {r["name"]: r["last_fire"] or r["created_at"] for r in rows}
         self.disabled = {r["name"] for r in rows if r["disabled_at"] is not None}
         last_fires = {r["name"]: r["last_fire"] for r in rows}
@@ -260,24 +235,15 @@ class RecurringScheduler:
 
         Returns None when the slot had already fired."""
         entry = self.entries[name]
-        spec = self.engine.registry.get(entry.job)
-        args = spec.parse(entry.args)
-        job = store.NewJob(
-            name=spec.name,
-            queue=spec.queue,
-            args=args.model_dump(mode="json"),
-            max_attempts=spec.retry.max_attempts,
-            unique_key=spec.key_for(args),
-            unique_ttl=spec.unique_ttl,
-        )
+        job = self.engine.prepare(JobRequest(entry.job, entry.args))
         async with self.engine.pool.acquire() as conn, conn.transaction():
             if slot is not None and not await self._claim(conn, name, slot):
                 log.debug("recurring slot already fired", recurring=name, slot=slot)
                 return None
             # The engine's enqueue statement, inside the transaction that claimed the slot.
             [result] = await store.enqueue(conn, [job])
-            await conn.execute(_RECORD, name, result.id, slot is None)
-        self.engine.wake(spec.queue)
+            await store.record_recurring_fire(conn, name, result.id, slot is None)
+        self.engine.wake(job.queue)
         fire = Fire(name, slot, result.id, result.created)
         self.recent.append(fire)
         log.info(
@@ -293,45 +259,30 @@ class RecurringScheduler:
     async def set_disabled(self, name: str, disabled: bool, by: str) -> bool:
         """An operator's disable/enable of entry `name`, stored so restarts and reloads keep it;
         returns whether it changed anything. The timer is removed or added at once."""
-        changed = await self.engine.pool.fetchval(
-            """INSERT INTO jobs.recurring AS r (name, disabled_at, disabled_by)
-               VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN $3 END)
-               ON CONFLICT (name) DO UPDATE
-               SET disabled_at = EXCLUDED.disabled_at, disabled_by = EXCLUDED.disabled_by
-               WHERE (r.disabled_at IS NOT NULL) <> $2
-               RETURNING true""",
-            name,
-            disabled,
-            by,
-        )
+        changed = await store.set_recurring_disabled(self.engine.pool, name, disabled, by)
         if disabled:
             self.disabled.add(name)
             self._next.pop(name, None)
         else:
             self.disabled.discard(name)  # the timer loop computes its next slot
-        return bool(changed)
+        return changed
 
-    async def _claim(self, conn: Any, name: str, slot: datetime) -> bool:
+    async def _claim(self, conn: Conn, name: str, slot: datetime) -> bool:
         """Take `slot` for entry `name` in the caller's transaction; False when it fired before.
 
         A slot older than the newest fired one is refused (a late timer) unless that newest one
         lies in the future by the scheduler's clock: the clock stepped back, and the slots of the
         new time fire. The fires table refuses any slot fired before, so none fires twice."""
         now = self.clock()
-        last: datetime | None = await conn.fetchval(_LOCK_ENTRY, name)
+        last = await store.lock_recurring(conn, name)
         if last is not None and slot <= last and last <= now:
             return False
-        if await conn.fetchval(_CLAIM_SLOT, name, slot) is None:
-            return False
-        await conn.execute("UPDATE jobs.recurring SET last_fire = $2 WHERE name = $1", name, slot)
-        await conn.execute(_FORGET_OLD, name, min(now, slot) - FIRES_KEPT)
-        return True
+        return await store.claim_recurring_slot(conn, name, slot, min(now, slot) - FIRES_KEPT)
 
     async def describe(self) -> list[dict[str, Any]]:
         """Each entry: its config, `enabled` (the config's and no operator disable), who disabled
         it, and `last_fire`, the latest of the newest scheduled slot and the last manual trigger."""
-        rows = await self.engine.pool.fetch("SELECT * FROM jobs.recurring")
-        state = {r["name"]: r for r in rows}
+        state = await store.recurring_rows(self.engine.pool)
         now = self.clock()
         out = []
         for entry in self.entries.values():

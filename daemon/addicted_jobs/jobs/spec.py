@@ -1,4 +1,4 @@
-"""JobSpec: what the engine knows of a job type, and the registry the runner dispatches from.
+"""JobSpec: what the engine knows of a job type, and the registry the engine dispatches from.
 
 A spec names the job, its queue and argument model, and carries every policy the original set
 with attributes: unique key + TTL, per-type concurrency cap, retries, timeout and keyed lock.
@@ -6,6 +6,7 @@ with attributes: unique key + TTL, per-type concurrency cap, retries, timeout an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -103,8 +104,6 @@ class NoopFailure(RuntimeError):
 
 async def _noop(ctx: JobContext, args: NoopArgs) -> None:
     if args.sleep_ms:
-        import asyncio
-
         await asyncio.sleep(args.sleep_ms / 1000)
     if args.fail:
         raise NoopFailure("noop asked to fail")

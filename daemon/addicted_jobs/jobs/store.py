@@ -1,5 +1,7 @@
 """All SQL of the engine: enqueue (unique, delayed, continuation), claim, finish, recover, prune,
-and the read side the control socket shows. Nothing else in the project writes to schema `jobs`.
+the read side the control socket shows, recurring entries and their fired slots, and the record
+of one-time migrations. Nothing else in the project reads or writes schema `jobs` or table
+onetime_migrations, except jobs/cluster_store.py (the cluster's own tables, issue 19).
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
-Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
-Conn = asyncpg.Connection | PoolConnectionProxy
-TERMINAL = ("succeeded", "failed", "deleted")
-STATES = ("awaiting", "scheduled", "ready", "running", "succeeded", "failed", "deleted")
+from addicted_jobs.db import Conn, Executor
+from addicted_jobs.jobs.context import EnqueueResult
+from addicted_jobs.jobs.states import STATES, TERMINAL, JobState
 
 
 class ParentNotFound(LookupError):
@@ -67,13 +67,6 @@ class NewJob:
 
 
 @dataclass(frozen=True)
-class EnqueueResult:
-    id: int
-    created: bool
-    state: str | None = None
-
-
-@dataclass(frozen=True)
 class Claimed:
     id: int
     name: str
@@ -92,7 +85,7 @@ class Outcome:
 
     id: int
     claims: int
-    state: str
+    state: JobState
     run_at: datetime | None = None
     error: str | None = None
     refund: int = 0
@@ -280,7 +273,7 @@ names AS (
 # past), or (now(), 0) when none is due (every live row of the type is then scheduled later).
 # A row that appears below a bound afterwards is an enqueue, a retry or a release committed
 # since; those notify (or the engine wrote them), and the engine drops the queue's bounds then
-# (runner.Dispatcher.rewind); a periodic unbounded scan is the safety net for lost notifications.
+# (dispatcher.Dispatcher.rewind); a periodic unbounded scan is the safety net for lost notifications.
 _CLAIM_TAIL = """, candidates AS (
     SELECT n.name, c.id, c.run_at FROM types n
     CROSS JOIN LATERAL (
@@ -625,7 +618,7 @@ async def get_job(db: Executor, job_id: int) -> dict[str, Any] | None:
 async def list_jobs(
     db: Executor,
     *,
-    state: str | None = None,
+    state: JobState | None = None,
     queue: str | None = None,
     name: str | None = None,
     limit: int = 50,
@@ -679,6 +672,17 @@ async def fold_counts(db: Executor) -> None:
     await db.execute(_FOLD_COUNTS)
 
 
+def queue_entry(
+    counts: dict[str, int] | None = None, age: float | None = None, paused: bool = False
+) -> dict[str, Any]:
+    """One queue as queue_counts gives it; without counts, a queue with no job at all."""
+    return {
+        "counts": counts if counts is not None else dict.fromkeys(STATES, 0),
+        "oldest_ready_age_s": age,
+        "paused": paused,
+    }
+
+
 async def queue_counts(db: Executor, oldest: bool = True) -> dict[str, dict[str, Any]]:
     """Per queue: counts by state, the age in seconds of the oldest due ready or scheduled job
     (None when none is due, or when `oldest` is False: ping does not show it), and the paused
@@ -691,18 +695,14 @@ async def queue_counts(db: Executor, oldest: bool = True) -> dict[str, dict[str,
     result: dict[str, dict[str, Any]] = {}
     now = None
     for queue in sorted(set(counts) | set(paused)):
-        by_state = counts.get(queue, dict.fromkeys(STATES, 0))
+        by_state = counts.get(queue) or dict.fromkeys(STATES, 0)
         age = None
         if oldest and (by_state["ready"] or by_state["scheduled"]):
             due = await next_due(db, queue)
             now = now or await db.fetchval("SELECT now()")
             if due is not None and due <= now:
                 age = (now - due).total_seconds()
-        result[queue] = {
-            "counts": by_state,
-            "oldest_ready_age_s": age,
-            "paused": paused.get(queue, False),
-        }
+        result[queue] = queue_entry(by_state, age, paused.get(queue, False))
     return result
 
 
@@ -759,8 +759,8 @@ class Retried:
     because of it came back to `awaiting` (its chain). `changed` is False when the job was left
     alone (running, ready or awaiting: the caller reports a conflict)."""
 
-    previous: str
-    state: str
+    previous: JobState
+    state: JobState
     changed: bool = True
     restored: int = 0
 
@@ -797,7 +797,7 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
             return None
         if row["state"] not in ("failed", "deleted", "succeeded", "scheduled"):
             return Retried(row["state"], row["state"], changed=False)
-        state = "ready"
+        state: JobState = "ready"
         if row["parent_id"] is not None:
             # FOR SHARE: a finish of the parent waits for this transaction, so its release of
             # awaiting continuations sees this one (a pruned parent counts as succeeded).
@@ -816,11 +816,11 @@ async def retry(db: asyncpg.Pool, job_id: int) -> Retried | None:
         return Retried(row["state"], state, restored=int(status.split()[-1]))
 
 
-async def cancel(db: asyncpg.Pool, job_id: int) -> str | None:
+async def cancel(db: asyncpg.Pool, job_id: int) -> JobState | None:
     """Delete a job that has not started (and its continuations); returns the state it was in."""
     async with db.acquire() as conn, conn.transaction():
         await _bound_lock_waits(conn)
-        state: str | None = await conn.fetchval(
+        state: JobState | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
         if state in ("ready", "scheduled", "awaiting"):
@@ -978,12 +978,12 @@ async def bulk_action(db: asyncpg.Pool, action: str, where: JobFilter, limit: in
     return ids
 
 
-async def delete_job(db: asyncpg.Pool, job_id: int) -> str | None:
+async def delete_job(db: asyncpg.Pool, job_id: int) -> JobState | None:
     """Discard one finished job (succeeded, failed or deleted) for good; returns the state it was
     in, or None when there is no such job. A job in another state is left alone."""
     async with db.acquire() as conn, conn.transaction():
         await _bound_lock_waits(conn)
-        state: str | None = await conn.fetchval(
+        state: JobState | None = await conn.fetchval(
             "SELECT state FROM jobs.jobs WHERE id = $1 FOR UPDATE", job_id
         )
         if state in TERMINAL:
@@ -1006,3 +1006,202 @@ async def running_jobs(db: Executor, limit: int) -> list[dict[str, Any]]:
 async def ready_count(db: Executor) -> int:
     """Jobs ready and waiting for a slot (STATUS= line), from the counters (state_counts)."""
     return sum(by_state["ready"] for by_state in (await state_counts(db)).values())
+
+
+async def cancel_waiting(db: asyncpg.Pool, name: str) -> int:
+    """Cancel every job of type `name` that has not started (ready, scheduled or awaiting), one
+    at a time through `cancel`, so each also takes its continuations; returns how many. For a
+    one-time migration retiring a job type: a handful of rows, where a bulk statement would
+    need cancel's rules again."""
+    rows = await db.fetch(
+        """SELECT id FROM jobs.jobs
+           WHERE name = $1 AND state IN ('ready', 'scheduled', 'awaiting') ORDER BY id""",
+        name,
+    )
+    for row in rows:
+        await cancel(db, row["id"])
+    return len(rows)
+
+
+async def last_success(db: Executor, name: str) -> float | None:
+    """When the newest successful run of job type `name` finished, as Unix seconds (None: no
+    success kept; pruning forgets them after the retention). A scan of that type's rows: the
+    metrics endpoint asks once per scrape, for one type with few rows."""
+    at: float | None = await db.fetchval(
+        """SELECT extract(epoch FROM max(finished_at))::float8 FROM jobs.jobs
+           WHERE name = $1 AND state = 'succeeded'""",
+        name,
+    )
+    return at
+
+
+async def newest_id(db: Executor) -> int:
+    """The highest job id so far (0 on an empty table): a mark to count later jobs from (demo)."""
+    return int(await db.fetchval("SELECT coalesce(max(id), 0) FROM jobs.jobs"))
+
+
+async def counts_since(db: Executor, since_id: int) -> dict[str, int]:
+    """{state: n} of the jobs created after `since_id` (states with none left out). A scan of
+    the ids above the mark, not the counters: the demo follows one phase's jobs, not a queue's."""
+    rows = await db.fetch(
+        "SELECT state, count(*) AS n FROM jobs.jobs WHERE id > $1 GROUP BY state", since_id
+    )
+    return {r["state"]: r["n"] for r in rows}
+
+
+async def retrying_since(db: Executor, since_id: int) -> list[dict[str, Any]]:
+    """Jobs created after `since_id` now waiting to retry after an error: id, name, last_error,
+    by id (the demo's stall check)."""
+    rows = await db.fetch(
+        """SELECT id, name, last_error FROM jobs.jobs
+           WHERE id > $1 AND state = 'scheduled' AND last_error IS NOT NULL ORDER BY id""",
+        since_id,
+    )
+    return [dict(r) for r in rows]
+
+
+# ---- recurring entries (jobs.recurring, jobs.recurring_fires; migrations 005, 008, 020) --------
+# A fire claims its slot in the same transaction as the job's insert (RecurringScheduler.fire
+# opens it and passes `conn`), so a slot never fires twice, across restarts and double fires.
+
+# The entry's row, locked so two fires of one entry take turns; created on first use.
+_LOCK_ENTRY = """
+INSERT INTO jobs.recurring AS r (name) VALUES ($1)
+ON CONFLICT (name) DO UPDATE SET name = r.name
+RETURNING last_fire
+"""
+
+# A slot fires once: the primary key refuses it a second time, whatever the clock did.
+_CLAIM_SLOT = """
+INSERT INTO jobs.recurring_fires (name, slot) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING slot
+"""
+
+_RECORD_FIRE = """
+INSERT INTO jobs.recurring AS r (name, last_job_id, last_trigger)
+VALUES ($1, $2, CASE WHEN $3 THEN now() END)
+ON CONFLICT (name) DO UPDATE
+SET last_job_id = EXCLUDED.last_job_id, last_trigger = coalesce(EXCLUDED.last_trigger, r.last_trigger)
+"""
+
+_RECURRING_COLUMNS = (
+    "name, last_fire, last_job_id, last_trigger, created_at, disabled_at, disabled_by"
+)
+
+
+async def lock_recurring(conn: Conn, name: str) -> datetime | None:
+    """Lock entry `name`'s row for the caller's transaction (creating it); returns its newest
+    fired slot (None: never fired)."""
+    last: datetime | None = await conn.fetchval(_LOCK_ENTRY, name)
+    return last
+
+
+async def claim_recurring_slot(
+    conn: Conn, name: str, slot: datetime, forget_before: datetime
+) -> bool:
+    """Take `slot` for entry `name` in the caller's transaction; False when it fired before.
+    Taken, it becomes the entry's newest slot, and fires older than `forget_before` are dropped
+    (kept a while only so a clock stepped back cannot fire them again)."""
+    if await conn.fetchval(_CLAIM_SLOT, name, slot) is None:
+        return False
+    await conn.execute("UPDATE jobs.recurring SET last_fire = $2 WHERE name = $1", name, slot)
+    await conn.execute(
+        "DELETE FROM jobs.recurring_fires WHERE name = $1 AND slot < $2", name, forget_before
+    )
+    return True
+
+
+async def record_recurring_fire(conn: Conn, name: str, job_id: int, manual: bool) -> None:
+    """Entry `name` produced job `job_id` (a manual trigger also stamps last_trigger)."""
+    await conn.execute(_RECORD_FIRE, name, job_id, manual)
+
+
+async def recurring_rows(db: asyncpg.Pool, ensure: Sequence[str] = ()) -> dict[str, asyncpg.Record]:
+    """Every stored entry by name (columns of _RECURRING_COLUMNS), after creating the rows of
+    `ensure` that do not exist yet (created_at then marks when their slots began to count)."""
+    async with db.acquire() as conn:
+        if ensure:
+            await conn.executemany(
+                "INSERT INTO jobs.recurring (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                [(n,) for n in ensure],
+            )
+        rows = await conn.fetch(f"SELECT {_RECURRING_COLUMNS} FROM jobs.recurring")
+    return {r["name"]: r for r in rows}
+
+
+async def set_recurring_disabled(db: Executor, name: str, disabled: bool, by: str) -> bool:
+    """An operator's disable (by `by`) or enable of entry `name`; False when it already was.
+    Kept in the table rather than the config so restarts and reloads keep it (020)."""
+    changed = await db.fetchval(
+        """INSERT INTO jobs.recurring AS r (name, disabled_at, disabled_by)
+           VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN $3 END)
+           ON CONFLICT (name) DO UPDATE
+           SET disabled_at = EXCLUDED.disabled_at, disabled_by = EXCLUDED.disabled_by
+           WHERE (r.disabled_at IS NOT NULL) <> $2
+           RETURNING true""",
+        name,
+        disabled,
+        by,
+    )
+    return bool(changed)
+
+
+async def forget_recurring(db: Executor, name: str) -> int:
+    """Delete entry `name`'s row; returns how many rows went (0 or 1). Its fired slots stay in
+    jobs.recurring_fires (no foreign key): a slot fired once never fires again, whatever name
+    comes back."""
+    status: str = await db.execute("DELETE FROM jobs.recurring WHERE name = $1", name)
+    return int(status.split()[-1])
+
+
+# ---- one-time migrations (onetime_migrations, migration 004) -------------------------------------
+# One row per attempt; state is onetime.MigrationState (0 success, 1 running, 2 fail). Only the
+# holder of db.ONETIME_LOCK writes here, so the statements need no row locks.
+
+
+async def onetime_sweep_interrupted(conn: Conn, error: str) -> list[str]:
+    """Fail every attempt still marked running (its process died): returns their keys."""
+    rows = await conn.fetch(
+        """UPDATE onetime_migrations SET state = 2, error = $1, updated_at = now()
+           WHERE state = 1 RETURNING migration_type""",
+        error,
+    )
+    return [r["migration_type"] for r in rows]
+
+
+async def onetime_succeeded(conn: Conn) -> set[str]:
+    """Keys of the migrations with a successful attempt."""
+    rows = await conn.fetch("SELECT migration_type FROM onetime_migrations WHERE state = 0")
+    return {r["migration_type"] for r in rows}
+
+
+async def onetime_begin(db: Executor, key: str) -> int:
+    """Record a new running attempt of migration `key`; returns its row id."""
+    row_id: int = await db.fetchval(
+        "INSERT INTO onetime_migrations (migration_type, state) VALUES ($1, 1) RETURNING id", key
+    )
+    return row_id
+
+
+async def onetime_end(
+    db: Executor, row_id: int, state: int, error: str | None, duration_ms: float
+) -> None:
+    """Close attempt `row_id` with its final state, error text and duration."""
+    await db.execute(
+        """UPDATE onetime_migrations SET state = $2, error = $3, duration_ms = $4,
+                  finished_at = now(), updated_at = now() WHERE id = $1""",
+        row_id,
+        state,
+        error,
+        duration_ms,
+    )
+
+
+async def onetime_latest(db: Executor) -> list[asyncpg.Record]:
+    """Per migration key: its success if any, else its latest attempt, with the number of
+    attempts (migration_type, state, started_at, finished_at, duration_ms, error, attempts)."""
+    rows: list[asyncpg.Record] = await db.fetch(
+        """SELECT DISTINCT ON (migration_type) migration_type, state, started_at, finished_at,
+                  duration_ms, error, count(*) OVER (PARTITION BY migration_type) AS attempts
+           FROM onetime_migrations ORDER BY migration_type, (state = 0) DESC, id DESC"""
+    )
+    return rows

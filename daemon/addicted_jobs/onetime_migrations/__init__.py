@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from addicted_jobs.jobs.onetime import OneTimeMigration
+from addicted_jobs.jobs import OneTimeMigration
 from addicted_jobs.onetime_migrations.inboxes import CleanUpInboxUsersMigration, InboxCleaner
 from addicted_jobs.onetime_migrations.recurring import RemoveOldCheckCompletedJobMigration
 from addicted_jobs.onetime_migrations.timestamps import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from addicted_jobs.jobs.onetime import MigrationContext, OneTimeMigration
+from addicted_jobs.jobs import MigrationContext, OneTimeMigration
 
 WINDOW = 10_000  # ids per statement: short locks, and progress to report
 

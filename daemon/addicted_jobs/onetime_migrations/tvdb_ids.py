@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from addicted_jobs.jobs.onetime import MigrationContext, OneTimeMigration
+from addicted_jobs.jobs import MigrationContext, OneTimeMigration
 from addicted_jobs.upstream.models import TmdbExternalIds
 
 BATCH = 50

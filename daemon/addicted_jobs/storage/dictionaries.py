@@ -11,15 +11,7 @@ from typing import TYPE_CHECKING
 from addicted_jobs.storage.compression import Dictionary
 
 if TYPE_CHECKING:
-    import asyncpg
-    from asyncpg.pool import PoolConnectionProxy
-
-    # A pool, a connection, or a connection acquired from a pool (inside a transaction).
-    Executor = (
-        asyncpg.Pool[asyncpg.Record]
-        | asyncpg.Connection[asyncpg.Record]
-        | PoolConnectionProxy[asyncpg.Record]
-    )
+    from addicted_jobs.db import Executor
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from addicted_jobs.catalog.scene import scene_matches_file
 from addicted_jobs.catalog.search import subtitle_matches
 from addicted_jobs.catalog.seasons import delete_empty_seasons
 from addicted_jobs.catalog.shows import get_show, sync_show_list
-from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import JobRequest
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobRequest, JobSpec, NoArgs, Registry, RetryPolicy
 from addicted_jobs.settings import FETCH_SUBTITLES_QUEUE, REFRESH_ONE_SHOW_QUEUE
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.errors import NothingToParse, UpstreamUnavailable
 
+# Fixed delay table of RefreshSingleShow and FetchSubtitles, seconds by retry number; the last
+# value repeats once the table is exhausted.
+CATALOGUE_DELAYS: tuple[int, ...] = (60, 600, 900, 2700, 3600, 600, 1200, 2400, 2700, 3600)
 # The two long jobs: 20 retries on the fixed table, then deleted; hard-cancelled after 10 min.
 LONG_JOB_RETRY = RetryPolicy(retries=20, delays=CATALOGUE_DELAYS, on_exhausted="delete")
 LONG_JOB_TIMEOUT = 600.0
@@ -109,7 +109,7 @@ class CatalogueJobs:
 
         async def refresh(show_ids: list[int]) -> None:
             requests = [JobRequest("refresh_single_show", {"show_id": i}) for i in show_ids]
-            await ctx.engine.enqueue_many(requests)
+            await ctx.enqueue_many(requests)
 
         await tmdb_sync.check_completed_tmdb(self.r.pool, self.r.tmdb, args.completed, refresh)
 

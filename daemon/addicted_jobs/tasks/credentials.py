@@ -11,10 +11,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from addicted_jobs.catalog.credentials import CredentialPool, OnExceeded
-from addicted_jobs.jobs.backoff import RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import JobRequest
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobRequest, JobSpec, NoArgs, Registry, RetryPolicy
 from addicted_jobs.settings import CREDENTIAL_CHECK_QUEUE
 from addicted_jobs.upstream.models import DownloadUsage
 
@@ -51,7 +48,7 @@ def credential_specs(resources: CredentialResources) -> list[JobSpec[Any]]:
             ctx.log.info("no exceeded download credentials")
             return
         # One statement for all; a check still pending from a release is kept, not doubled.
-        results = await ctx.engine.enqueue_many(
+        results = await ctx.enqueue_many(
             [JobRequest(RESET, CredentialArgs(credential_id=i)) for i in ids]
         )
         ctx.log.info(

@@ -18,9 +18,7 @@ from addicted_jobs.catalog.subtitles import (
     get_subtitle,
     mark_stored,
 )
-from addicted_jobs.jobs.backoff import DEFAULT_RETRY, RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, Registry
+from addicted_jobs.jobs import DEFAULT_RETRY, JobContext, JobSpec, Registry, RetryPolicy
 from addicted_jobs.settings import FETCH_SUBTITLES_QUEUE, STORE_SUBTITLE_QUEUE
 from addicted_jobs.storage.base import validate_key
 from addicted_jobs.storage.store import SubtitleStore
@@ -214,7 +212,7 @@ class StorageJobs:
             self.auto_train.trained()
         ctx.log.info("dictionary trained", **report.as_dict())
         if report.adopted and report.previous_id is None:
-            await queue_plain_migrations(self.store, ctx.engine.enqueue_many)
+            await queue_plain_migrations(self.store, ctx.enqueue_many)
 
 
 def register_storage_jobs(

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from addicted_jobs.catalog.subtitles import count_stored, sample_stored, stored_before
-from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs import JobRequest
 from addicted_jobs.storage.compression import CompressionError
 from addicted_jobs.storage.samples import Requester, directory_samples
 from addicted_jobs.storage.store import SubtitleStore

@@ -12,9 +12,10 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, DEFAULT_RETRY
-from addicted_jobs.jobs.runner import Engine
+from addicted_jobs.jobs import DEFAULT_RETRY
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.sandbox import FaultConfig
+from addicted_jobs.tasks.catalogue import CATALOGUE_DELAYS
 from tests.support import wait_until
 from tests.support.catalogue import CatalogueEnv, catalogue_env
 from tests.support.engine import EngineFactory

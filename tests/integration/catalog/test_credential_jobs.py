@@ -13,8 +13,8 @@ import pytest
 
 from addicted_jobs.catalog.credentials import CredentialPool
 from addicted_jobs.cli.output import render_credentials
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.sandbox import FaultConfig, Sandbox
 from addicted_jobs.tasks.credentials import (
     RESET,

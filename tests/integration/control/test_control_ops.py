@@ -12,8 +12,8 @@ import pytest
 from addicted_jobs.control.client import DaemonError
 from addicted_jobs.control.history import RETRY_NOTE
 from addicted_jobs.control.server import Peer
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
-from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.settings import RecurringSettings
 from tests.support import wait_until
 from tests.support.control import (

@@ -18,8 +18,8 @@ from addicted_jobs.app_cluster import SchemaNewerThanCode, check_schema_known
 from addicted_jobs.db import AnotherInstanceRunning, Database, _init_connection
 from addicted_jobs.jobs import cluster_store, store
 from addicted_jobs.jobs.cluster import Cluster, ClusterConfig, process_space
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
-from addicted_jobs.jobs.runner import Engine, EngineConfig
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.jobs.store import NewJob, Outcome
 from addicted_jobs.settings import RecurringSettings

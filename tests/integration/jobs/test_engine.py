@@ -8,10 +8,8 @@ import asyncpg
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.backoff import RetryPolicy
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry, UnknownJob, default_registry
+from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry, RetryPolicy, UnknownJob, store
+from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.jobs.store import ParentNotFound
 from tests.support import wait_until
 from tests.support.engine import EngineFactory, Recorder, in_state, job_row, state_of

@@ -22,9 +22,8 @@ from addicted_jobs.db import (
     Database,
     _init_connection,
 )
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import Engine, EngineConfig
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from tests.plugins.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
 

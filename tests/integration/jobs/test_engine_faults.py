@@ -12,10 +12,7 @@ from structlog.testing import capture_logs
 from addicted_jobs.cli.top import render
 from addicted_jobs.control.ops import EngineOps
 from addicted_jobs.control.server import Peer
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import JobRequest
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobRequest, JobSpec, NoArgs, Registry, store
 from addicted_jobs.jobs.store import NewJob, Outcome
 from tests.support import wait_until
 from tests.support.engine import EngineFactory
@@ -57,7 +54,7 @@ async def test_a_locked_job_row_holds_only_its_own_status_write(
         await tx.start()
         await operator.execute("SELECT 1 FROM jobs.jobs WHERE id = $1 FOR UPDATE", held_id)
         release.set()  # its outcome now waits on the operator's lock
-        await wait_until(lambda: engine._held, message="the held outcome set aside")
+        await wait_until(lambda: engine.flusher.held, message="the held outcome set aside")
         await engine.enqueue_many([JobRequest("quick", {}) for _ in range(300)])
         # All 300 written while the operator still holds the one row.
         await wait_until(
@@ -71,7 +68,7 @@ async def test_a_locked_job_row_holds_only_its_own_status_write(
     await wait_until(
         lambda: count_in(db_pool, "succeeded", "held"), message="held outcome written after"
     )
-    assert not engine._held
+    assert not engine.flusher.held
 
 
 async def test_a_late_finish_never_overwrites_a_run_recovered_and_claimed_again(

@@ -17,10 +17,8 @@ from addicted_jobs.app import warn_pool_exhaustion
 from addicted_jobs.control.ops import EngineOps
 from addicted_jobs.control.server import Peer
 from addicted_jobs.db import Database, _init_connection
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import Engine, EngineConfig
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry, store
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.jobs.store import CLIENT_LOCK_TIMEOUT_S, NewJob, ParentLocked
 from addicted_jobs.pools import PoolExhausted
 from addicted_jobs.settings import load_settings

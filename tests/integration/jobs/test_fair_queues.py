@@ -10,9 +10,7 @@ import time
 
 from pydantic import BaseModel
 
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry, store
 from addicted_jobs.jobs.store import NewJob
 from tests.support import wait_until
 from tests.support.engine import EngineFactory

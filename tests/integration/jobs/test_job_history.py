@@ -9,9 +9,8 @@ import socket
 import asyncpg
 
 from addicted_jobs.control.history import timeline
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.backoff import RetryPolicy
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry, default_registry
+from addicted_jobs.jobs import JobSpec, NoArgs, Registry, RetryPolicy, store
+from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.jobs.store import JobFilter
 from tests.support import wait_until
 from tests.support.engine import EngineFactory, Recorder, in_state

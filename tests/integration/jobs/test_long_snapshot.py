@@ -10,10 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.runner import Engine, JobRequest
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobContext, JobRequest, JobSpec, NoArgs, Registry, store
+from addicted_jobs.jobs.engine import Engine
 from tests.support import wait_until
 from tests.support.engine import EngineFactory
 

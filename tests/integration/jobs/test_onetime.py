@@ -12,18 +12,22 @@ import asyncpg
 import pytest
 
 from addicted_jobs.db import LOCK_NAMESPACE
-from addicted_jobs.jobs.context import JobContext
+from addicted_jobs.jobs import (
+    JobContext,
+    JobSpec,
+    MigrationContext,
+    NoArgs,
+    OneTimeMigration,
+    Registry,
+)
 from addicted_jobs.jobs.onetime import (
     ONETIME_LOCK,
-    MigrationContext,
     MigrationRegistry,
     MigrationsBusy,
-    OneTimeMigration,
     RequiredMigrationFailed,
     run_pending,
 )
 from addicted_jobs.jobs.onetime_state import list_state, onetime_rows
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
 from tests.support import wait_until
 from tests.support.engine import EngineFactory
 from tests.support.onetime import Later, Patient, Recorder, history

@@ -16,8 +16,8 @@ import structlog
 from addicted_jobs import cli
 from addicted_jobs.control.ops import EngineOps
 from addicted_jobs.control.server import ControlServer
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
-from addicted_jobs.jobs.runner import Engine
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.settings import RecurringSettings
 from tests.support import wait_until

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from addicted_jobs.jobs import store
-from addicted_jobs.jobs.backoff import RetryPolicy
-from addicted_jobs.jobs.spec import JobSpec, NoArgs, Registry
+from addicted_jobs.jobs import JobSpec, NoArgs, Registry, RetryPolicy, store
 from addicted_jobs.jobs.store import JobFilter
 from tests.support import wait_until
 from tests.support.engine import EngineFactory, Recorder, in_state

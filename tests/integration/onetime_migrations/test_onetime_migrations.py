@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from addicted_jobs.jobs.onetime import OneTimeMigration, run_pending
+from addicted_jobs.jobs import OneTimeMigration
+from addicted_jobs.jobs.onetime import run_pending
 from addicted_jobs.onetime_migrations import (
     CleanUpInboxUsersMigration,
     PopulateTvDbIdsMigration,
@@ -191,14 +192,6 @@ async def test_remove_old_check_completed_job(db_pool: asyncpg.Pool) -> None:
     assert [r["state"] for r in rows["jobs.jobs"]] == ["deleted", "deleted", "succeeded", "ready"]
     names = [r["name"] for r in await db_pool.fetch("SELECT name FROM jobs.recurring")]
     assert names == ["check_completed_tmdb_completed"]
-
-
-async def test_remove_old_check_completed_job_without_a_recurring_table(
-    db_pool: asyncpg.Pool,
-) -> None:
-    await db_pool.execute("DROP TABLE jobs.recurring")
-    report = await run_pending(db_pool, [RemoveOldCheckCompletedJobMigration()])
-    assert not report.failed, report
 
 
 async def test_all_five_run_in_date_order_on_an_empty_catalogue(

@@ -14,8 +14,8 @@ import asyncpg
 import brotli
 import pytest
 
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import Registry
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.storage.base import Storage
 from addicted_jobs.storage.compression import BROTLI_SIGNATURE, ZSTD_MAGIC, Codec, ObjectTooLarge
 from addicted_jobs.storage.local import LocalStorage

@@ -16,9 +16,8 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
-from addicted_jobs.jobs.backoff import DEFAULT_RETRY
-from addicted_jobs.jobs.runner import Engine
-from addicted_jobs.jobs.spec import Registry
+from addicted_jobs.jobs import DEFAULT_RETRY, Registry
+from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.storage.compression import ZSTD_MAGIC, Codec, build_dictionary
 from addicted_jobs.storage.dictionaries import save_dictionary
 from addicted_jobs.storage.s3 import S3Storage

@@ -22,7 +22,7 @@ from addicted_jobs.catalog.subtitles import mark_stored
 from addicted_jobs.control.client import ControlClient, DaemonError
 from addicted_jobs.control.op import bind
 from addicted_jobs.control.server import ControlServer, Peer
-from addicted_jobs.jobs.runner import JobRequest
+from addicted_jobs.jobs import JobRequest
 from addicted_jobs.settings import ConfigError, Settings
 from addicted_jobs.storage.compression import Codec
 from addicted_jobs.storage.local import LocalStorage

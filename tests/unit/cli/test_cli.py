@@ -16,6 +16,7 @@ from addicted_jobs.cli import output as cli_output
 from addicted_jobs.cli import top
 from addicted_jobs.cli.engine import enqueue_request, parse_pairs
 from addicted_jobs.control.client import DaemonError
+from addicted_jobs.settings import EX_CONFIG
 
 
 class FakeClient:
@@ -97,7 +98,7 @@ def test_exit_codes(fake: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "not_found: no job 9" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text("[control]\nsocket = 5\n")
-    assert cli.main(["ping", "--config", str(bad)]) == cli.EX_CONFIG
+    assert cli.main(["ping", "--config", str(bad)]) == EX_CONFIG
     assert cli.main(["--version"]) == 0
 
 

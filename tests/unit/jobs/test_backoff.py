@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addicted_jobs.jobs.backoff import CATALOGUE_DELAYS, RetryPolicy, hangfire_delay
+from addicted_jobs.jobs import RetryPolicy
+from addicted_jobs.jobs.backoff import hangfire_delay
+from addicted_jobs.tasks.catalogue import CATALOGUE_DELAYS
 
 
 @given(retry=st.integers(min_value=1, max_value=60), seed=st.integers())

@@ -13,7 +13,7 @@ from addicted_jobs.catalog.languages import known_language
 from addicted_jobs.catalog.search import decide_fetch
 from addicted_jobs.control.op import Fault, Peer, op
 from addicted_jobs.control.protocol import BIGINT
-from addicted_jobs.jobs.store import EnqueueResult
+from addicted_jobs.jobs import EnqueueResult
 from addicted_jobs.tasks.resources import Resources
 
 Enqueue = Callable[[str, dict[str, Any]], Awaitable[EnqueueResult]]
