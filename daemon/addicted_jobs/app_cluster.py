@@ -14,7 +14,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.control.op import Op, Peer, bind, declared, op
 from addicted_jobs.db import Database, DatabaseConfigError, applied_migrations, load_migrations
-from addicted_jobs.jobs import NoArgs, cluster_store
+from addicted_jobs.jobs import NoArgs, store
 from addicted_jobs.jobs.cluster import Cluster, ClusterConfig
 from addicted_jobs.jobs.engine import Engine
 from addicted_jobs.settings import Settings
@@ -73,7 +73,7 @@ class ClusterNode:
         """Join, then put back the jobs of dead nodes only (a live node's stay running)."""
         await self.cluster.join()
         await self.cluster.reap()
-        self._share_rate(await cluster_store.live_nodes(self.cluster.pool))
+        self._share_rate(await store.count_live_nodes(self.cluster.pool))
 
     def share_limit(self, limiter: RateLimiter) -> None:
         self.limiters.append(limiter)
@@ -99,7 +99,7 @@ class ClusterNode:
 
     @op("nodes", NoArgs, read_only=True)
     async def nodes_op(self, args: NoArgs, peer: Peer) -> dict[str, Any]:
-        rows = await cluster_store.nodes(self.cluster.pool)
+        rows = await store.list_nodes(self.cluster.pool)
         for row in rows:
             row["running"] = [_jsonable(r) for r in row["running"]]
             row["heartbeat_age_s"] = round(row["heartbeat_age_s"], 1)

@@ -37,8 +37,10 @@ LOCK_NAMESPACE = 0x41_4A  # "AJ"
 MIGRATION_LOCK = 1  # schema migrations, one runner at a time (session lock)
 INSTANCE_LOCK = 2  # one daemon per database without [cluster] (session lock)
 ONETIME_LOCK = 3  # one-time data migrations, one runner at a time (session lock)
-# 4: jobs/cluster_store.REAPER_LOCK, one reaper at a time; LOCK_NAMESPACE + 1 is its cap namespace
+REAPER_LOCK = 4  # the cluster's reaper of dead nodes, one at a time (transaction lock)
 MERGE_LOCK = 20  # catalog merges of one source, one at a time (transaction lock)
+# (CAP_NAMESPACE, hashtext(job type)): one claim at a time per capped type across a cluster.
+CAP_NAMESPACE = LOCK_NAMESPACE + 1
 
 # Where a query may run: a pool, a connection, or a connection acquired from a pool.
 Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy

@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import uvloop
 
-    from addicted_jobs.demo import DemoOptions, run_demo
+    from addicted_jobs.sandbox.demo import DemoOptions, run_demo
 
     if not 10 <= args.shows <= 100_000:
         print(f"addicted-jobs demo: --shows takes 10 to 100000, got {args.shows}", file=sys.stderr)

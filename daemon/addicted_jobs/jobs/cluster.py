@@ -27,7 +27,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.db import UNREACHABLE
-from addicted_jobs.jobs import cluster_store, store
+from addicted_jobs.jobs import store
 from addicted_jobs.jobs.cluster_locks import ClusterLocks
 from addicted_jobs.jobs.store import Claimed
 
@@ -77,7 +77,7 @@ class Cluster:
 
     async def _lock_connection(self) -> asyncpg.Connection:
         assert self.node_id is not None
-        return await self._connect(cluster_store.lock_application_name(self.node_id))
+        return await self._connect(store.lock_application_name(self.node_id))
 
     def _renew(self, sent: float) -> None:
         self._lease_end = sent + self.config.node_timeout_s - self.config.heartbeat_s
@@ -95,7 +95,7 @@ class Cluster:
         space = process_space()
         if space is not None:
             await self._bury_predecessors(space)
-        self.node_id = await cluster_store.register(
+        self.node_id = await store.register_node(
             self.pool, self.host, self.pid, self.version, space
         )
         self._renew(sent)
@@ -105,12 +105,12 @@ class Cluster:
     async def _bury_predecessors(self, space: str) -> None:
         gone = [
             node
-            for node, pid in await cluster_store.neighbours(self.pool, self.host, space)
+            for node, pid in await store.node_neighbours(self.pool, self.host, space)
             if pid != self.pid and not _pid_alive(pid)
         ]
         if not gone:
             return
-        for node in await cluster_store.declare_gone(self.pool, gone):
+        for node in await store.declare_nodes_gone(self.pool, gone):
             log.warning(
                 "node declared dead: its process is gone from this host",
                 dead_node=node["id"],
@@ -125,7 +125,7 @@ class Cluster:
         await self.locks.close()
         if self.node_id is not None:
             try:
-                await cluster_store.leave(self.pool, self.node_id)
+                await store.leave_cluster(self.pool, self.node_id)
             except DB_ERRORS as exc:
                 log.warning(
                     "could not mark this node gone; peers notice it by its silence", error=str(exc)
@@ -142,11 +142,11 @@ class Cluster:
     ) -> list[Claimed]:
         """store.claim on `conn` (the caller's, so it knows which session a lost claim ran on),
         marked with this node; capped types with room are counted across the cluster
-        (cluster_store.claim_capped), others claim as with a single daemon."""
+        (store.claim_capped), others claim as with a single daemon."""
         node_id = self.node_id
         assert node_id is not None
         if any(rooms.get(name, 0) > 0 for name in capped):
-            claimed, cluster_rooms = await cluster_store.claim_capped(
+            claimed, cluster_rooms = await store.claim_capped(
                 conn, queue, limit, capped, rooms, caps, node_id
             )
             until = time.monotonic() + CAP_FULL_RETRY_S
@@ -167,10 +167,10 @@ class Cluster:
             return False
         return True
 
-    async def reap(self) -> cluster_store.Reaped:
+    async def reap(self) -> store.Reaped:
         """One reaper pass (at start, then with each heartbeat); logs what it did."""
         assert self.node_id is not None
-        reaped = await cluster_store.reap(
+        reaped = await store.reap_dead_nodes(
             self.pool, self.node_id, self.config.node_timeout_s, self.config.max_interruptions
         )
         for node in reaped.dead:
@@ -204,14 +204,14 @@ class Cluster:
         """One heartbeat, then a reaper pass and the live-node count."""
         assert self.node_id is not None
         sent = time.monotonic()
-        if not await cluster_store.heartbeat(self.pool, self.node_id):
+        if not await store.node_heartbeat(self.pool, self.node_id):
             await self._expelled()
             return
         self._renew(sent)
         await self.reap()
         if self.on_beat is not None:
             await self.on_beat()
-        live = await cluster_store.live_nodes(self.pool)
+        live = await store.count_live_nodes(self.pool)
         if live != self.live_nodes:
             log.info("live nodes changed", live_nodes=live, before=self.live_nodes)
             self.live_nodes = live

@@ -4,7 +4,7 @@ connection, so a job on another node sees it. Try and wait modes behave as in Ke
 
 A lock is released when its job ends, or when its node dies: a node that exits or loses its
 connection loses its session and with it its locks; a node declared dead while its session is
-still up (paused) has that session ended by the node that declared it (cluster_store.reap).
+still up (paused) has that session ended by the node that declared it (store.reap_dead_nodes).
 A node whose lock session ends under it (a database restart, a failover, the reaper) interrupts
 the jobs holding cluster locks at once: they no longer hold them, and run again later.
 """
@@ -21,7 +21,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from addicted_jobs.db import UNREACHABLE, close_or_terminate
-from addicted_jobs.jobs import cluster_store
+from addicted_jobs.jobs import store
 from addicted_jobs.jobs.locks import KeyedLocks
 
 log = structlog.get_logger("addicted_jobs.jobs.cluster")
@@ -32,7 +32,7 @@ WAIT_POLL_MAX_S = 0.5
 
 class ClusterLocks(KeyedLocks):
     """KeyedLocks whose keys are also held cluster-wide. `connect` opens the dedicated lock
-    connection (application_name naming the node, see cluster_store.lock_application_name).
+    connection (application_name naming the node, see store.lock_application_name).
 
     A wait-mode waiter polls pg_try_advisory_lock (WAIT_POLL_MIN_S doubling to WAIT_POLL_MAX_S)
     instead of blocking in pg_advisory_lock: the one connection serves every lock of the node,
@@ -58,8 +58,8 @@ class ClusterLocks(KeyedLocks):
                 self._conn = await self._connect()
                 self._conn.add_termination_listener(self._lost)
             if take:
-                return await cluster_store.try_keyed_lock(self._conn, key)
-            await cluster_store.release_keyed_lock(self._conn, key)
+                return await store.try_keyed_lock(self._conn, key)
+            await store.release_keyed_lock(self._conn, key)
             return True
 
     def _lost(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from addicted_jobs.app_cluster import SchemaNewerThanCode, check_schema_known
 from addicted_jobs.db import AnotherInstanceRunning, Database, _init_connection
-from addicted_jobs.jobs import cluster_store, store
+from addicted_jobs.jobs import store
 from addicted_jobs.jobs.cluster import Cluster, ClusterConfig, process_space
 from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
@@ -119,9 +119,9 @@ async def test_a_restarted_node_buries_its_predecessor_at_once(
     space = process_space()
     assert space is not None, "this test needs /proc"
     host = socket.gethostname()
-    before = await cluster_store.register(db_pool, host, dead_pid, "test", space)
-    alive = await cluster_store.register(db_pool, host, os.getppid(), "test", space)
-    elsewhere = await cluster_store.register(db_pool, host, dead_pid, "test", "other-boot pid:[1]")
+    before = await store.register_node(db_pool, host, dead_pid, "test", space)
+    alive = await store.register_node(db_pool, host, os.getppid(), "test", space)
+    elsewhere = await store.register_node(db_pool, host, dead_pid, "test", "other-boot pid:[1]")
     jobs: dict[int, list[int]] = {}
     for node in (before, alive, elsewhere):
         await store.enqueue(db_pool, [NewJob("noop", "default", {}, 3)])
@@ -268,7 +268,7 @@ async def test_the_nodes_listing_shows_each_nodes_running_jobs(
 ) -> None:
     a, b = await _node(db_pool, db_dsn), await _node(db_pool, db_dsn)
     jobs = await _running_on(db_pool, a, 2)
-    listed = {n["id"]: n for n in await cluster_store.nodes(db_pool)}
+    listed = {n["id"]: n for n in await store.list_nodes(db_pool)}
     assert listed[a.node_id or 0]["running_count"] == 2
     assert {j["id"] for j in listed[a.node_id or 0]["running"]} == {j.id for j in jobs}
     assert listed[b.node_id or 0]["running"] == []
@@ -313,7 +313,7 @@ async def test_a_job_whose_lock_session_ends_is_interrupted(
 
     task = asyncio.create_task(job())
     await holding.wait()
-    name = cluster_store.lock_application_name(node.node_id or 0)
+    name = store.lock_application_name(node.node_id or 0)
     await db_pool.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", name
     )

@@ -9,7 +9,7 @@ import io
 import asyncpg
 import pytest
 
-from addicted_jobs import demo
+from addicted_jobs.sandbox import demo
 
 
 async def add_job(pool: asyncpg.Pool, state: str, last_error: str | None) -> int:
