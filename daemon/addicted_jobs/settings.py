@@ -31,9 +31,16 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 # Re-exported: app.py reads the code beside the settings that refuse a configuration.
 from addicted_jobs.exit_codes import EX_CONFIG as EX_CONFIG
+from addicted_jobs.paths import (
+    DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH,
+)
+from addicted_jobs.paths import (
+    ENV_PREFIX,
+    config_path,
+    default_state_dir,
+    socket_path,
+)
 
-DEFAULT_CONFIG_PATH = Path("/etc/addicted-jobs/config.toml")
-ENV_PREFIX = "ADDICTED_JOBS_"
 SECRET_KEYS = (
     "database.dsn",
     "tmdb.api_key",
@@ -51,14 +58,8 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _default_state_dir() -> Path:
-    # systemd's StateDirectory= sets STATE_DIRECTORY; a developer run keeps state in the checkout.
-    env = os.environ.get("STATE_DIRECTORY")
-    return Path(env.split(":")[0]) if env else Path(".state").absolute()
-
-
 class StateSettings(Section):
-    dir: Path = Field(default_factory=_default_state_dir)
+    dir: Path = Field(default_factory=default_state_dir)
 
 
 # Connections of the derived pool kept for socket requests beyond one per running job.
@@ -448,12 +449,8 @@ class Settings(BaseSettings):
 
     @property
     def socket_path(self) -> Path:
-        if self.control.socket is not None:
-            return self.control.socket
-        runtime = os.environ.get("RUNTIME_DIRECTORY")
-        if runtime:
-            return Path(runtime.split(":")[0]) / "control.sock"
-        return self.state.dir / "control.sock"
+        """The control socket (paths.socket_path: the rules the command line also follows)."""
+        return socket_path(self.control.socket, self.state.dir)
 
     @property
     def local_storage_dir(self) -> Path:
@@ -477,9 +474,8 @@ def check_queue_names(settings: Settings, known: set[str]) -> None:
 
 
 def resolve_config_path(explicit: Path | None) -> Path | None:
-    if explicit is not None:
-        return explicit
-    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    """`explicit`, else the default config file when it exists (paths.config_path)."""
+    return config_path(explicit)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

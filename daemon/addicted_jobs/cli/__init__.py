@@ -42,6 +42,7 @@ from addicted_jobs.cli.command import (
 from addicted_jobs.cli.daemon import add_daemon_commands, cmd_demo, cmd_run, cmd_systemd_files
 from addicted_jobs.control.client import ControlClient, DaemonError, Unreachable
 from addicted_jobs.exit_codes import EX_CONFIG
+from addicted_jobs.paths import Unresolved, daemon_socket
 
 __all__ = [
     "COMMANDS",
@@ -127,9 +128,13 @@ def resolve_socket(ns: argparse.Namespace) -> Path:
     env = os.environ.get("ADDICTED_JOBS_CONTROL__SOCKET")
     if env:
         return Path(env)
-    from addicted_jobs.settings import load_settings
+    try:
+        # The daemon's own rules (addicted_jobs.paths) on the config file read as TOML only.
+        path = daemon_socket(getattr(ns, "config", None))
+    except Unresolved:
+        from addicted_jobs.settings import load_settings  # says precisely what is wrong
 
-    path = load_settings(getattr(ns, "config", None)).socket_path
+        path = load_settings(getattr(ns, "config", None)).socket_path
     if not path.exists() and not os.environ.get("RUNTIME_DIRECTORY"):
         if UNIT_SOCKET.exists():
             return UNIT_SOCKET  # the daemon runs under the unit; this shell is not inside it

@@ -80,3 +80,18 @@ def test_the_daemon_itself_is_loaded_only_by_run() -> None:
     code, modules = loaded_by("run", "--config", "/nonexistent/config.toml")
     assert code == 78
     assert "addicted_jobs.app" in heavy_in(modules)
+
+
+def test_the_default_socket_is_found_without_the_settings(tmp_path: Path) -> None:
+    # No --socket, no [control] socket anywhere: the path comes from the state directory, by the
+    # daemon's own rules (addicted_jobs.paths), read without pydantic (~0.3 s of every command).
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    env = {"ADDICTED_JOBS_CONTROL__SOCKET": "", "RUNTIME_DIRECTORY": ""}
+    code, modules = loaded_by("ping", "--json", env={**env, "STATE_DIRECTORY": str(tmp_path)})
+    assert code == 3
+    assert "addicted_jobs.settings" not in modules and "pydantic" not in modules
+    # A config file that does not parse goes to the full settings, which name the fault: exit 78.
+    config.write_text("[state\n", encoding="utf-8")
+    code, _ = loaded_by("ping", "--config", str(config), env=env)
+    assert code == 78
