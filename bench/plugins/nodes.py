@@ -9,6 +9,7 @@ nodes (wait4 counts reaped children).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,9 @@ from pathlib import Path
 def main() -> int:
     count, python = int(sys.argv[1]), sys.argv[2]
     base = Path(os.environ["ADDICTED_JOBS_STATE__DIR"])
+    # The latency phase: each node writes the start times of the jobs it ran (bench_jobs.py) to
+    # a file of its own, merged into the harness's one when all have exited.
+    lat_out = os.environ.get("BENCH_LAT_OUT")
     nodes = []
     for n in range(count):
         env = {
@@ -26,6 +30,8 @@ def main() -> int:
             "ADDICTED_JOBS_STATE__DIR": str(base / f"node-{n}"),
             "ADDICTED_JOBS_CLUSTER__ENABLED": "true",
         }
+        if lat_out:
+            env["BENCH_LAT_OUT"] = f"{lat_out}.node-{n}"
         nodes.append(subprocess.Popen([python, "-m", "addicted_jobs", "run"], env=env))
 
     def forward(signum: int, _frame: object) -> None:
@@ -35,7 +41,15 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return max(node.wait() for node in nodes)
+    status = max(node.wait() for node in nodes)
+    if lat_out:
+        merged: list[object] = []
+        for n in range(count):
+            part = Path(f"{lat_out}.node-{n}")
+            if part.exists():
+                merged += json.loads(part.read_text())
+        Path(lat_out).write_text(json.dumps(merged))
+    return status
 
 
 if __name__ == "__main__":
