@@ -213,6 +213,15 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 # The daemon's pool as tests and benches must build it too, so they exercise what runs.
 POOL_OPTIONS: dict[str, Any] = {"server_settings": SERVER_SETTINGS, "reset": keep_session}
+# The engine's own pool plans every statement for the table as it is now. A prepared statement
+# run five times gets a generic plan, cached for the session and re-made only when something
+# invalidates it (DDL, ANALYZE). A daemon started on an empty table got a generic claim whose lock
+# step read jobs.jobs sequentially (cheapest on one page) and kept it while the table grew and
+# autovacuum had not analysed it yet: 200 jobs/s in bench/soak.py, each claim comparing every row
+# with every id (tests/integration/jobs/test_claim_plans.py). Planning the claim costs ~1 ms per
+# batch of up to claim_batch jobs; the client pool's short statements keep their cached plans.
+ENGINE_SERVER_SETTINGS = {**SERVER_SETTINGS, "plan_cache_mode": "force_custom_plan"}
+ENGINE_POOL_OPTIONS: dict[str, Any] = {**POOL_OPTIONS, "server_settings": ENGINE_SERVER_SETTINGS}
 
 
 # A peer that vanished (host down, connection dropped by a firewall) is noticed by the kernel
@@ -310,7 +319,7 @@ class Database:
                 timeout=self._timeout,
                 init=_init_connection,
                 command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
-                **POOL_OPTIONS,
+                **ENGINE_POOL_OPTIONS,
             )
         except (asyncpg.ClientConfigurationError, ValueError) as exc:
             # Its message may quote the DSN: scrubbed, and `from None` keeps the original (and
