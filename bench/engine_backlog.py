@@ -43,8 +43,10 @@ def emit(record: dict[str, Any]) -> None:
 class Daemon:
     """`python -m addicted_jobs run` on one database, stopped with SIGTERM."""
 
-    def __init__(self, python: str, db: str) -> None:
+    def __init__(self, python: str, db: str, dsn: str | None = None) -> None:
+        """`dsn` overrides the harness's server (bench/soak.py's private one)."""
         self.python, self.db = python, db
+        self.dsn = dsn or common.dsn(db)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -54,7 +56,7 @@ class Daemon:
                 "PYTHONPATH": str(HERE / "plugins")
                 if self.python != sys.executable
                 else f"{HERE / 'plugins'}:{ROOT}",
-                "ADDICTED_JOBS_DATABASE__DSN": common.dsn(self.db),
+                "ADDICTED_JOBS_DATABASE__DSN": self.dsn,
                 "ADDICTED_JOBS_STATE__DIR": f"/tmp/aj-backlog-{os.getpid()}",
                 "ADDICTED_JOBS_LOG__FORMAT": "json",
                 "ADDICTED_JOBS_LOG__LEVEL": "warning",

@@ -9,6 +9,7 @@ end against its size after the first 10% (target <= 2x).
 
     python bench/soak.py [--jobs 5000000] [--rate 6000] [--burst 60000] [--burst-every-s 60]
                          [--retention-s 60] [--hold-s 60] [--daemon-python PATH]
+                         [--private-server DIR]
 
 Pruning: the daemon prunes once an hour; here the bench runs the engine's own prune statement
 (store.prune) every 10 s with the short retention, which is what a short `prune_every_s` would do.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -32,6 +34,7 @@ import common
 from engine_backlog import Daemon, emit, wait_for
 
 from addicted_jobs.db import _init_connection
+from addicted_jobs.embedded_pg import EmbeddedPostgres
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
 
@@ -84,10 +87,62 @@ async def hold(dsn: str, seconds: float) -> None:
         await conn.close()
 
 
+class Server:
+    """Where the soak's database lives: the harness's PostgreSQL, or with `--private-server DIR`
+    a server of our own (the pgserver binaries the daemon embeds) with autovacuum as PostgreSQL
+    ships it: this machine's shared server runs with autovacuum off (its CI configuration),
+    which would leave every dead row of the soak in place."""
+
+    def __init__(self, private: Path | None) -> None:
+        self.embedded = EmbeddedPostgres(private) if private is not None else None
+        self.socket_dir: str | None = None
+
+    def start(self) -> None:
+        if self.embedded is not None:
+            self.embedded.start()
+            self.socket_dir = str(self.embedded.socket_dir)
+
+    def dsn(self, db: str) -> str:
+        if self.socket_dir is None:
+            return common.dsn(db)
+        return f"postgresql://postgres@/{db}?host={self.socket_dir}"
+
+    async def create_db(self) -> str:
+        if self.socket_dir is None:
+            return await common.create_db("ajsoak")
+        name = f"bench_ajsoak_{os.getpid()}"
+        conn = await asyncpg.connect(self.dsn("postgres"))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return name
+
+    async def settings(self) -> dict[str, str]:
+        conn = await asyncpg.connect(self.dsn("postgres"))
+        try:
+            rows = await conn.fetch(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])",
+                ["autovacuum", "autovacuum_naptime", "shared_buffers", "server_version"],
+            )
+        finally:
+            await conn.close()
+        return {r["name"]: r["setting"] for r in rows}
+
+    async def stop(self, db: str) -> None:
+        if self.embedded is None:
+            await common.drop_db(db)
+        else:
+            await asyncio.to_thread(self.embedded.stop)
+
+
 async def soak(args: argparse.Namespace) -> None:
-    db = await common.create_db("ajsoak")
-    daemon = Daemon(args.daemon_python, db)
-    pool = await asyncpg.create_pool(common.dsn(db), min_size=2, max_size=4, init=_init_connection)
+    server = Server(args.private_server)
+    await asyncio.to_thread(server.start)
+    emit({"phase": "soak", "server": await server.settings()})
+    db = await server.create_db()
+    daemon = Daemon(args.daemon_python, db, server.dsn(db))
+    pool = await asyncpg.create_pool(server.dsn(db), min_size=2, max_size=4, init=_init_connection)
     assert pool is not None
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -138,7 +193,7 @@ async def soak(args: argparse.Namespace) -> None:
                 size_tenth = window["table_mib"]
             if not held and done >= args.jobs // 2:
                 held = True
-                tasks.append(asyncio.create_task(hold(common.dsn(db), args.hold_s)))
+                tasks.append(asyncio.create_task(hold(server.dsn(db), args.hold_s)))
         emit(_summary(windows, args.jobs, size_tenth))
     finally:
         for task in tasks:
@@ -146,7 +201,7 @@ async def soak(args: argparse.Namespace) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await pool.close()
         daemon.stop()
-        await common.drop_db(db)
+        await server.stop(db)
 
 
 def _ms(interval: Any) -> float | None:
@@ -197,6 +252,11 @@ def main() -> None:
     parser.add_argument("--hold-s", type=float, default=60)
     parser.add_argument("--report-s", type=float, default=5)
     parser.add_argument("--daemon-python", default=sys.executable)
+    parser.add_argument(
+        "--private-server",
+        type=Path,
+        help="run PostgreSQL of our own in DIR (autovacuum as shipped), not the harness's server",
+    )
     asyncio.run(soak(parser.parse_args()))
 
 
