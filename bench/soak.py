@@ -33,6 +33,7 @@ import asyncpg
 import common
 from engine_backlog import Daemon, emit, wait_for
 
+from addicted_jobs import logs
 from addicted_jobs.db import _init_connection
 from addicted_jobs.embedded_pg import EmbeddedPostgres
 from addicted_jobs.jobs import store
@@ -62,9 +63,12 @@ async def feed(pool: asyncpg.Pool, args: argparse.Namespace, sent: list[int]) ->
         if time.monotonic() >= next_burst:
             n = min(n + args.burst, args.jobs - sent[0])
             next_burst += args.burst_every_s
-        for low in range(0, n, 20_000):
-            await store.enqueue(pool, [NewJob("noop", "default", {}, 1)] * min(20_000, n - low))
-        sent[0] += n
+        # In slices, each counted the moment it is written: the finished count is sent minus
+        # what waits or runs, so a burst must not be seen in the table before it is in `sent`.
+        for low in range(0, n, 2_000):
+            chunk = min(2_000, n - low)
+            sent[0] += chunk
+            await store.enqueue(pool, [NewJob("noop", "default", {}, 1)] * chunk)
         tick += 0.1
         await asyncio.sleep(max(tick - time.monotonic(), 0))
 
@@ -257,6 +261,7 @@ def main() -> None:
         type=Path,
         help="run PostgreSQL of our own in DIR (autovacuum as shipped), not the harness's server",
     )
+    logs.configure("warning", "json", sys.stderr)  # stdout carries only the JSON result lines
     asyncio.run(soak(parser.parse_args()))
 
 
