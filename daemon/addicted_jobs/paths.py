@@ -6,7 +6,6 @@ and the command line (cli/) finds the socket with the same ones without loading 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,6 +65,8 @@ def daemon_socket(config: Path | None) -> Path:
     path = config_path(config)
     data: Mapping[str, object] = {}
     if path is not None:
+        import tomllib  # only with a config file: ~3 ms of every command otherwise
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
