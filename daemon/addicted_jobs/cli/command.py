@@ -9,14 +9,25 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from addicted_jobs.control.client import ControlClient
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+
+
+def path_arg(value: str) -> Path:
+    """argparse type of a path option: pathlib is imported when such an option is given, not
+    by every command (it costs ~6 ms of a `ping` that should cost little more than Python)."""
+    from pathlib import Path
+
+    return Path(value)
 
 
 class UsageError(Exception):

@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail
+from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail, path_arg
 from addicted_jobs.exit_codes import EX_CONFIG
+
+if TYPE_CHECKING:
+    pass
 
 
 def add_daemon_commands(sub: Any) -> None:
@@ -22,7 +24,7 @@ def add_daemon_commands(sub: Any) -> None:
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument(
         "--config",
-        type=Path,
+        type=path_arg,
         help="TOML config file (default /etc/addicted-jobs/config.toml if present)",
     )
     demo = sub.add_parser(
@@ -36,14 +38,14 @@ def add_daemon_commands(sub: Any) -> None:
         "--sample-subtitles", type=int, default=60, help="subtitles to download and store"
     )
     demo.add_argument(
-        "--state", type=Path, help="keep the state here (default: a temporary directory)"
+        "--state", type=path_arg, help="keep the state here (default: a temporary directory)"
     )
     demo.add_argument("--keep", action="store_true", help="keep the temporary state directory")
     files = sub.add_parser(
         "systemd-files",
         help="write the systemd unit, sysusers file and example config shipped with this install",
     )
-    files.add_argument("dir", type=Path, help="directory to write them to")
+    files.add_argument("dir", type=path_arg, help="directory to write them to")
     files.add_argument(
         "--bin", help="addicted-jobs path for the unit's ExecStart (default: this installation's)"
     )

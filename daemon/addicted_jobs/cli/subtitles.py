@@ -10,11 +10,13 @@ import argparse
 import base64
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from addicted_jobs.cli.command import Context, UsageError, arg, command
+from addicted_jobs.cli.command import Context, UsageError, arg, command, path_arg
 from addicted_jobs.cli.output import render_credentials, render_request_subtitles
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # The socket operations (addicted_jobs.tasks.ops.storage), named here so the client stays light.
 GET_OP = "storage-get"
@@ -92,9 +94,9 @@ def _removed(result: dict[str, Any]) -> str:
     "`train-dictionary [--from-stored N | --from-dir DIR] [--dry-run]`",
     arg("action", choices=("get", "train-dictionary")),
     arg("subtitle_id", nargs="?", type=int, metavar="SUBTITLE_ID", help="numeric subtitle id"),
-    arg("-o", "--output", type=Path, metavar="FILE", help="get: write the file here"),
+    arg("-o", "--output", type=path_arg, metavar="FILE", help="get: write the file here"),
     arg("--from-stored", type=int, metavar="N", help="train on N stored files (default 1000)"),
-    arg("--from-dir", type=Path, metavar="DIR", help="train on up to 1000 files in DIR"),
+    arg("--from-dir", type=path_arg, metavar="DIR", help="train on up to 1000 files in DIR"),
     arg("--dry-run", action="store_true", help="train and measure, but keep the current one"),
 )
 async def storage(ctx: Context, ns: argparse.Namespace) -> int:
@@ -166,7 +168,7 @@ def _write(path: Path, data: bytes) -> None:
         import tempfile  # with shutil, bz2, lzma and random: only `storage get -o` needs it
 
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
+        tmp = path.with_name(os.path.basename(name))
         with os.fdopen(fd, "wb") as file:
             file.write(data)
         os.chmod(tmp, 0o666 & ~_umask())

@@ -9,12 +9,14 @@ with the time since their attempt started; the last failures. The view survives 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from addicted_jobs.cli import output as out
 from addicted_jobs.cli.command import Context
 from addicted_jobs.control.client import Unreachable
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 CLEAR = "\x1b[H\x1b[2J"
 SPARKS = " ▁▂▃▄▅▆▇█"
@@ -80,6 +82,8 @@ def _running(stats: dict[str, Any], now: datetime) -> list[str]:
 
 
 def render(stats: dict[str, Any], now: datetime | None = None) -> str:
+    from datetime import UTC, datetime  # only when top renders: ~2 ms of every command
+
     now = now or datetime.now(UTC)
     done = stats.get("finished_last_minute", {})
     rows = []

@@ -77,10 +77,11 @@ def test_socket_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     config = tmp_path / "c.toml"
     config.write_text('[control]\nsocket = "/from/config.sock"\n')
     monkeypatch.setenv("ADDICTED_JOBS_CONTROL__SOCKET", "/from/env.sock")
-    resolve = cli.resolve_socket
-    assert resolve(argparse.Namespace(socket=Path("/flag.sock"), config=config)) == Path(
-        "/flag.sock"
-    )
+
+    def resolve(ns: argparse.Namespace) -> Path:
+        return Path(cli.resolve_socket(ns))  # a str where pathlib was not needed
+
+    assert resolve(argparse.Namespace(socket="/flag.sock", config=config)) == Path("/flag.sock")
     assert resolve(argparse.Namespace(socket=None, config=config)) == Path("/from/config.sock")
     assert resolve(argparse.Namespace(socket=None, config=None)) == Path("/from/env.sock")
     monkeypatch.delenv("ADDICTED_JOBS_CONTROL__SOCKET")
