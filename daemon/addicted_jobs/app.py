@@ -34,6 +34,7 @@ from addicted_jobs.db import (
     apply_migrations,
 )
 from addicted_jobs.domain import Domain
+from addicted_jobs.exit_codes import EX_CONFIG
 from addicted_jobs.jobs import Registry
 from addicted_jobs.jobs.engine import Engine, EngineConfig
 from addicted_jobs.jobs.migration import OneTimeMigrationError
@@ -44,7 +45,6 @@ from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.jobs.supervisor import Supervisor
 from addicted_jobs.settings import (
     DEFAULT_QUEUES,
-    EX_CONFIG,
     ConfigError,
     Settings,
     check_queue_names,

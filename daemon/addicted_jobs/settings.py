@@ -29,17 +29,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-# Re-exported: app.py reads the code beside the settings that refuse a configuration.
-from addicted_jobs.exit_codes import EX_CONFIG as EX_CONFIG
-from addicted_jobs.paths import (
-    DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH,
-)
-from addicted_jobs.paths import (
-    ENV_PREFIX,
-    config_path,
-    default_state_dir,
-    socket_path,
-)
+from addicted_jobs.paths import ENV_PREFIX, config_path, default_state_dir, socket_path
 
 SECRET_KEYS = (
     "database.dsn",
@@ -473,11 +463,6 @@ def check_queue_names(settings: Settings, known: set[str]) -> None:
         )
 
 
-def resolve_config_path(explicit: Path | None) -> Path | None:
-    """`explicit`, else the default config file when it exists (paths.config_path)."""
-    return config_path(explicit)
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
@@ -557,7 +542,7 @@ def _describe(
 
 def load_settings(config: Path | None = None) -> Settings:
     """Build the settings; raise ConfigError with an operator-facing message when they are bad."""
-    path = resolve_config_path(config)
+    path = config_path(config)
     data: dict[str, Any] = _read_toml(path) if path else {}
     secrets = _read_credentials(data)
     try:

@@ -16,7 +16,7 @@ from addicted_jobs.cli import output as cli_output
 from addicted_jobs.cli import top
 from addicted_jobs.cli.engine import enqueue_request, parse_pairs
 from addicted_jobs.control.client import DaemonError
-from addicted_jobs.settings import EX_CONFIG
+from addicted_jobs.exit_codes import EX_CONFIG
 
 
 class FakeClient:
