@@ -49,7 +49,7 @@ class Section(BaseModel):
 
 
 class StateSettings(Section):
-    dir: Path = Field(default_factory=default_state_dir)
+    dir: Path = Field(default_factory=lambda: Path(default_state_dir()))
 
 
 # Connections of the derived pool kept for socket requests beyond one per running job.
@@ -376,7 +376,13 @@ def _over_defaults(value: Any, defaults: Mapping[str, Section]) -> Any:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        # `Environment=ADDICTED_JOBS_X=` in a unit drop-in clears a value, as in systemd itself;
+        # paths.environment_value (the command line's socket rules) reads them the same way.
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
     )
 
     state: StateSettings = Field(default_factory=StateSettings)  # reads $STATE_DIRECTORY now
@@ -440,7 +446,7 @@ class Settings(BaseSettings):
     @property
     def socket_path(self) -> Path:
         """The control socket (paths.socket_path: the rules the command line also follows)."""
-        return socket_path(self.control.socket, self.state.dir)
+        return Path(socket_path(self.control.socket, self.state.dir))
 
     @property
     def local_storage_dir(self) -> Path:
@@ -542,7 +548,8 @@ def _describe(
 
 def load_settings(config: Path | None = None) -> Settings:
     """Build the settings; raise ConfigError with an operator-facing message when they are bad."""
-    path = config_path(config)
+    found = config_path(config)
+    path = Path(found) if found is not None else None
     data: dict[str, Any] = _read_toml(path) if path else {}
     secrets = _read_credentials(data)
     try:

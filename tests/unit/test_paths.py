@@ -20,6 +20,11 @@ CASES = [
     ({"control": {"socket": "/run/x/c.sock"}}, {"ADDICTED_JOBS_CONTROL__SOCKET": "/tmp/e.sock"}),
     ({}, {"STATE_DIRECTORY": "/var/lib/addicted-jobs"}),
     ({"control": {"max_request_bytes": 4096}}, {"RUNTIME_DIRECTORY": "/run/aj"}),
+    # pydantic-settings matches names in any case and (env_ignore_empty) skips empty values.
+    ({"control": {"socket": "/run/x/c.sock"}}, {"addicted_jobs_control__socket": "/tmp/l.sock"}),
+    ({"state": {"dir": "/var/lib/aj"}}, {"Addicted_Jobs_State__Dir": "/srv/mixed"}),
+    ({"control": {"socket": "/run/x/c.sock"}}, {"ADDICTED_JOBS_CONTROL__SOCKET": ""}),
+    ({"state": {"dir": "/var/lib/aj"}}, {"ADDICTED_JOBS_STATE__DIR": ""}),
 ]
 
 
@@ -42,7 +47,7 @@ def test_the_light_rules_agree_with_the_settings(
     ]
     config.write_text("".join(lines).replace("'", '"'), encoding="utf-8")
 
-    assert daemon_socket(config) == load_settings(config).socket_path
+    assert Path(daemon_socket(config)) == load_settings(config).socket_path
 
 
 @pytest.mark.parametrize(

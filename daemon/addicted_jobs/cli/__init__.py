@@ -5,43 +5,41 @@ Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 daemon u
 subtitles.py and importer.py fill with @command; run, demo and systemd-files (daemon.py) run in
 this process. The client side imports only the control client, the protocol and settings: the
 domain and the engine load only for the commands that run them (pyproject's import-linter
-contract "The command line is a light client").
+contract "The command line is a light client"). A socket command imports only its own module,
+and its words go through argparse (parser.py) only when they are more than its plain arguments
+and the common options.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from addicted_jobs import __version__
-
-# The command modules fill COMMANDS as they are imported, in the order `--help` lists them.
-from addicted_jobs.cli import engine, jobs, subtitles
-
-# isort: split
-from addicted_jobs.cli import importer
 from addicted_jobs.cli.command import (
     COMMANDS,
     EXIT_DAEMON_ERROR,
     EXIT_OK,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
+    MODULES,
     Command,
     Context,
     Failed,
     UsageError,
-    _Parser,
     arg,
     command,
     fail,
-    path_arg,
+    load_commands,
     positive_seconds,
+    read_common_words,
 )
-from addicted_jobs.cli.daemon import add_daemon_commands, cmd_demo, cmd_run, cmd_systemd_files
 from addicted_jobs.control.client import ControlClient, DaemonError, SocketPath, Unreachable
 from addicted_jobs.exit_codes import EX_CONFIG
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "COMMANDS",
@@ -55,57 +53,16 @@ __all__ = [
     "Failed",
     "UsageError",
     "arg",
-    "build_parser",
     "command",
-    "engine",
-    "importer",
-    "jobs",
+    "load_commands",
     "main",
     "positive_seconds",
     "resolve_socket",
-    "subtitles",
 ]
 
 # Where the packaged unit's RuntimeDirectory=addicted-jobs puts the socket. A command run from a
 # shell has no $RUNTIME_DIRECTORY, so it looks here when the config names no socket.
 UNIT_SOCKET: SocketPath = "/run/addicted-jobs/control.sock"
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser: run, demo, systemd-files, then every command of COMMANDS; with `only` (a
-    command's name) just that command, which is all `main` needs to parse its words (building
-    every subparser took ~10 ms of a `ping` that should cost little more than Python itself)."""
-    parser = _Parser(
-        prog="addicted-jobs", description="Durable job daemon for the subtitle catalogue"
-    )
-    parser.add_argument("--version", action="version", version=f"addicted-jobs {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if only not in COMMANDS:
-        add_daemon_commands(sub)
-    common = _Parser(add_help=False)
-    # Plain strings: pathlib is loaded only where a path is worked on (~6 ms of every command).
-    common.add_argument("--socket", help="control socket path (overrides the config)")
-    common.add_argument("--config", type=path_arg, help="TOML config file to find the socket in")
-    common.add_argument(
-        "--timeout",
-        type=positive_seconds(0.001),
-        default=60.0,
-        help="seconds to wait for a reply (more than 0)",
-    )
-    wanted = [COMMANDS[only]] if only in COMMANDS else list(COMMANDS.values())
-    for cmd in wanted:
-        p = sub.add_parser(
-            cmd.name,
-            help=cmd.help,
-            description=cmd.description or cmd.help,
-            epilog=cmd.epilog,
-            parents=[common],
-        )
-        if cmd.json_flag:
-            p.add_argument("--json", action="store_true", help="machine-readable output")
-        for flags, options in cmd.arguments:
-            p.add_argument(*flags, **options)
-    return parser
 
 
 def resolve_socket(ns: argparse.Namespace) -> SocketPath:
@@ -181,12 +138,15 @@ def _config_error(exc: Exception) -> bool:
     return settings is not None and isinstance(exc, settings.ConfigError)
 
 
-def _main(argv: list[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
+def _parse(words: list[str]) -> argparse.Namespace | int:
+    """The words through argparse: the namespace, or the exit code when there is nothing to run
+    (help and --version: 0; a usage error, reported as text or --json: 2)."""
+    from addicted_jobs.cli.parser import build_parser
+
     wants_json = "--json" in words
-    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
+    parser = build_parser(words[0] if words and words[0] in MODULES else None)
     try:
-        ns = parser.parse_args(argv)
+        ns = parser.parse_args(words)
     except SystemExit as exc:  # --help/--version exit 0
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except UsageError as exc:
@@ -199,12 +159,27 @@ def _main(argv: list[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if ns.command == "run":
-        return cmd_run(ns)
-    if ns.command == "demo":
-        return cmd_demo(ns)
-    if ns.command == "systemd-files":
-        return cmd_systemd_files(ns)
+    return ns
+
+
+def _main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    ns = None
+    if words and words[0] in MODULES:
+        # The light way in: only the command's own module, and no argparse when its words are
+        # plain (issue 16: `ping` should cost little more than Python and the round trip).
+        cmd = load_commands(words[0]).get(words[0])
+        ns = read_common_words(cmd, words[1:]) if cmd is not None else None
+    if ns is None:
+        parsed = _parse(words)
+        if isinstance(parsed, int):
+            return parsed
+        ns = parsed
+    if ns.command in ("run", "demo", "systemd-files"):
+        from addicted_jobs.cli.daemon import cmd_demo, cmd_run, cmd_systemd_files
+
+        run_here = {"run": cmd_run, "demo": cmd_demo, "systemd-files": cmd_systemd_files}
+        return run_here[ns.command](ns)
     name = ns.command
     as_json = getattr(ns, "json", None) not in (None, False)
     try:

@@ -6,13 +6,14 @@ not run; while one does, the import refuses and says so (--dry-run still works).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TYPE_CHECKING
 
 from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, Context, UsageError, arg, command
 
 if TYPE_CHECKING:
+    import argparse  # annotations only: argparse loads when a parser is built
+
     from addicted_jobs.importer.run import ImportReport
 
 EXIT_REFUSED = EXIT_DAEMON_ERROR

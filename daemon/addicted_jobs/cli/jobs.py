@@ -3,16 +3,20 @@ job (ID) or on every job a filter matches (with --dry-run first)."""
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from addicted_jobs.cli import output as out
 from addicted_jobs.cli.command import Context, UsageError, arg, command
 from addicted_jobs.cli.engine import parse_pairs
 
+if TYPE_CHECKING:
+    import argparse  # annotations only: argparse loads when a parser is built
+
 
 def duration_seconds(text: str) -> float:
     """An argparse type: '1h', '30m', '2d', 'PT1H' or a number of seconds, to seconds (> 0)."""
+    import argparse  # argparse calls this, so it is loaded already
+
     from addicted_jobs.settings import DURATION_FORMS, parse_duration
 
     try:

@@ -6,7 +6,6 @@ daemon: nothing of the domain is imported here.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import sys
@@ -14,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from addicted_jobs.cli.command import Context, UsageError, arg, command, path_arg
 from addicted_jobs.cli.output import render_credentials, render_request_subtitles
+
+if TYPE_CHECKING:
+    import argparse  # annotations only: argparse loads when a parser is built
 
 if TYPE_CHECKING:
     from pathlib import Path

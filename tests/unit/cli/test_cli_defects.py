@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from addicted_jobs import cli
+from addicted_jobs.cli.parser import build_parser
 from addicted_jobs.settings import ConfigError, check_queue_names, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -90,10 +91,10 @@ def test_without_a_configured_socket_the_cli_finds_the_units_runtime_socket(
     unit_socket.parent.mkdir()
     monkeypatch.setattr(cli, "UNIT_SOCKET", unit_socket)
     monkeypatch.chdir(tmp_path)
-    ns = cli.build_parser().parse_args(["ping", "--config", str(config)])
-    assert cli.resolve_socket(ns) == tmp_path / ".state" / "control.sock"  # no unit socket yet
+    ns = build_parser().parse_args(["ping", "--config", str(config)])
+    assert Path(cli.resolve_socket(ns)) == tmp_path / ".state" / "control.sock"  # no unit socket
     unit_socket.touch()
-    assert cli.resolve_socket(ns) == unit_socket
+    assert Path(cli.resolve_socket(ns)) == unit_socket
 
 
 @pytest.mark.parametrize(
@@ -139,9 +140,9 @@ def test_errors_with_json_are_one_json_object_on_stdout(
 def test_enqueue_json_before_the_job_name_takes_the_name(tmp_path: Path) -> None:
     from addicted_jobs.cli.engine import enqueue_request
 
-    ns = cli.build_parser().parse_args(["enqueue", "--json", "noop", "sleep_ms=2"])
+    ns = build_parser().parse_args(["enqueue", "--json", "noop", "sleep_ms=2"])
     assert enqueue_request(ns) == ({"name": "noop", "args": {"sleep_ms": "2"}}, True)
-    ns = cli.build_parser().parse_args(["enqueue", "--json"])
+    ns = build_parser().parse_args(["enqueue", "--json"])
     with pytest.raises(cli.UsageError, match="JOB is required"):
         enqueue_request(ns)
 
