@@ -10,8 +10,11 @@ import logging
 import os
 import re
 import sys
+import time
+from contextvars import ContextVar
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -78,11 +81,63 @@ def redact_text(text: str) -> str:
     return text
 
 
+def _may_need_redaction(texts: list[str]) -> bool:
+    # One look at all the strings of a line, lower-cased, for what redact_text acts on (a URL,
+    # a credential header's name). A job's finish line (names, labels) never has one, and a
+    # regex search per value took a third of the line's cost (~10 of 34 us; every job writes one
+    # line). Substring tests on one lower-cased string: 0.3 us, a case-insensitive regex 6 us.
+    joined = "\n".join(texts).lower()
+    return any(hint in joined for hint in ("://", "authorization", "cookie", "security-token"))
+
+
 def _redact_urls(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    texts = [value for value in event_dict.values() if isinstance(value, str)]
+    if not texts or not _may_need_redaction(texts):
+        return event_dict
     for key, value in event_dict.items():
         if isinstance(value, str):
             event_dict[key] = redact_text(value)
     return event_dict
+
+
+# The job a line is written for: the engine sets it in each job's own task (a task's context is
+# its own copy), so every line the handler and the libraries it calls write carries job_id, job,
+# queue and attempt. One ContextVar set per job: structlog's bind_contextvars with
+# clear_contextvars cost ~5 us of every job's ~100 us in the worker.
+JOB_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("addicted_jobs_log_job", default=None)
+
+
+def _merge_job(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    bound = JOB_CONTEXT.get()
+    if bound:
+        for key, value in bound.items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+class _UtcStamper:
+    """`timestamp` as ISO 8601 in UTC with microseconds (2026-11-30T11:53:29.123456Z), the
+    date and time formatted once per second: structlog's TimeStamper builds a datetime for every
+    line, ~3.5 us of the ~34 us a job's finish line cost."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    # orjson: ~5x faster than json.dumps on a log line; non-JSON values fall back to str(),
+    # as structlog's JSONRenderer does with the standard library.
+    return orjson.dumps(value, default=options.get("default", str)).decode()
 
 
 class SafeStream:
@@ -147,17 +202,50 @@ def _journal_prefix(_: WrappedLogger, method: str, event_dict: EventDict) -> Eve
 
 
 class _JournalRenderer:
-    """logfmt after a `<N>` priority prefix, so `journalctl -p warning` filters our lines."""
+    """logfmt after a `<N>` priority prefix, so `journalctl -p warning` filters our lines.
+
+    The same text as structlog's LogfmtRenderer(key_order=["level", "event"], drop_missing=True,
+    bool_as_flag=False) (tests/unit/test_logs.py compares the two), at a third of its cost: it
+    checked every key character by character on every line (~20 us of a job's finish line);
+    here a key is checked once and remembered."""
+
+    KEY_ORDER = ("level", "event")
+    MAX_KNOWN_KEYS = 4096  # keys are the code's keyword names; the bound is for safety only
 
     def __init__(self) -> None:
-        self._logfmt = structlog.processors.LogfmtRenderer(
-            key_order=["level", "event"], drop_missing=True, bool_as_flag=False
-        )
+        self._known_keys: set[str] = set()
+
+    def _check_key(self, key: str) -> None:
+        if key in self._known_keys:
+            return
+        if any(c <= " " for c in key):
+            raise ValueError(f'Invalid key: "{key}"')
+        if len(self._known_keys) < self.MAX_KNOWN_KEYS:
+            self._known_keys.add(key)
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
         priority = event_dict.pop("_priority", 6)
         event_dict.pop("timestamp", None)  # journald stamps every line itself
-        return f"<{priority}>" + self._logfmt(logger, method, event_dict)
+        # As drop_missing: a key of KEY_ORDER that is absent or None is left out.
+        first = [(k, v) for k in self.KEY_ORDER if (v := event_dict.pop(k, None)) is not None]
+        elements: list[str] = []
+        for key, value in (*first, *event_dict.items()):
+            self._check_key(key)
+            if value is None:
+                elements.append(f"{key}=")
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            text = str(value)
+            quoted = " " in text or "=" in text or '"' in text
+            if quoted and "\\" in text:
+                text = text.replace("\\", "\\\\")
+            if '"' in text:
+                text = text.replace('"', '\\"')
+            if "\n" in text:
+                text = text.replace("\n", "\\n")
+            elements.append(f'{key}="{text}"' if quoted else f"{key}={text}")
+        return f"<{priority}>" + " ".join(elements)
 
 
 def _renderer(fmt: str) -> list[Processor]:
@@ -165,7 +253,7 @@ def _renderer(fmt: str) -> list[Processor]:
         return [structlog.dev.ConsoleRenderer(colors=True)]
     if fmt == "journal":
         return [_journal_prefix, _JournalRenderer()]
-    return [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    return [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(_dumps)]
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> str:
@@ -176,8 +264,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     logging.raiseExceptions = False
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        _merge_job,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcStamper(),
     ]
     if chosen != "console":
         shared.append(structlog.processors.format_exc_info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -74,3 +75,55 @@ def test_console_format_on_a_terminal_and_journal_when_stderr_is_the_journal(
     logs.configure("info", "auto", out)
     structlog.get_logger("t").info("hello console", x=1)
     assert "hello console" in out.getvalue() and not out.getvalue().startswith("{")
+
+
+JOURNAL_CASES = [
+    {"level": "info", "event": "job finished", "id": 7, "duration_ms": 0.05, "outcome": "ok"},
+    {"event": 'spaces and = and "quotes"', "path": "C:\\dir\\file", "plain": "C:\\dir"},
+    {"level": "error", "error": "line one\nline two", "flag": True, "off": False, "none": None},
+    {"level": None, "event": "no level", "unicode": "café ü", "empty": "", "list": [1, "a b"]},
+    {"event": 'a"b', "k": "\\", "eq": "a=b", "tab": "a\tb"},
+]
+
+
+@pytest.mark.parametrize("event_dict", JOURNAL_CASES)
+def test_the_journal_renderer_writes_what_structlogs_logfmt_writes(event_dict: dict) -> None:
+    # Our renderer is a faster copy of structlog's (a job's finish line costs a third of the
+    # time): the same text for every kind of value, or the journal's readers would notice.
+    reference = structlog.processors.LogfmtRenderer(
+        key_order=["level", "event"], drop_missing=True, bool_as_flag=False
+    )
+    ours = logs._JournalRenderer()
+    expected = "<6>" + reference(None, "info", dict(event_dict))
+    assert ours(None, "info", {**event_dict, "_priority": 6, "timestamp": "t"}) == expected
+
+
+def test_the_journal_renderer_refuses_a_key_with_a_space_every_time() -> None:
+    renderer = logs._JournalRenderer()
+    for _ in range(2):  # a refused key is never remembered as a good one
+        with pytest.raises(ValueError, match="Invalid key"):
+            renderer(None, "info", {"event": "x", "bad key": 1})
+
+
+def test_json_timestamps_are_utc_iso_with_microseconds() -> None:
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    structlog.get_logger("t").info("one")
+    stamp = json.loads(out.getvalue())["timestamp"]
+    parsed = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    assert abs((dt.datetime.now(dt.UTC) - parsed).total_seconds()) < 60
+
+
+def test_a_job_context_names_the_job_on_every_line_until_it_is_cleared() -> None:
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    token = logs.JOB_CONTEXT.set({"job_id": 5, "job": "noop", "queue": "default", "attempt": 1})
+    try:
+        structlog.get_logger("t").info("inside", queue="own")  # the line's own value wins
+        logs.JOB_CONTEXT.set(None)
+        structlog.get_logger("t").info("after")
+    finally:
+        logs.JOB_CONTEXT.reset(token)
+    inside, after = (json.loads(line) for line in out.getvalue().splitlines())
+    assert inside["job_id"] == 5 and inside["job"] == "noop" and inside["queue"] == "own"
+    assert "job_id" not in after

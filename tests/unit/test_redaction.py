@@ -91,6 +91,33 @@ def test_url_queries_and_auth_headers_never_reach_a_log_line() -> None:
     assert len(lines) == 3
 
 
+SECRET_TEXTS = [
+    "GET https://h/x?token=KEY1",
+    "HTTPS://H/X?SIG=KEY1",
+    "AUTHORIZATION: Bearer KEY1",
+    "'Proxy-Authorization': b'KEY1'",
+    "Set-Cookie: sid=KEY1",
+    "x-amz-security-token=KEY1",
+    "s3://bucket/key?X-Amz-Signature=KEY1",
+]
+
+
+@pytest.mark.parametrize("text", SECRET_TEXTS)
+def test_the_quick_look_never_waves_through_what_redaction_would_change(text: str) -> None:
+    # A line skips redaction when the quick look finds nothing (a job's finish line): it must
+    # find everything redact_text acts on, in any letter case, in any field of the line.
+    assert logs.redact_text(text) != text
+    assert logs._may_need_redaction(["job finished", "noop", text])
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    structlog.get_logger("t").info("job finished", id=1, name="noop", error=text)
+    assert "KEY1" not in out.getvalue()
+
+
+def test_the_quick_look_passes_plain_lines() -> None:
+    assert not logs._may_need_redaction(["job finished", "noop", "default", "succeeded"])
+
+
 def test_header_dumping_libraries_stay_at_info_when_debugging() -> None:
     logs.configure("debug", "json", io.StringIO())
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG

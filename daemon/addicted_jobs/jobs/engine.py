@@ -31,6 +31,7 @@ from addicted_jobs.jobs.spec import JobSpec, Registry
 from addicted_jobs.jobs.states import WAITING
 from addicted_jobs.jobs.store import Claimed, NewJob, Outcome
 from addicted_jobs.jobs.supervisor import Supervisor
+from addicted_jobs.logs import JOB_CONTEXT
 
 if TYPE_CHECKING:
     from addicted_jobs.settings import Settings
@@ -453,9 +454,7 @@ class Engine:
         """Run one claimed job to its end and record the outcome (never raises: every end of the
         handler, a cancellation included, becomes an outcome)."""
         started = time.monotonic()
-        structlog.contextvars.bind_contextvars(
-            job_id=job.id, job=job.name, queue=queue, attempt=job.attempt
-        )
+        JOB_CONTEXT.set({"job_id": job.id, "job": job.name, "queue": queue, "attempt": job.attempt})
         ended: BaseException | None = None
         skipped = False
         try:
@@ -511,7 +510,7 @@ class Engine:
                 line["error"] = verdict.error
             if result.state == "scheduled" and result.run_at is not None:
                 line["retry_in_s"] = round((result.run_at - datetime.now(UTC)).total_seconds(), 1)
-            structlog.contextvars.clear_contextvars()
+            JOB_CONTEXT.set(None)  # the finish line names the job in its own fields
             if label in ("succeeded", "skipped", "interrupted", "cancelled"):
                 self.job_log.info("job finished", **line)
             elif label == "retry":
