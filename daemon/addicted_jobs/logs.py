@@ -6,6 +6,7 @@ are kept quiet unless the level is debug.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -135,9 +136,23 @@ class _UtcStamper:
 
 
 def _dumps(value: Any, **options: Any) -> str:
-    # orjson: ~5x faster than json.dumps on a log line; non-JSON values fall back to str(),
-    # as structlog's JSONRenderer does with the standard library.
-    return orjson.dumps(value, default=options.get("default", str)).decode()
+    """One log line as JSON; never raises, since a log call must never fail its caller (a
+    request's audit line carries what the client sent). orjson is ~5x faster than json.dumps on
+    a log line; it refuses what the standard library takes (an integer beyond 64 bits, a key
+    that is not a string), and those lines go through json.dumps; a value json cannot take
+    either (a cycle) is written as repr. Non-JSON values become str(), as in structlog's own
+    JSONRenderer."""
+    default = options.get("default", str)
+    try:
+        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, default=default, ensure_ascii=False)
+    except (TypeError, ValueError):
+        plain = (str, int, float, bool, type(None))
+        fields = {str(k): v if isinstance(v, plain) else repr(v) for k, v in value.items()}
+        return json.dumps(fields, ensure_ascii=False)
 
 
 class SafeStream:

@@ -127,3 +127,17 @@ def test_a_job_context_names_the_job_on_every_line_until_it_is_cleared() -> None
     inside, after = (json.loads(line) for line in out.getvalue().splitlines())
     assert inside["job_id"] == 5 and inside["job"] == "noop" and inside["queue"] == "own"
     assert "job_id" not in after
+
+
+def test_a_line_json_cannot_carry_natively_is_still_written() -> None:
+    # An audit line carries what a client sent: 2**70 as an id, integer keys, a cycle. The log
+    # call must not raise (the request would die without a reply) and the line must be JSON.
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    cycle: list[object] = []
+    cycle.append(cycle)
+    structlog.get_logger("t").info("big", arg_id=2**70, keyed={1: "a"}, text="ü")
+    structlog.get_logger("t").info("cycle", value=cycle)
+    big, looped = (json.loads(line) for line in out.getvalue().splitlines())
+    assert big["arg_id"] == 2**70 and big["keyed"] == {"1": "a"} and big["text"] == "ü"
+    assert looped["event"] == "cycle" and "[...]" in looped["value"]
