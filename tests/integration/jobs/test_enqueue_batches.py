@@ -14,7 +14,7 @@ from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
 from tests.support import wait_until
 
-NAMES = ["plain", 'quo"te\\back', "ünïcødé ☃"]
+NAMES = ["plain", 'quo"te\\back', "ünïcødé ☃ 😀"]
 QUEUES = ["default", "other", "drüben"]
 DELAYS: list[float | None] = [None, 0, 3600, 0.5]
 
