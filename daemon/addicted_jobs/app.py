@@ -230,6 +230,7 @@ class App:
             connect=self.db.connect,
             supervisor=self.supervisor,
             engine_pool=self.db.engine_pool,
+            claim_pool=self.db.claim_pool,
         )
         self.engine.on_db_state = self._db_state
         self.observers.start(settings, self.engine, self.db.pool, self.domain)

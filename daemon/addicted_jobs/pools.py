@@ -15,6 +15,9 @@ from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 # Claims of every dispatcher, the status flusher and the pruner take turns on these; each holds a
 # connection for a few milliseconds.
 ENGINE_POOL_SIZE = 3
+# The claims and due-time reads of a daemon without [cluster] have a pool of their own, whose
+# statements keep a generic plan (db.CLAIM_POOL_OPTIONS): two, so two queues claim at once.
+CLAIM_POOL_SIZE = 2
 # The deadline of every statement on the engine's pool (issue 14, part 3): a connection whose path
 # still acknowledges but never answers (half-open behind a proxy or NAT) would otherwise hold a
 # claim or a status write forever; keepalives cannot see it. A claim, a flush of 5,000 outcomes

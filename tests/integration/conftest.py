@@ -11,16 +11,21 @@ from typing import Any
 import asyncpg
 import pytest
 
-from addicted_jobs.db import Database, _init_connection
+from addicted_jobs.db import CLAIM_POOL_OPTIONS, Database, _init_connection
 from addicted_jobs.jobs import Registry
 from addicted_jobs.jobs.engine import Engine, EngineConfig
+from addicted_jobs.pools import CLAIM_POOL_SIZE
 from tests.support.engine import EngineFactory
 
 
 @pytest.fixture
 async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[EngineFactory]:
-    """An EngineFactory (tests/support/engine.py); every engine it made is stopped afterwards."""
+    """An EngineFactory (tests/support/engine.py); every engine it made is stopped afterwards.
+    Its claims run on a pool built as the daemon's claim pool (db.CLAIM_POOL_OPTIONS)."""
     engines: list[Engine] = []
+    claim_pool = await asyncpg.create_pool(
+        db_dsn, min_size=1, max_size=CLAIM_POOL_SIZE, init=_init_connection, **CLAIM_POOL_OPTIONS
+    )
 
     async def connect() -> asyncpg.Connection:
         conn = await asyncpg.connect(db_dsn)
@@ -30,7 +35,9 @@ async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[Engin
     async def factory(registry: Registry, *, start: bool = True, **config: Any) -> Engine:
         config.setdefault("concurrency", {"default": 10})
         config.setdefault("fallback_poll_s", 1.0)
-        engine = Engine(db_pool, registry, EngineConfig(**config), connect=connect)
+        engine = Engine(
+            db_pool, registry, EngineConfig(**config), connect=connect, claim_pool=claim_pool
+        )
         engines.append(engine)
         if start:
             await engine.recover()
@@ -41,6 +48,7 @@ async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[Engin
     for engine in engines:
         if engine.started and not engine.stopping:
             await engine.stop(grace=2.0)
+    await claim_pool.close()
 
 
 @pytest.fixture

@@ -111,12 +111,16 @@ class Dispatcher:
         *,
         claim_batch: int,
         fallback_poll_s: float,
+        claim_pool: asyncpg.Pool | None = None,
     ) -> None:
-        """`pool` serves the claims; `types` are the job types registered for `queue` (others are
-        found by the periodic unbounded claim); `claim_batch` is the prefetch for short jobs;
-        `fallback_poll_s` bounds every sleep (a lost notification costs at most this)."""
+        """`pool` serves the claims across a cluster and the settling of a lost claim;
+        `claim_pool` (else `pool`) the claims and due-time reads without a cluster; `types` are
+        the job types registered for `queue` (others are found by the periodic unbounded claim);
+        `claim_batch` is the prefetch for short jobs; `fallback_poll_s` bounds every sleep (a
+        lost notification costs at most this)."""
         self.host = host
         self.pool = pool
+        self.claim_pool = claim_pool or pool
         self.queue = queue
         self.claim_batch = claim_batch
         self.fallback_poll_s = fallback_poll_s
@@ -134,6 +138,11 @@ class Dispatcher:
         self.rewinds = 0
         self.scanned_at = -math.inf  # monotonic time of the last unbounded claim
         self.lost_claim: int | None = None  # server pid of a claim that got no answer
+        # Whether the loop waits for a running job to end before it may claim (no room, or the
+        # prefetch buffer above its low water): only then does a job's end wake it. After a claim
+        # that drained the queue, a wake per finished job cost an empty claim and a due-time read
+        # each, 3 statements of a lone job's 5 (issue 20); new work wakes it by notification.
+        self.room_bound = False
 
     def _prefetch(self) -> int:
         short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
@@ -161,8 +170,10 @@ class Dispatcher:
                 continue
             limit = self._claim_limit()
             if limit <= 0 or len(self.buffer) >= self._low_water():
+                self.room_bound = True
                 await self._wait(None)  # a finishing job wakes us
                 continue
+            self.room_bound = False
             capped, rooms = self.host.cap_state(self.queue)
             self.wake.clear()
             # Unbounded now and then (every fallback_poll_s): it finds types no one registered
@@ -192,11 +203,17 @@ class Dispatcher:
                 self.host.report_db_ok()
             if len(claimed) == limit:
                 continue
+            if claimed:
+                # Let the jobs just started reach their handlers before the due-time read below
+                # is built and sent: a lone job otherwise waits for it (issue 20).
+                await asyncio.sleep(0)
             # Drained: sleep until woken, or until the next delayed job falls due.
             blocked = [n for n in capped if self.host.room(n) <= 0]
             try:
-                bounds = self._lows() if not self.host.clustered else None
-                due = await store.next_due(self.pool, self.queue, blocked, bounds)
+                if self.host.clustered:
+                    due = await store.next_due(self.pool, self.queue, blocked)
+                else:
+                    due = await store.next_due(self.claim_pool, self.queue, blocked, self._lows())
             except DB_ERRORS as exc:
                 self.host.report_db_error(exc)
                 due = None
@@ -219,10 +236,11 @@ class Dispatcher:
         then final), and the queue's running jobs this daemon does not know go back to ready."""
         if self.lost_claim is not None:
             await self._settle_lost_claim(self.lost_claim)
-        async with self.pool.acquire() as conn:
+        clustered = self.host.clustered
+        async with (self.pool if clustered else self.claim_pool).acquire() as conn:
             pid = conn.get_server_pid()
             try:
-                if not self.host.clustered:
+                if not clustered:
                     return await store.claim_from(
                         conn, self.queue, limit, capped, rooms, None if full else self._lows()
                     )
@@ -303,7 +321,8 @@ class Dispatcher:
         self.avg_ms = elapsed if self.avg_ms is None else 0.8 * self.avg_ms + 0.2 * elapsed
         self.host.job_done(job.name)
         self._start_buffered()
-        self.wake.set()
+        if self.room_bound:
+            self.wake.set()
 
     def take_buffered(self, job_id: int) -> Claimed | None:
         """Remove job `job_id` from the claimed-but-unstarted buffer (an operator's cancel);

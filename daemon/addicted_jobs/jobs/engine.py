@@ -92,12 +92,16 @@ class Engine:
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         supervisor: Supervisor | None = None,
         engine_pool: asyncpg.Pool | None = None,
+        claim_pool: asyncpg.Pool | None = None,
     ) -> None:
         """`pool` serves enqueues and the read side (socket requests, jobs); `engine_pool`, when
         given, is the engine's own for claims, status writes, recovery and pruning, so requests
-        and jobs holding every connection of `pool` never stall the queues (issue 14)."""
+        and jobs holding every connection of `pool` never stall the queues (issue 14);
+        `claim_pool`, when given, takes the claims and due-time reads of a daemon without
+        [cluster] from it (db.CLAIM_POOL_OPTIONS: cached plans, issue 20)."""
         self.pool = pool
         self.engine_pool = engine_pool or pool
+        self.claim_pool = claim_pool or self.engine_pool
         self.registry = registry
         self.config = config
         self.locks = KeyedLocks()
@@ -310,6 +314,7 @@ class Engine:
                 types,
                 claim_batch=self.config.claim_batch,
                 fallback_poll_s=self.config.fallback_poll_s,
+                claim_pool=self.claim_pool,
             )
             dispatcher.paused = queue in paused
         if self._connect is not None:

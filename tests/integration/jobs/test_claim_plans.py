@@ -3,13 +3,18 @@
 tiny chose a sequential scan for its `id = ANY(...)` lock step and kept it, since nothing
 invalidates a cached plan while autovacuum has not analysed the table yet. The soak then claimed
 ~200 jobs/s, each claim comparing every row with every id. The engine's connections plan each
-statement for the table as it is (db.ENGINE_POOL_OPTIONS)."""
+statement for the table as it is (db.ENGINE_POOL_OPTIONS). The dispatchers' own claim pool keeps
+generic plans with sequential scans priced out (db.CLAIM_POOL_OPTIONS, issue 20): the same
+growth must not turn its claims or due-time reads into scans either."""
 
 from __future__ import annotations
 
-import asyncpg
+from typing import Any
 
-from addicted_jobs.db import ENGINE_POOL_OPTIONS, _init_connection
+import asyncpg
+import pytest
+
+from addicted_jobs.db import CLAIM_POOL_OPTIONS, ENGINE_POOL_OPTIONS, _init_connection
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.store import NewJob
 
@@ -24,16 +29,25 @@ async def _seq_scans_after(conn: asyncpg.Connection, other: asyncpg.Pool) -> int
     return scans
 
 
+@pytest.mark.parametrize(
+    ("options", "bounded"),
+    [(ENGINE_POOL_OPTIONS, False), (CLAIM_POOL_OPTIONS, False), (CLAIM_POOL_OPTIONS, True)],
+    ids=["engine-pool", "claim-pool", "claim-pool-bounded"],
+)
 async def test_claims_stay_on_the_primary_key_after_the_table_grows(
-    db_dsn: str, db_pool: asyncpg.Pool
+    db_dsn: str, db_pool: asyncpg.Pool, options: dict[str, Any], bounded: bool
 ) -> None:
-    conn = await asyncpg.connect(db_dsn, server_settings=ENGINE_POOL_OPTIONS["server_settings"])
+    conn = await asyncpg.connect(db_dsn, server_settings=options["server_settings"])
     await _init_connection(conn)
+    # The dispatcher's claim and due-time read between notifications: from each type's bound.
+    lows: dict[str, store.Low | None] | None = {"noop": None} if bounded else None
     try:
         # Many claims on a nearly empty table: what the engine does in its first seconds.
         for _ in range(12):
             await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)])
-            assert len(await store.claim(conn, "default", 5)) == 1
+            claimed, _ = await store.claim_from(conn, "default", 5, lows=lows)
+            assert len(claimed) == 1
+            assert await store.next_due(conn, "default", lows=lows) is None
         # The table grows past what a sequential scan could serve: finished rows and a backlog.
         await db_pool.execute(
             """INSERT INTO jobs.jobs (name, queue, args, state, max_attempts, finished_at)
@@ -43,9 +57,11 @@ async def test_claims_stay_on_the_primary_key_after_the_table_grows(
         await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)] * 500)
         before = await _seq_scans_after(conn, db_pool)
 
-        claimed = await store.claim(conn, "default", 200)
+        claimed, _ = await store.claim_from(conn, "default", 200, lows=lows)
+        due = await store.next_due(conn, "default", lows=lows)
 
         assert len(claimed) == 200
+        assert due is not None  # 300 of the backlog are left
         assert await _seq_scans_after(conn, db_pool) == before, "the claim scanned jobs.jobs"
     finally:
         await conn.close()
