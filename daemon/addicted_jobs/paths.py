@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 DEFAULT_CONFIG_PATH = "/etc/addicted-jobs/config.toml"
 ENV_PREFIX = "ADDICTED_JOBS_"
 SOCKET_NAME = "control.sock"
-
-StrPath = str | os.PathLike[str]
 
 
 class Unresolved(Exception):

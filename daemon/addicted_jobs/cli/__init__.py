@@ -35,11 +35,13 @@ from addicted_jobs.cli.command import (
     positive_seconds,
     read_common_words,
 )
-from addicted_jobs.control.client import ControlClient, DaemonError, SocketPath, Unreachable
+from addicted_jobs.control.client import ControlClient, DaemonError, Unreachable
 from addicted_jobs.exit_codes import EX_CONFIG
 
 if TYPE_CHECKING:
     import argparse
+
+    from _typeshed import StrPath
 
 __all__ = [
     "COMMANDS",
@@ -62,10 +64,10 @@ __all__ = [
 
 # Where the packaged unit's RuntimeDirectory=addicted-jobs puts the socket. A command run from a
 # shell has no $RUNTIME_DIRECTORY, so it looks here when the config names no socket.
-UNIT_SOCKET: SocketPath = "/run/addicted-jobs/control.sock"
+UNIT_SOCKET: StrPath = "/run/addicted-jobs/control.sock"
 
 
-def resolve_socket(ns: argparse.Namespace) -> SocketPath:
+def resolve_socket(ns: argparse.Namespace) -> StrPath:
     """--socket, else [control] socket of --config, else ADDICTED_JOBS_CONTROL__SOCKET, else the
     daemon's default path. A bad config file raises ConfigError (exit 78)."""
     if getattr(ns, "socket", None):
@@ -83,12 +85,15 @@ def resolve_socket(ns: argparse.Namespace) -> SocketPath:
             control = tomllib.loads(file.read()).get("control", {})
         if isinstance(control, dict) and control.get("socket"):
             return str(control["socket"])
-    env = os.environ.get("ADDICTED_JOBS_CONTROL__SOCKET")
+    from addicted_jobs.paths import Unresolved, daemon_socket, environment_value
+
+    # Named by the environment, it is taken as given (no fallback to the unit's socket below),
+    # the variable read as the settings read it (any letter case, empty meaning unset).
+    env = environment_value("ADDICTED_JOBS_CONTROL__SOCKET")
     if env:
         return env
-    from addicted_jobs.paths import Unresolved, daemon_socket  # pathlib: only on this path
 
-    path: SocketPath
+    path: StrPath
     try:
         # The daemon's own rules (addicted_jobs.paths) on the config file read as TOML only.
         path = daemon_socket(getattr(ns, "config", None))
@@ -103,11 +108,11 @@ def resolve_socket(ns: argparse.Namespace) -> SocketPath:
     return path
 
 
-def make_client(path: SocketPath, timeout: float) -> ControlClient:
+def make_client(path: StrPath, timeout: float) -> ControlClient:
     return ControlClient(path, timeout)
 
 
-async def _run_command(cmd: Command, ns: argparse.Namespace, path: SocketPath) -> int:
+async def _run_command(cmd: Command, ns: argparse.Namespace, path: StrPath) -> int:
     client = make_client(path, ns.timeout)
     ctx = Context(client, json=bool(getattr(ns, "json", False)))
     try:

@@ -48,21 +48,22 @@ def positive_seconds(minimum: float) -> Callable[[str], float]:
     """An argparse type: a number of seconds, at least `minimum` (0 and negatives are refused)."""
 
     def parse(text: str) -> float:
-        # argparse is imported here, on the error path only: argparse itself is what calls this,
-        # except read_common_words, which gives up on any exception and lets argparse report it.
         try:
             value = float(text)
+            problem = "" if minimum <= value < float("inf") else "out of range"
         except ValueError:
-            import argparse
+            problem = "not a number"
+        if not problem:
+            return value
+        # argparse only on the error path: argparse itself is what calls this, but for
+        # read_common_words, which gives up on any exception and lets argparse report it.
+        import argparse
 
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not value >= minimum or value == float("inf"):
-            import argparse
-
-            raise argparse.ArgumentTypeError(
-                f"{text} seconds is out of range: give at least {minimum:g}"
-            )
-        return value
+        if problem == "not a number":
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+        raise argparse.ArgumentTypeError(
+            f"{text} seconds is out of range: give at least {minimum:g}"
+        )
 
     return parse
 
@@ -121,13 +122,20 @@ MODULES = {
     "import-addictedproxy": "importer",
 }
 
-# The options every socket command takes, name -> (how its value is read, help): the argparse
-# parser (cli/parser.py) and read_common_words both read this one table.
-DEFAULT_TIMEOUT_S = 60.0
-COMMON_OPTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
-    "--socket": (str, "control socket path (overrides the config)"),
-    "--config": (path_arg, "TOML config file to find the socket in"),
-    "--timeout": (positive_seconds(0.001), "seconds to wait for a reply (more than 0)"),
+
+class Option(NamedTuple):
+    """An option every socket command takes: how its value is read, its default, its help."""
+
+    read: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+# The argparse parser (cli/parser.py) and read_common_words both read this one table.
+COMMON_OPTIONS = {
+    "--socket": Option(str, None, "control socket path (overrides the config)"),
+    "--config": Option(path_arg, None, "TOML config file to find the socket in"),
+    "--timeout": Option(positive_seconds(0.001), 60.0, "seconds to wait for a reply (more than 0)"),
 }
 
 
@@ -164,12 +172,8 @@ def read_common_words(command: Command, words: Sequence[str]) -> argparse.Namesp
     messages. This skips importing argparse and building a parser: ~5 ms of `ping`."""
     if not all(_plain_positional(flags, options) for flags, options in command.arguments):
         return None
-    values: dict[str, Any] = {
-        "command": command.name,
-        "socket": None,
-        "config": None,
-        "timeout": DEFAULT_TIMEOUT_S,
-    }
+    values: dict[str, Any] = {name[2:]: o.default for name, o in COMMON_OPTIONS.items()}
+    values["command"] = command.name
     if command.json_flag:
         values["json"] = False
     positional: list[str] = []
@@ -192,7 +196,7 @@ def read_common_words(command: Command, words: Sequence[str]) -> argparse.Namesp
                     return None
                 value = words[index]
                 index += 1
-            values[name[2:]] = COMMON_OPTIONS[name][0](value)
+            values[name[2:]] = COMMON_OPTIONS[name].read(value)
         if len(positional) != len(command.arguments):
             return None
         for (flags, options), word in zip(command.arguments, positional, strict=True):

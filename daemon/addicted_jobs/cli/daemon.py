@@ -10,13 +10,10 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail, path_arg
 from addicted_jobs.exit_codes import EX_CONFIG
-
-if TYPE_CHECKING:
-    pass
 
 
 def add_daemon_commands(sub: Any) -> None:

@@ -12,7 +12,6 @@ from addicted_jobs import __version__
 from addicted_jobs.cli.command import (
     COMMANDS,
     COMMON_OPTIONS,
-    DEFAULT_TIMEOUT_S,
     UsageError,
     listing_order,
     load_commands,
@@ -42,9 +41,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only not in COMMANDS:
         add_daemon_commands(sub)
     common = Parser(add_help=False)
-    for option, (read, help_text) in COMMON_OPTIONS.items():
-        default = DEFAULT_TIMEOUT_S if option == "--timeout" else None
-        common.add_argument(option, type=read, default=default, help=help_text)
+    for name, option in COMMON_OPTIONS.items():
+        common.add_argument(name, type=option.read, default=option.default, help=option.help)
     wanted = [COMMANDS[only]] if only in COMMANDS else sorted(commands.values(), key=listing_order)
     for cmd in wanted:
         p = sub.add_parser(

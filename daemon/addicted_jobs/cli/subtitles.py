@@ -16,8 +16,6 @@ from addicted_jobs.cli.output import render_credentials, render_request_subtitle
 
 if TYPE_CHECKING:
     import argparse  # annotations only: argparse loads when a parser is built
-
-if TYPE_CHECKING:
     from pathlib import Path
 
 # The socket operations (addicted_jobs.tasks.ops.storage), named here so the client stays light.

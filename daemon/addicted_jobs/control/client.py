@@ -11,18 +11,19 @@ import itertools
 import os
 import stat
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from addicted_jobs.control.wire import BadReply, decode_reply, encode_request
+
+if TYPE_CHECKING:
+    # str or os.PathLike: paths stay strings where they can, pathlib costs the command line
+    # ~4 ms of start-up (issue 16).
+    from _typeshed import StrPath
 
 REPLY_LIMIT = 1 << 30  # a reply may carry a large job (a subtitle blob) or a long list
 
 
-# Paths as str or os.PathLike: pathlib costs the command line ~6 ms of start-up (issue 16).
-SocketPath = str | os.PathLike[str]
-
-
-def _not_a_socket(path: SocketPath) -> bool:
+def _not_a_socket(path: StrPath) -> bool:
     try:
         return not stat.S_ISSOCK(os.stat(path).st_mode)
     except OSError:
@@ -42,7 +43,7 @@ class Unreachable(Exception):
 
 
 class ControlClient:
-    def __init__(self, path: SocketPath, timeout: float = 60.0) -> None:
+    def __init__(self, path: StrPath, timeout: float = 60.0) -> None:
         self.path = path
         self.timeout = timeout
         self._reader: asyncio.StreamReader | None = None
@@ -126,7 +127,7 @@ class ControlClient:
 
 
 async def call(
-    path: SocketPath, op: str, args: dict[str, Any] | None = None, timeout: float = 60.0
+    path: StrPath, op: str, args: dict[str, Any] | None = None, timeout: float = 60.0
 ) -> dict[str, Any]:
     """One request on a fresh connection."""
     async with ControlClient(path, timeout) as client:

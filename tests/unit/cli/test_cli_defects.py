@@ -97,6 +97,23 @@ def test_without_a_configured_socket_the_cli_finds_the_units_runtime_socket(
     assert Path(cli.resolve_socket(ns)) == unit_socket
 
 
+@pytest.mark.parametrize("name", ["ADDICTED_JOBS_CONTROL__SOCKET", "addicted_jobs_control__socket"])
+def test_a_socket_named_by_the_environment_is_used_as_given_in_any_letter_case(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon's settings read the variable in any case; the command line must point at the
+    # same socket, not fall back to the unit's because the named one is not there (yet).
+    unit_socket = tmp_path / "run" / "control.sock"
+    unit_socket.parent.mkdir()
+    unit_socket.touch()
+    monkeypatch.setattr(cli, "UNIT_SOCKET", unit_socket)
+    for other in ("ADDICTED_JOBS_CONTROL__SOCKET", "RUNTIME_DIRECTORY"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, str(tmp_path / "named.sock"))
+    ns = build_parser().parse_args(["ping"])
+    assert Path(cli.resolve_socket(ns)) == tmp_path / "named.sock"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
