@@ -227,8 +227,9 @@ ENGINE_POOL_OPTIONS: dict[str, Any] = {**POOL_OPTIONS, "server_settings": ENGINE
 # keeps generic plans (issue 20). A lone job waits for one claim, and planning it anew took ~0.55
 # ms of its ~1.6 ms (the due-time read after it: 0.3 of 0.6 ms) on this 2-core box; PostgreSQL
 # does not choose the generic plans of the claim and read bounded by type by itself, their custom
-# plans looking cheaper. With it, the bench's lone jobs start ~1.5 ms after their enqueue, not 2-3. The trap above is closed by enable_seqscan=off: every access to jobs.jobs in
-# these statements has an index (by queue, type and due time; by id), which a generic plan then
+# plans looking cheaper. With it, the bench's lone jobs start ~1.5 ms after their enqueue, not 2-3.
+# The trap above is closed by enable_seqscan=off: every access to jobs.jobs in these statements
+# has an index (by queue, type and due time; by id), which a generic plan then
 # keeps however small the table was when it was made (tests/integration/jobs/test_claim_plans.py).
 # Only these statements run there: recovery, pruning and the cluster's counts may need a
 # sequential scan and stay on the engine pool.
@@ -238,6 +239,29 @@ CLAIM_SERVER_SETTINGS = {
     "enable_seqscan": "off",
 }
 CLAIM_POOL_OPTIONS: dict[str, Any] = {**POOL_OPTIONS, "server_settings": CLAIM_SERVER_SETTINGS}
+
+
+async def create_engine_pool(
+    dsn: str, *, claims: bool = False, connect_timeout: float = 10.0
+) -> asyncpg.Pool:
+    """One of the engine's own pools as the daemon builds it (tests build theirs with this too):
+    the engine pool (status writes, recovery, pruning, a cluster's claims; ENGINE_POOL_OPTIONS,
+    up to ENGINE_POOL_SIZE connections) or, with `claims`, the dispatchers' claim pool
+    (CLAIM_POOL_OPTIONS, up to CLAIM_POOL_SIZE). One connection opened at once, `connect_timeout`
+    seconds per connection, ENGINE_STATEMENT_TIMEOUT_S for every statement. Raises what
+    asyncpg.create_pool raises (a bad DSN, an unreachable server)."""
+    size, options = (
+        (CLAIM_POOL_SIZE, CLAIM_POOL_OPTIONS) if claims else (ENGINE_POOL_SIZE, ENGINE_POOL_OPTIONS)
+    )
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        timeout=connect_timeout,
+        init=_init_connection,
+        command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
+        **options,
+    )
 
 
 # A peer that vanished (host down, connection dropped by a firewall) is noticed by the kernel
@@ -329,23 +353,9 @@ class Database:
                 command_timeout=None,
                 **POOL_OPTIONS,
             )
-            self.engine_pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=1,
-                max_size=ENGINE_POOL_SIZE,
-                timeout=self._timeout,
-                init=_init_connection,
-                command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
-                **ENGINE_POOL_OPTIONS,
-            )
-            self.claim_pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=1,
-                max_size=CLAIM_POOL_SIZE,
-                timeout=self._timeout,
-                init=_init_connection,
-                command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
-                **CLAIM_POOL_OPTIONS,
+            self.engine_pool = await create_engine_pool(self.dsn, connect_timeout=self._timeout)
+            self.claim_pool = await create_engine_pool(
+                self.dsn, claims=True, connect_timeout=self._timeout
             )
         except (asyncpg.ClientConfigurationError, ValueError) as exc:
             # Its message may quote the DSN: scrubbed, and `from None` keeps the original (and

@@ -11,21 +11,18 @@ from typing import Any
 import asyncpg
 import pytest
 
-from addicted_jobs.db import CLAIM_POOL_OPTIONS, Database, _init_connection
+from addicted_jobs.db import Database, _init_connection, create_engine_pool
 from addicted_jobs.jobs import Registry
 from addicted_jobs.jobs.engine import Engine, EngineConfig
-from addicted_jobs.pools import CLAIM_POOL_SIZE
 from tests.support.engine import EngineFactory
 
 
 @pytest.fixture
 async def make_engine(db_pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[EngineFactory]:
     """An EngineFactory (tests/support/engine.py); every engine it made is stopped afterwards.
-    Its claims run on a pool built as the daemon's claim pool (db.CLAIM_POOL_OPTIONS)."""
+    Its claims run on a pool built as the daemon's claim pool (db.create_engine_pool)."""
     engines: list[Engine] = []
-    claim_pool = await asyncpg.create_pool(
-        db_dsn, min_size=1, max_size=CLAIM_POOL_SIZE, init=_init_connection, **CLAIM_POOL_OPTIONS
-    )
+    claim_pool = await create_engine_pool(db_dsn, claims=True)
 
     async def connect() -> asyncpg.Connection:
         conn = await asyncpg.connect(db_dsn)
