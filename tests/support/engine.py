@@ -10,14 +10,29 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from addicted_jobs.jobs import store
+from addicted_jobs.db import Database
+from addicted_jobs.jobs import Registry, store
 from addicted_jobs.jobs.context import JobContext
-from addicted_jobs.jobs.engine import Engine
+from addicted_jobs.jobs.engine import Engine, EngineConfig
 
 EngineFactory = Callable[..., Awaitable[Engine]]
 """The `make_engine` fixture (tests/integration/conftest.py): `await make_engine(registry,
 start=True, **EngineConfig fields)` returns an Engine on the per-test database, recovered and
 started unless `start=False`, and stopped when the test ends."""
+
+
+def engine_on(db: Database, registry: Registry, config: EngineConfig) -> Engine:
+    """An Engine wired to a started Database as the daemon wires it (app.py): its pool for
+    requests and jobs, the engine and claim pools, and its connect() for LISTEN. Not started."""
+    assert db.pool is not None
+    return Engine(
+        db.pool,
+        registry,
+        config,
+        connect=db.connect,
+        engine_pool=db.engine_pool,
+        claim_pool=db.claim_pool,
+    )
 
 
 class Recorder:

@@ -26,6 +26,7 @@ from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry
 from addicted_jobs.jobs.engine import Engine, EngineConfig
 from tests.plugins.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
+from tests.support.engine import engine_on
 
 
 async def test_silent_listen_and_lock_connections_are_replaced_and_claims_pause(
@@ -44,14 +45,9 @@ async def test_silent_listen_and_lock_connections_are_replaced_and_claims_pause(
 
     registry = Registry()
     registry.register(JobSpec("job", "default", NoArgs, job))
-    assert db.pool is not None
-    engine = Engine(
-        db.pool,
-        registry,
-        # No fallback poll within the test: only a working LISTEN can wake the dispatcher.
-        EngineConfig(concurrency={"default": 2}, fallback_poll_s=600.0),
-        connect=db.connect,
-        engine_pool=db.engine_pool,
+    # No fallback poll within the test: only a working LISTEN can wake the dispatcher.
+    engine = engine_on(
+        db, registry, EngineConfig(concurrency={"default": 2}, fallback_poll_s=600.0)
     )
     await engine.start()
     held: list[bool] = []

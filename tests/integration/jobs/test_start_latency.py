@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
-import pytest
 from pydantic import BaseModel
 
 from addicted_jobs.db import Database
 from addicted_jobs.jobs import JobContext, JobSpec, Registry, store
-from addicted_jobs.jobs.engine import Engine, EngineConfig
+from addicted_jobs.jobs.engine import EngineConfig
 from addicted_jobs.jobs.store import NewJob
 from tests.support import wait_until
+from tests.support.engine import engine_on
 
 LONE_JOBS = 20
 # Generous for a loaded 2-core CI box: the bench's lone jobs start ~2 ms after the enqueue.
@@ -31,17 +29,8 @@ class Stamp(BaseModel):
     i: int
 
 
-@pytest.fixture
-async def database(db_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """The daemon's Database with its three pools, as the daemon builds them."""
-    db = Database(db_dsn, tmp_path)
-    await db.start()
-    yield db
-    await db.close()
-
-
 async def test_a_lone_job_starts_promptly_after_another_process_enqueues_it(
-    database: Database, db_pool: asyncpg.Pool
+    daemon_db: Database, db_pool: asyncpg.Pool
 ) -> None:
     started: dict[int, float] = {}
     arrived = asyncio.Event()
@@ -52,16 +41,9 @@ async def test_a_lone_job_starts_promptly_after_another_process_enqueues_it(
 
     registry = Registry()
     registry.register(JobSpec("stamp", "default", Stamp, stamp))
-    assert database.pool is not None
-    engine = Engine(
-        database.pool,
-        registry,
-        # The fallback poll cannot start anything within the test's deadlines.
-        EngineConfig(concurrency={"default": 10}, fallback_poll_s=60.0),
-        connect=database.connect,
-        engine_pool=database.engine_pool,
-        claim_pool=database.claim_pool,
-    )
+    # The fallback poll cannot start anything within the test's deadlines.
+    config = EngineConfig(concurrency={"default": 10}, fallback_poll_s=60.0)
+    engine = engine_on(daemon_db, registry, config)
     await engine.recover()
     await engine.start()
     try:
