@@ -103,9 +103,9 @@ def best_walls(
             child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd="/", env=env)
             _, status, usage = os.wait4(child.pid, 0)
             best[name] = min(best[name], time.perf_counter() - started)
-            child.returncode = os.waitstatus_to_exitcode(status)
-            if child.returncode != 0:
-                raise subprocess.CalledProcessError(child.returncode, argv)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                raise subprocess.CalledProcessError(code, argv)
             cpu[name] = min(cpu[name], usage.ru_utime + usage.ru_stime)
     return best, cpu
 
