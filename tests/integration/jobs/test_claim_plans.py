@@ -16,7 +16,8 @@ import pytest
 
 from addicted_jobs.db import CLAIM_POOL_OPTIONS, ENGINE_POOL_OPTIONS, _init_connection
 from addicted_jobs.jobs import store
-from addicted_jobs.jobs.store import NewJob
+from addicted_jobs.jobs.states import JobState
+from addicted_jobs.jobs.store import NewJob, Outcome
 
 _SEQ_SCANS = "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'jobs.jobs'::regclass"
 
@@ -63,5 +64,60 @@ async def test_claims_stay_on_the_primary_key_after_the_table_grows(
         assert len(claimed) == 200
         assert due is not None  # 300 of the backlog are left
         assert await _seq_scans_after(conn, db_pool) == before, "the claim scanned jobs.jobs"
+    finally:
+        await conn.close()
+
+
+async def test_finish_stays_on_indexes_after_the_table_grows(
+    db_dsn: str, db_pool: asyncpg.Pool
+) -> None:
+    """jobs.finish keeps generic plans whichever pool calls it (migrations/052): called on the
+    engine pool's connections, as the flusher does, first on a nearly empty table, then on a big
+    one, its statements (the outcomes, the continuations released or deleted with their parent,
+    the busy ids) must still find rows by index."""
+    conn = await asyncpg.connect(db_dsn, server_settings=ENGINE_POOL_OPTIONS["server_settings"])
+    await _init_connection(conn)
+
+    async def run_and_finish(count: int, state: JobState) -> None:
+        claimed = await store.claim(db_pool, "default", count)
+        assert len(claimed) == count
+        busy = await store.finish(conn, [Outcome(j.id, j.claims, state) for j in claimed])
+        assert busy == []
+
+    async def parent_with_child() -> int:
+        [parent] = await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)])
+        await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1, after=parent.id)])
+        return parent.id
+
+    try:
+        for state in ["succeeded", "deleted"] * 6:  # the session's plans, made on a tiny table
+            await db_pool.execute("DELETE FROM jobs.jobs WHERE state IN ('ready', 'awaiting')")
+            await parent_with_child()
+            await run_and_finish(1, state)
+        await db_pool.execute(
+            """INSERT INTO jobs.jobs (name, queue, args, state, max_attempts, finished_at)
+               SELECT 'noop', 'default', '{}', 'succeeded', 1, now()
+               FROM generate_series(1, 30000)"""
+        )
+        await db_pool.execute("DELETE FROM jobs.jobs WHERE state IN ('ready', 'awaiting')")
+        parents = []
+        for _ in range(2):  # claimed in this order: a parent, then 100 others, twice
+            parents.append(await parent_with_child())
+            await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)] * 100)
+        before = await _seq_scans_after(conn, db_pool)
+
+        await run_and_finish(101, "succeeded")  # the first parent releases its child
+        await run_and_finish(101, "deleted")  # the second takes its child with it
+        busy = await store.finish(conn, [Outcome(10**12, 1, "succeeded")])  # a row that is gone
+
+        assert busy == []
+        assert await _seq_scans_after(conn, db_pool) == before, "the finish scanned jobs.jobs"
+        children = await db_pool.fetch(
+            "SELECT parent_id, state FROM jobs.jobs WHERE parent_id = ANY($1::bigint[])", parents
+        )
+        assert {r["parent_id"]: r["state"] for r in children} == {
+            parents[0]: "ready",
+            parents[1]: "deleted",
+        }
     finally:
         await conn.close()
