@@ -100,6 +100,12 @@ class Dispatcher:
     """
 
     SHORT_JOB_MS = 20.0
+    # Short jobs are claimed ahead by what the queue's slots run in this long at their measured
+    # pace, up to claim_batch: a job claimed ahead waits about this long at most to start, and
+    # a queue of 1 ms jobs holds ~500 claimed (concurrency 10), not claim_batch. For no-op jobs
+    # that is claim_batch: claims of up to 1,000 instead of 200 drained 20,000-23,000 jobs/s
+    # against 17,500 (PostgreSQL CPU per job 0.038 against 0.048 ms, bench A/B, issue 20).
+    PREFETCH_WINDOW_MS = 50.0
 
     def __init__(
         self,
@@ -145,8 +151,10 @@ class Dispatcher:
         self.room_bound = False
 
     def _prefetch(self) -> int:
-        short = self.avg_ms is not None and self.avg_ms < self.SHORT_JOB_MS
-        return self.claim_batch if short else 0
+        if self.avg_ms is None or self.avg_ms >= self.SHORT_JOB_MS:
+            return 0
+        ahead = self.concurrency * self.PREFETCH_WINDOW_MS / max(self.avg_ms, 0.001)
+        return min(self.claim_batch, int(ahead))
 
     def _claim_limit(self) -> int:
         return self.concurrency + self._prefetch() - len(self.active) - len(self.buffer)

@@ -52,7 +52,7 @@ class EngineConfig:
     max_interruptions: int = 5
     fallback_poll_s: float = 5.0
     flush_interval_s: float = 0.002
-    claim_batch: int = 200
+    claim_batch: int = 1000
     retry_delay_scale: float = 1.0
     retention_days: float = 7.0
     prune_every_s: float = 3600.0
