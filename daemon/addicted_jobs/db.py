@@ -221,6 +221,7 @@ POOL_OPTIONS: dict[str, Any] = {"server_settings": SERVER_SETTINGS, "reset": kee
 # autovacuum had not analysed it yet: 200 jobs/s in bench/soak.py, each claim comparing every row
 # with every id (tests/integration/jobs/test_claim_plans.py). Planning the claim costs ~1 ms per
 # batch of up to claim_batch jobs; the client pool's short statements keep their cached plans.
+# jobs.finish, called here by the flusher, keeps generic plans of its own (migrations/052).
 ENGINE_SERVER_SETTINGS = {**SERVER_SETTINGS, "plan_cache_mode": "force_custom_plan"}
 ENGINE_POOL_OPTIONS: dict[str, Any] = {**POOL_OPTIONS, "server_settings": ENGINE_SERVER_SETTINGS}
 # The dispatchers' claims and due-time reads (without [cluster]) run on a pool of their own that
