@@ -9,7 +9,8 @@
 -- to jobs.jobs in it, and in jobs.delete_continuations and the triggers it fires, has an index
 -- (the primary key; jobs_children for continuations), which enable_seqscan = off makes the
 -- planner keep however small the table was (tests/integration/jobs/test_claim_plans.py).
--- A SET on the function applies while it runs, including to the functions it calls.
+-- A SET on the function applies while it runs, including to the functions it calls. A later
+-- CREATE OR REPLACE of jobs.finish replaces its SET clauses: it must repeat them (the test fails).
 ALTER FUNCTION jobs.finish(bigint[], int[], text[], timestamptz[], text[], int[], text[], float8[])
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION jobs.finish(bigint[], int[], text[], timestamptz[], text[], int[], text[], float8[])
