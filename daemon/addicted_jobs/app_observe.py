@@ -7,7 +7,7 @@ resilience.ATTEMPT_OBSERVERS. Nothing here runs unless App starts it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -15,10 +15,12 @@ from addicted_jobs.app_status import StatusLine
 from addicted_jobs.control.activity import Activity
 from addicted_jobs.domain import Domain
 from addicted_jobs.jobs.engine import Engine
-from addicted_jobs.metrics import Metrics, MetricsService
 from addicted_jobs.settings import ConfigError, Settings
 from addicted_jobs.tasks.ops.credentials import credentials_list
 from addicted_jobs.upstream.resilience import ATTEMPT_OBSERVERS
+
+if TYPE_CHECKING:
+    from addicted_jobs.metrics import MetricsService
 
 
 class Observers:
@@ -35,6 +37,9 @@ class Observers:
         self.domain, self.pool = domain, pool
         conf = settings.metrics
         if conf.listen or conf.textfile is not None:
+            # Imported only when configured: prometheus_client is ~20 ms of every start-up.
+            from addicted_jobs.metrics import Metrics, MetricsService
+
             service = MetricsService(Metrics(), conf.listen, conf.textfile, conf.refresh_s)
             try:
                 service.start(pool, self.breakers)
