@@ -15,3 +15,8 @@ ALTER FUNCTION jobs.finish(bigint[], int[], text[], timestamptz[], text[], int[]
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION jobs.finish(bigint[], int[], text[], timestamptz[], text[], int[], text[], float8[])
     SET enable_seqscan = off;
+-- The same for jobs.delete_continuations, which jobs.finish calls and the operators' delete and
+-- bulk actions call on the client pool: the function's plans are cached once per session for
+-- every caller, so a plan made outside jobs.finish would otherwise be the one it reuses.
+ALTER FUNCTION jobs.delete_continuations(bigint[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION jobs.delete_continuations(bigint[]) SET enable_seqscan = off;

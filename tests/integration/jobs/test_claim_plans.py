@@ -9,12 +9,13 @@ growth must not turn its claims or due-time reads into scans either."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 
-from addicted_jobs.db import CLAIM_POOL_OPTIONS, ENGINE_POOL_OPTIONS, _init_connection
+from addicted_jobs.db import CLAIM_POOL_OPTIONS, ENGINE_POOL_OPTIONS, POOL_OPTIONS, _init_connection
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.states import JobState
 from addicted_jobs.jobs.store import NewJob, Outcome
@@ -78,22 +79,24 @@ async def test_finish_stays_on_indexes_after_the_table_grows(
     conn = await asyncpg.connect(db_dsn, server_settings=ENGINE_POOL_OPTIONS["server_settings"])
     await _init_connection(conn)
 
-    async def run_and_finish(count: int, state: JobState) -> None:
-        claimed = await store.claim(db_pool, "default", count)
-        assert len(claimed) == count
-        busy = await store.finish(conn, [Outcome(j.id, j.claims, state) for j in claimed])
-        assert busy == []
+    async def claimed(count: int) -> list[Outcome]:
+        jobs = await store.claim(db_pool, "default", count)
+        assert len(jobs) == count
+        return [Outcome(j.id, j.claims, "succeeded") for j in jobs]
 
     async def parent_with_child() -> int:
         [parent] = await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)])
         await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1, after=parent.id)])
         return parent.id
 
+    def ending(outcomes: list[Outcome], state: JobState) -> list[Outcome]:
+        return [replace(o, state=state) for o in outcomes]
+
     try:
         for state in ["succeeded", "deleted"] * 6:  # the session's plans, made on a tiny table
             await db_pool.execute("DELETE FROM jobs.jobs WHERE state IN ('ready', 'awaiting')")
             await parent_with_child()
-            await run_and_finish(1, state)
+            assert await store.finish(conn, ending(await claimed(1), state)) == []
         await db_pool.execute(
             """INSERT INTO jobs.jobs (name, queue, args, state, max_attempts, finished_at)
                SELECT 'noop', 'default', '{}', 'succeeded', 1, now()
@@ -104,14 +107,15 @@ async def test_finish_stays_on_indexes_after_the_table_grows(
         for _ in range(2):  # claimed in this order: a parent, then 100 others, twice
             parents.append(await parent_with_child())
             await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)] * 100)
-        before = await _seq_scans_after(conn, db_pool)
-
-        await run_and_finish(101, "succeeded")  # the first parent releases its child
-        await run_and_finish(101, "deleted")  # the second takes its child with it
-        busy = await store.finish(conn, [Outcome(10**12, 1, "succeeded")])  # a row that is gone
-
-        assert busy == []
-        assert await _seq_scans_after(conn, db_pool) == before, "the finish scanned jobs.jobs"
+        first, second = await claimed(101), await claimed(101)
+        # This session's own scans only: the other connections report theirs with a delay.
+        scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'jobs.jobs'::regclass"
+        async with conn.transaction():
+            before = await conn.fetchval(scans)
+            assert await store.finish(conn, first) == []  # the first parent releases its child
+            assert await store.finish(conn, ending(second, "deleted")) == []  # the second's goes
+            assert await store.finish(conn, [Outcome(10**12, 1, "succeeded")]) == []  # gone
+            assert await conn.fetchval(scans) == before, "the finish scanned jobs.jobs"
         children = await db_pool.fetch(
             "SELECT parent_id, state FROM jobs.jobs WHERE parent_id = ANY($1::bigint[])", parents
         )
@@ -119,5 +123,39 @@ async def test_finish_stays_on_indexes_after_the_table_grows(
             parents[0]: "ready",
             parents[1]: "deleted",
         }
+    finally:
+        await conn.close()
+
+
+async def test_deleting_continuations_stays_on_indexes_after_the_table_grows(
+    db_dsn: str, db_pool: asyncpg.Pool
+) -> None:
+    """The operators' delete and bulk actions call jobs.delete_continuations on the client pool,
+    whose plans PostgreSQL may make generic after five runs: made on a tiny table, they must
+    still find a chain of continuations by index once the table is big (migrations/052)."""
+    conn = await asyncpg.connect(db_dsn, server_settings=POOL_OPTIONS["server_settings"])
+    await _init_connection(conn)
+    deleted = "SELECT jobs.delete_continuations($1::bigint[])"
+
+    async def chain() -> int:
+        [parent] = await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1)])
+        [child] = await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1, after=parent.id)])
+        await store.enqueue(db_pool, [NewJob("noop", "default", {}, 1, after=child.id)])
+        return parent.id
+
+    try:
+        for _ in range(8):
+            assert await conn.fetchval(deleted, [await chain()]) == 2
+        await db_pool.execute(
+            """INSERT INTO jobs.jobs (name, queue, args, state, max_attempts, finished_at)
+               SELECT 'noop', 'default', '{}', 'succeeded', 1, now()
+               FROM generate_series(1, 30000)"""
+        )
+        parent = await chain()
+        scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'jobs.jobs'::regclass"
+        async with conn.transaction():
+            before = await conn.fetchval(scans)
+            assert await conn.fetchval(deleted, [parent]) == 2
+            assert await conn.fetchval(scans) == before, "deleting continuations scanned jobs.jobs"
     finally:
         await conn.close()
