@@ -101,10 +101,11 @@ class Dispatcher:
 
     SHORT_JOB_MS = 20.0
     # Short jobs are claimed ahead by what the queue's slots run in this long at their measured
-    # pace, up to claim_batch: a job claimed ahead waits about this long at most to start, and
-    # a queue of 1 ms jobs holds ~500 claimed (concurrency 10), not claim_batch. For no-op jobs
-    # that is claim_batch: claims of up to 1,000 instead of 200 drained 20,000-23,000 jobs/s
-    # against 17,500 (PostgreSQL CPU per job 0.038 against 0.048 ms, bench A/B, issue 20).
+    # pace, up to claim_batch: while the pace holds, a job claimed ahead waits about this long
+    # to start, and a queue of 1 ms jobs holds ~500 claimed (concurrency 10), not claim_batch;
+    # once the jobs turn slow, what is held beyond the slots goes back (_trim_buffer). For
+    # no-op jobs that is claim_batch: claims of up to 1,000 instead of 200 drained 20,000-23,000
+    # jobs/s against 17,500 (PostgreSQL CPU per job 0.038 against 0.048 ms, bench A/B, issue 20).
     PREFETCH_WINDOW_MS = 50.0
 
     def __init__(
@@ -329,8 +330,24 @@ class Dispatcher:
         self.avg_ms = elapsed if self.avg_ms is None else 0.8 * self.avg_ms + 0.2 * elapsed
         self.host.job_done(job.name)
         self._start_buffered()
+        self._trim_buffer()
         if self.room_bound:
             self.wake.set()
+
+    def _trim_buffer(self) -> None:
+        """When the queue's jobs are no longer short (quick ones made it claim far ahead, then
+        slow ones claimed with them finish), hand back what it holds beyond its slots, the
+        newest first: else the slow jobs wait behind each other, held `running` (counted against
+        their caps, out of other nodes' reach, recorded as crashed if the daemon dies). While
+        the jobs stay short, a drifting pace never returns any; at most claim_batch jobs of
+        under SHORT_JOB_MS each are then held, ~2 s of work at concurrency 10."""
+        if self._prefetch() > 0 or len(self.buffer) <= self.concurrency:
+            return
+        keep = max(self.concurrency - len(self.active), 0)
+        surplus: deque[Claimed] = deque()
+        while len(self.buffer) > keep:
+            surplus.appendleft(self.buffer.pop())
+        self.hand_back(surplus)
 
     def take_buffered(self, job_id: int) -> Claimed | None:
         """Remove job `job_id` from the claimed-but-unstarted buffer (an operator's cancel);
