@@ -49,17 +49,16 @@ def positive_seconds(minimum: float) -> Callable[[str], float]:
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
-            problem = "" if minimum <= value < float("inf") else "out of range"
+            value: float | None = float(text)
         except ValueError:
-            problem = "not a number"
-        if not problem:
+            value = None
+        if value is not None and minimum <= value < float("inf"):
             return value
         # argparse only on the error path: argparse itself is what calls this, but for
         # read_common_words, which gives up on any exception and lets argparse report it.
         import argparse
 
-        if problem == "not a number":
+        if value is None:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
         raise argparse.ArgumentTypeError(
             f"{text} seconds is out of range: give at least {minimum:g}"

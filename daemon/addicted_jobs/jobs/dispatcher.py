@@ -118,16 +118,16 @@ class Dispatcher:
         *,
         claim_batch: int,
         fallback_poll_s: float,
-        claim_pool: asyncpg.Pool | None = None,
+        claim_pool: asyncpg.Pool,
     ) -> None:
         """`pool` serves the claims across a cluster and the settling of a lost claim;
-        `claim_pool` (else `pool`) the claims and due-time reads without a cluster; `types` are
+        `claim_pool` the claims and due-time reads without a cluster; `types` are
         the job types registered for `queue` (others are found by the periodic unbounded claim);
         `claim_batch` is the prefetch for short jobs; `fallback_poll_s` bounds every sleep (a
         lost notification costs at most this)."""
         self.host = host
         self.pool = pool
-        self.claim_pool = claim_pool or pool
+        self.claim_pool = claim_pool
         self.queue = queue
         self.claim_batch = claim_batch
         self.fallback_poll_s = fallback_poll_s
