@@ -120,6 +120,8 @@ def test_a_socket_named_by_the_environment_is_used_as_given_in_any_letter_case(
         ["ping", "--timeout", "0"],
         ["ping", "--timeout", "-1"],
         ["ping", "--timeout", "soon"],
+        ["ping", "--timeout", "inf"],
+        ["ping", "--timeout", "nan"],
         ["top", "--interval", "0"],
         ["top", "--interval", "0.01"],
     ],
