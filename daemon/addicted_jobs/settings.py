@@ -121,7 +121,9 @@ class EngineSettings(Section):
     max_interruptions: int = Field(default=5, ge=1)
     fallback_poll_s: float = Field(default=5.0, gt=0)
     flush_interval_ms: float = Field(default=2.0, ge=0)
-    claim_batch: int = Field(default=1000, ge=1)
+    # A claim of 1,000 takes ~17 ms; the cap keeps one claim's rows (held in memory, written back
+    # on shutdown) and its time far inside the engine's statement deadline (pools.py).
+    claim_batch: int = Field(default=1000, ge=1, le=10_000)
     # Multiplies every retry delay; below 1 only for drills and tests (fault storms in minutes).
     retry_delay_scale: float = Field(default=1.0, gt=0, le=10)
     # An open transaction older than this (seconds) holding back vacuum is logged and shown.

@@ -106,6 +106,15 @@ def test_a_proxy_that_is_not_an_http_url_is_a_config_error(tmp_path: Path, proxy
     assert "pw" not in str(err.value)  # a proxy URL may carry a password
 
 
+@pytest.mark.parametrize("value", [0, 10_001])
+def test_a_claim_batch_out_of_range_is_a_config_error(tmp_path: Path, value: int) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[engine]\nclaim_batch = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert "engine.claim_batch" in str(err.value)
+
+
 def test_an_http_proxy_is_accepted(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[addic7ed]\nproxy = 'http://user:pw@proxy.local:3128'\n")
