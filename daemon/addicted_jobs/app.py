@@ -7,6 +7,7 @@ jobs -> one-time migrations -> control socket -> dispatchers -> cron -> READY=1 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import os
 import signal
@@ -405,12 +406,20 @@ def load_job_modules(registry: Registry, modules: list[str]) -> None:
 
 
 def run_daemon(settings: Settings, config_path: Path | None) -> int:
+    """Run the daemon until it stops; the process's exit status. The cyclic garbage collector
+    runs from here on (whether or not the caller turned it off), over the objects made after
+    the daemon was built: those that exist by then are frozen (gc.freeze), so a full collection
+    no longer walks the ~87,000 objects of the imported code, a ~30 ms stall of the event loop
+    each time."""
     logs.configure(settings.log.level, settings.log.format)
     try:
         app = App(settings, config_path)
     except ConfigError as exc:
         log.error("bad configuration", error=str(exc))
         return EX_CONFIG
+    finally:
+        gc.freeze()
+        gc.enable()
     try:
         # uvloop: the engine's per-job overhead is mostly event-loop work (tasks, sockets).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
