@@ -11,9 +11,8 @@ import http.cookiejar
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import structlog
 
 from addicted_jobs.settings import Addic7edSettings, StorageSettings
@@ -34,6 +33,9 @@ from addicted_jobs.upstream.resilience import (
     Timeouts,
 )
 from addicted_jobs.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
+
+if TYPE_CHECKING:
+    import httpx  # loaded with the first request (upstream/session.py)
 
 log = structlog.get_logger(__name__)
 # Called with the original's upstream_subtitle_requests result of each download (spec 4.4):
@@ -267,6 +269,8 @@ class Addic7edClient(UpstreamSession):
         if status == 302:
             location = response.headers.get("location", "")
             # Compare the path so an absolute Location to the same page is recognised too.
+            import httpx  # loaded: a response came
+
             if httpx.URL(location).path.startswith("/downloadexceeded.php"):
                 _observe_download("DownloadLimitReached")
                 raise DownloadLimitExceeded(download_uri, cookie_used=cookie is not None)

@@ -12,21 +12,19 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-import httpx
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from addicted_jobs.settings import UpstreamResilience
 from addicted_jobs.upstream.errors import UpstreamUnavailable
+
+# httpx and tenacity (~50 ms of the daemon's ~0.6 s start-up together) load with the first
+# upstream call: a daemon that only runs engine jobs never needs them
+# (tests/unit/upstream/test_lazy_imports.py).
+if TYPE_CHECKING:
+    import httpx
+    from tenacity import RetryCallState
 
 log = structlog.get_logger(__name__)
 
@@ -243,6 +241,14 @@ class ResilientSender:
         Raises UpstreamUnavailable when the circuit is open, when every attempt failed
         without a response, or when the overall timeout passes.
         """
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_exception,
+            retry_if_result,
+            stop_after_attempt,
+            wait_exponential_jitter,
+        )
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retry.max_retries + 1),
             wait=wait_exponential_jitter(
@@ -321,5 +327,7 @@ class ResilientSender:
 
 def _is_transient(exc: BaseException) -> bool:
     # httpx.TransportError covers connect/read errors, resets, protocol errors and its timeouts;
-    # TimeoutError is the per-attempt timeout above.
+    # TimeoutError is the per-attempt timeout above. Only an attempt raises, so httpx is loaded.
+    import httpx
+
     return isinstance(exc, httpx.TransportError | TimeoutError)

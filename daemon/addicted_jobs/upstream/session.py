@@ -13,9 +13,7 @@ import time
 import zlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, Self
 
 from addicted_jobs.upstream.errors import BodyTooLarge
 from addicted_jobs.upstream.resilience import (
@@ -26,6 +24,11 @@ from addicted_jobs.upstream.resilience import (
     RetrySettings,
     Timeouts,
 )
+
+# httpx (~40 ms of the daemon's start-up) loads when the first client is built: a daemon that only
+# runs engine jobs never needs it (tests/unit/upstream/test_lazy_imports.py).
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_MAX_PAGE_BYTES = 8 * 1024 * 1024
 # Decompression runs in steps of this many output bytes, yielding to the event loop between
@@ -136,6 +139,8 @@ class UpstreamSession:
         await self.aclose()
 
     def _build(self) -> httpx.AsyncClient:
+        import httpx
+
         client = httpx.AsyncClient(
             base_url=self.base_url,
             follow_redirects=False,
@@ -170,6 +175,8 @@ class UpstreamSession:
         """Send `request` and read its body under `limit` decoded bytes (read_capped); the
         answer carries the decoded body and no Content-Encoding. Call it inside an attempt, so
         the attempt timeout also bounds a body that trickles in forever."""
+        import httpx
+
         what = f"{request.method} {request.url.copy_with(query=None)}"
         response = await self._http.send(request, stream=True)
         try:

@@ -11,9 +11,8 @@ import dataclasses
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import httpx
 import pydantic
 import structlog
 
@@ -37,6 +36,9 @@ from addicted_jobs.upstream.resilience import (
     Timeouts,
 )
 from addicted_jobs.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
+
+if TYPE_CHECKING:
+    import httpx  # loaded with the first request (upstream/session.py)
 
 __all__ = ["TmdbClient"]
 
