@@ -1,0 +1,68 @@
+"""Database.start opens the daemon's three pools together (db.Database._open_pools): all of them
+when the server lets it, and none left behind when it refuses one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from addicted_jobs.db import Database, DatabaseError
+from tests.support import wait_until
+
+
+@pytest.fixture
+async def limited_role(db_dsn: str) -> AsyncIterator[tuple[str, str]]:
+    """(role, DSN) of a login role the server lets hold at most 3 connections."""
+    role = f"aj_limited_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(db_dsn)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 3')
+    parts = urlsplit(db_dsn)
+    netloc = f"{role}@{parts.hostname}:{parts.port or 5432}"
+    try:
+        yield role, urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+        )
+        await wait_until(lambda: _none_left(admin, role), message="the role's connections gone")
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
+
+
+async def _none_left(admin: asyncpg.Connection, role: str) -> bool:
+    count = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role)
+    return bool(count == 0)
+
+
+async def test_a_refused_pool_leaves_no_connection_of_the_others_open(
+    db_dsn: str, limited_role: tuple[str, str], tmp_path: Path
+) -> None:
+    role, dsn = limited_role
+    # 2 client connections + 1 engine + 1 claim = 4 against a limit of 3: one pool is refused.
+    db = Database(dsn, tmp_path, pool_min=2, pool_max=4)
+    with pytest.raises(DatabaseError, match="too many connections"):
+        await db.start()
+    assert db.pool is None and db.engine_pool is None and db.claim_pool is None
+    admin = await asyncpg.connect(db_dsn)
+    try:
+        # The pools that did open were dropped at once, not left to the caller's close().
+        await wait_until(lambda: _none_left(admin, role), message="no connection left open")
+    finally:
+        await admin.close()
+
+
+async def test_all_three_pools_open_when_the_server_allows(db_dsn: str, tmp_path: Path) -> None:
+    db = Database(db_dsn, tmp_path, pool_min=2, pool_max=4)
+    await db.start()
+    try:
+        assert db.pool is not None and db.engine_pool is not None and db.claim_pool is not None
+        for pool in (db.pool, db.engine_pool, db.claim_pool):
+            assert await pool.fetchval("SELECT 1") == 1
+        assert db.pool.get_size() >= 2  # pool_min
+    finally:
+        await db.close()
