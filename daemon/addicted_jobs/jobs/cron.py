@@ -82,6 +82,11 @@ def parse_cron(expr: str) -> CronTrigger:
 
 def latest_fire(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
     """The newest fire time in (after, now], probing back in doubling windows."""
+    # Nothing due in the window (every start and most timer turns): one probe, not the dozen or
+    # so of the doubling search back to `after`, which ran while the first jobs were claimed.
+    first = trigger.get_next_fire_time(None, after + TICK)
+    if first is None or first > now:
+        return None
     window = timedelta(seconds=1)
     while True:
         start = max(now - window, after + TICK)

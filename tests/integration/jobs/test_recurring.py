@@ -89,6 +89,29 @@ def test_latest_fire_finds_the_newest_slot_in_the_window() -> None:
     assert latest_fire(every_second, T0, T0 + timedelta(seconds=3.5)) == T0 + timedelta(seconds=3)
 
 
+class CountingTrigger:
+    """A cron trigger that counts the fire times asked of it."""
+
+    def __init__(self, expr: str) -> None:
+        self.trigger = parse_cron(expr)
+        self.probes = 0
+
+    def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
+        self.probes += 1
+        found: datetime | None = self.trigger.get_next_fire_time(previous, now)
+        return found
+
+
+def test_latest_fire_with_nothing_due_asks_the_trigger_once() -> None:
+    # Every start checks each recurring entry for a missed slot, while the first jobs are being
+    # claimed; the common answer, none, cost ~11 probes of the doubling search before.
+    hourly = CountingTrigger("11 * * * *")
+    now = T0 + timedelta(hours=5, minutes=20)
+    assert latest_fire(hourly, now - timedelta(minutes=5), now) is None  # type: ignore[arg-type]
+    assert hourly.probes == 1
+    assert latest_fire(hourly, T0, now) == T0 + timedelta(hours=5, minutes=11)  # type: ignore[arg-type]
+
+
 # ---- exactly once --------------------------------------------------------------------------------
 
 
