@@ -250,11 +250,12 @@ async def create_engine_pool(
     up to ENGINE_POOL_SIZE connections) or, with `claims`, the dispatchers' claim pool
     (CLAIM_POOL_OPTIONS, up to CLAIM_POOL_SIZE). One connection opened at once, `connect_timeout`
     seconds per connection, ENGINE_STATEMENT_TIMEOUT_S for every statement. Raises what
-    asyncpg.create_pool raises (a bad DSN, an unreachable server)."""
+    asyncpg.create_pool raises (a bad DSN, an unreachable server), with the connections it had
+    opened terminated."""
     size, options = (
         (CLAIM_POOL_SIZE, CLAIM_POOL_OPTIONS) if claims else (ENGINE_POOL_SIZE, ENGINE_POOL_OPTIONS)
     )
-    return await asyncpg.create_pool(
+    pool = asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=size,
@@ -263,6 +264,11 @@ async def create_engine_pool(
         command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
         **options,
     )
+    try:
+        return await pool
+    except BaseException:
+        pool.terminate()  # asyncpg before 0.32 could leave the connections it had opened
+        raise
 
 
 # A peer that vanished (host down, connection dropped by a firewall) is noticed by the kernel
@@ -359,9 +365,10 @@ class Database:
     async def _open_pools(self) -> None:
         """Open the client, engine and claim pools together: each first connection waits for the
         server to start a backend, and one pool after another this was ~25 ms of the daemon's
-        start-up. When one fails, those that opened are closed (their connections dropped) and
-        the first failure is raised."""
-        opened = await asyncio.gather(
+        start-up. None is kept unless all three open: on the first failure, or when start() is
+        cancelled, the others are cancelled, each that did open is terminated (its connections
+        dropped at once), and the failure is raised (asyncpg's, or CancelledError)."""
+        client = asyncio.ensure_future(
             create_bounded_pool(
                 self.dsn,
                 self._acquire_timeout,
@@ -371,23 +378,28 @@ class Database:
                 init=_init_connection,
                 command_timeout=None,
                 **POOL_OPTIONS,
-            ),
-            create_engine_pool(self.dsn, connect_timeout=self._timeout),
-            create_engine_pool(self.dsn, claims=True, connect_timeout=self._timeout),
-            return_exceptions=True,
+            )
         )
-        pool, engine_pool, claim_pool = opened
-        if (
-            not isinstance(pool, BaseException)
-            and not isinstance(engine_pool, BaseException)
-            and not isinstance(claim_pool, BaseException)
-        ):
-            self.pool, self.engine_pool, self.claim_pool = pool, engine_pool, claim_pool
-            return
-        for each in opened:
-            if not isinstance(each, BaseException):
-                each.terminate()
-        raise next(each for each in opened if isinstance(each, BaseException))
+        engine = asyncio.ensure_future(create_engine_pool(self.dsn, connect_timeout=self._timeout))
+        claim = asyncio.ensure_future(
+            create_engine_pool(self.dsn, claims=True, connect_timeout=self._timeout)
+        )
+        tasks = (client, engine, claim)
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:
+                if not task.cancelled() and task.exception() is None:
+                    task.result().terminate()
+            raise
+        self.pool, self.engine_pool, self.claim_pool = (
+            client.result(),
+            engine.result(),
+            claim.result(),
+        )
 
     async def connect(self, application_name: str | None = None) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and long-held advisory locks;

@@ -89,7 +89,8 @@ asyncpg_defaults: dict[str, Any] = {
 
 
 async def create_bounded_pool(dsn: str, acquire_timeout_s: float, **options: Any) -> BoundedPool:
-    """asyncpg.create_pool with BoundedPool; `options` as asyncpg.create_pool takes them."""
+    """asyncpg.create_pool with BoundedPool; `options` as asyncpg.create_pool takes them. Raises
+    what opening the pool raises, with the connections it had opened terminated."""
     for key, default in asyncpg_defaults.items():
         options.setdefault(key, default)
     pool = BoundedPool(
@@ -99,5 +100,9 @@ async def create_bounded_pool(dsn: str, acquire_timeout_s: float, **options: Any
         **options,
     )
     pool.acquire_timeout_s = acquire_timeout_s
-    await pool
+    try:
+        await pool
+    except BaseException:
+        pool.terminate()  # asyncpg before 0.32 could leave the connections it had opened
+        raise
     return pool

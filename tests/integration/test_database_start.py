@@ -21,8 +21,10 @@ async def limited_role(db_dsn: str) -> AsyncIterator[tuple[str, str]]:
     role = f"aj_limited_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(db_dsn)
     await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 3')
+    # Only the user changes: the host part stays as given (a socket directory in `?host=` for the
+    # embedded server, an IPv6 address in brackets).
     parts = urlsplit(db_dsn)
-    netloc = f"{role}@{parts.hostname}:{parts.port or 5432}"
+    netloc = f"{role}@{parts.netloc.rpartition('@')[2]}"
     try:
         yield role, urlunsplit(parts._replace(netloc=netloc))
     finally:

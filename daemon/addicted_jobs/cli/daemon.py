@@ -56,17 +56,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     # as long as the process (modules, classes, models). The collector found no garbage among
     # them but walked them ~12 times during the imports and once in full (~30-35 ms) before the
     # first job. It stays off until the daemon is built; run_daemon then freezes what exists and
-    # turns it back on.
+    # turns it back on (and so does the finally below, for the paths that never reach it).
     gc.disable()
-    from addicted_jobs.app import run_daemon
-    from addicted_jobs.settings import ConfigError, load_settings
-
     try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    return run_daemon(settings, args.config)
+        from addicted_jobs.app import run_daemon
+        from addicted_jobs.settings import ConfigError, load_settings
+
+        try:
+            settings = load_settings(args.config)
+        except ConfigError as exc:
+            print(f"addicted-jobs: bad configuration: {exc}", file=sys.stderr)
+            return EX_CONFIG
+        return run_daemon(settings, args.config)
+    finally:
+        gc.enable()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -81,9 +81,11 @@ def parse_cron(expr: str) -> CronTrigger:
 
 
 def latest_fire(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
-    """The newest fire time in (after, now], probing back in doubling windows."""
-    # Nothing due in the window (every start and most timer turns): one probe, not the dozen or
-    # so of the doubling search back to `after`, which ran while the first jobs were claimed.
+    """The newest fire time in (after, now], or None when none falls in it. One probe forward
+    from `after` answers None; otherwise the search probes back from `now` in doubling windows
+    (a one-second cron with a day's window would take 86,400 steps forward)."""
+    # Nothing due in the window, the usual answer at start (RecurringScheduler.catch_up, for
+    # each entry while the first jobs are being claimed): one probe, not the ~10 of the search.
     first = trigger.get_next_fire_time(None, after + TICK)
     if first is None or first > now:
         return None

@@ -21,7 +21,8 @@ from addicted_jobs.upstream.errors import UpstreamUnavailable
 
 # httpx and tenacity (~50 ms of the daemon's ~0.6 s start-up together) load with the first
 # upstream call: a daemon that only runs engine jobs never needs them
-# (tests/unit/upstream/test_lazy_imports.py).
+# (tests/unit/upstream/test_lazy_imports.py). With [storage] backend = "s3", aiobotocore loads
+# httpx at start all the same; tenacity still waits.
 if TYPE_CHECKING:
     import httpx
     from tenacity import RetryCallState
@@ -327,7 +328,8 @@ class ResilientSender:
 
 def _is_transient(exc: BaseException) -> bool:
     # httpx.TransportError covers connect/read errors, resets, protocol errors and its timeouts;
-    # TimeoutError is the per-attempt timeout above. Only an attempt raises, so httpx is loaded.
+    # TimeoutError is the per-attempt timeout above. httpx is loaded by the time anything is
+    # sent (UpstreamSession._build); an attempt cancelled before that pays for the import here.
     import httpx
 
     return isinstance(exc, httpx.TransportError | TimeoutError)

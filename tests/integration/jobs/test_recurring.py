@@ -104,7 +104,7 @@ class CountingTrigger:
 
 def test_latest_fire_with_nothing_due_asks_the_trigger_once() -> None:
     # Every start checks each recurring entry for a missed slot, while the first jobs are being
-    # claimed; the common answer, none, cost ~11 probes of the doubling search before.
+    # claimed; the common answer, none, cost ~10 probes of the doubling search before.
     hourly = CountingTrigger("11 * * * *")
     now = T0 + timedelta(hours=5, minutes=20)
     assert latest_fire(hourly, now - timedelta(minutes=5), now) is None  # type: ignore[arg-type]

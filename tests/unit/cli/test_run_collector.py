@@ -9,40 +9,57 @@ import subprocess
 import sys
 from pathlib import Path
 
-# The daemon is built for real (settings, registry, job modules), but App.run is replaced: no
-# database is needed to see what the collector was doing at each point.
+# `main(["run"])` in a fresh interpreter, with gc.disable wrapped to see whether the daemon's code
+# was already imported when the collector went off.
 SCRIPT = """
 import gc, json, sys
-import addicted_jobs.app as app
 
 seen = {}
-built = app.App.__init__
+disable = gc.disable
 
-def init(self, *args, **kwargs):
-    built(self, *args, **kwargs)
-    seen["enabled_while_built"] = gc.isenabled()
+def recording_disable():
+    seen["app_imported_before_disable"] = "addicted_jobs.app" in sys.modules
+    disable()
 
-async def run(self):
-    seen["enabled_while_running"] = gc.isenabled()
-    seen["frozen"] = gc.get_freeze_count()
-    return 0
-
-app.App.__init__ = init
-app.App.run = run
-gc.enable()  # as any caller leaves it
+gc.disable = recording_disable
 from addicted_jobs.cli import main
+
 seen["exit"] = main(["run"])
+seen["enabled_after_run"] = gc.isenabled()
 print(json.dumps(seen))
 """
 
+# Loaded by the daemon as a job module while App() is built (`[engine] job_modules`): it records
+# the collector's state at that point and replaces App.run, so no database is needed.
+PROBE = """
+import gc, sys
 
-def test_run_builds_the_daemon_without_the_collector_then_freezes_what_it_built(
+import addicted_jobs.app as app
+
+
+def register(registry):
+    seen = sys.modules["__main__"].seen
+    seen["enabled_while_built"] = gc.isenabled()
+
+    async def run(self):
+        seen["enabled_while_running"] = gc.isenabled()
+        seen["frozen"] = gc.get_freeze_count()
+        return 0
+
+    app.App.run = run
+"""
+
+
+def test_run_imports_and_builds_the_daemon_without_the_collector_then_freezes_it(
     tmp_path: Path,
 ) -> None:
+    (tmp_path / "collector_probe.py").write_text(PROBE)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")},
-        "ADDICTED_JOBS_STATE__DIR": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        "ADDICTED_JOBS_STATE__DIR": str(tmp_path / "state"),
         "ADDICTED_JOBS_DATABASE__DSN": "postgresql://nobody@127.0.0.1:1/none",
+        "ADDICTED_JOBS_ENGINE__JOB_MODULES": '["collector_probe"]',
     }
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
@@ -50,10 +67,30 @@ def test_run_builds_the_daemon_without_the_collector_then_freezes_what_it_built(
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
     assert seen["exit"] == 0
-    # Off while the daemon's objects are made: the collector would walk them again and again
-    # and find no garbage.
+    # Off before the daemon's modules are imported and while its objects are made: the collector
+    # would walk them again and again and find no garbage.
+    assert seen["app_imported_before_disable"] is False
     assert seen["enabled_while_built"] is False
     # On again for the daemon's life (a collector left off would leak every reference cycle),
     # with the imported code frozen out of its full collections (~87,000 objects).
     assert seen["enabled_while_running"] is True
     assert seen["frozen"] > 50_000
+    assert seen["enabled_after_run"] is True
+
+
+def test_run_turns_the_collector_back_on_when_the_configuration_is_refused(
+    tmp_path: Path,
+) -> None:
+    # `run` called in-process (a test, an embedding program) with a bad setting returns 78
+    # before the daemon is built: the caller's collector must not stay off.
+    script = "import gc\nfrom addicted_jobs.cli import main\nprint(main(['run']), gc.isenabled())\n"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")},
+        "ADDICTED_JOBS_STATE__DIR": str(tmp_path),
+        "ADDICTED_JOBS_LOG__LEVEL": "chatty",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == ["78", "True"], done.stderr
+    assert "log" in done.stderr and "level" in done.stderr  # the refusal names the setting
