@@ -3,6 +3,7 @@ when the server lets it, and none left behind when it refuses one."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import asyncpg
 import pytest
 
 from addicted_jobs.db import Database, DatabaseError
+from tests.plugins.halfopen_proxy import HalfOpenProxy
 from tests.support import wait_until
 
 
@@ -68,3 +70,48 @@ async def test_all_three_pools_open_when_the_server_allows(db_dsn: str, tmp_path
         assert db.pool.get_size() >= 2  # pool_min
     finally:
         await db.close()
+
+
+async def _others(admin: asyncpg.Connection) -> int:
+    """Connections to this test's database other than `admin`'s."""
+    return int(
+        await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    )
+
+
+async def _two_others(admin: asyncpg.Connection) -> bool:
+    return await _others(admin) == 2
+
+
+async def _none_other(admin: asyncpg.Connection) -> bool:
+    return await _others(admin) == 0
+
+
+async def test_a_start_cancelled_while_the_pools_open_leaves_no_connection_open(
+    db_dsn: str, proxy: HalfOpenProxy, tmp_path: Path
+) -> None:
+    # The three pools start at once and each first connects one connection: two of those reach
+    # the server, so the engine or the claim pool opens; the third waits for an answer that never
+    # comes, so start() is still waiting when it is cancelled (a signal during start-up).
+    proxy.forward_only(2)
+    parts = urlsplit(db_dsn)
+    user = parts.netloc.rpartition("@")[0]
+    dsn = urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{proxy.port}"))
+    db = Database(dsn, tmp_path, pool_min=2, pool_max=4, connect_timeout=60)
+    admin = await asyncpg.connect(db_dsn)
+    try:
+        starting = asyncio.create_task(db.start())
+        # Both forwarded connections are up: the pool that got one opens with it (its set-up
+        # needs no statement), while start() still waits for the held one.
+        await wait_until(lambda: _two_others(admin), message="two connections at the server")
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        assert db.pool is None and db.engine_pool is None and db.claim_pool is None
+        # What did open was dropped, not left out of close()'s reach.
+        await wait_until(lambda: _none_other(admin), message="no connection left open")
+    finally:
+        await admin.close()

@@ -18,12 +18,19 @@ class HalfOpenProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._links: list[_Link] = []
+        self._forward_left: int | None = None  # None: forward every new connection
+        self._held: list[asyncio.StreamWriter] = []
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._forward_left is not None:
+            if self._forward_left == 0:
+                self._held.append(writer)  # never reaches the server, never answered
+                return
+            self._forward_left -= 1
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         link = _Link(writer, up_writer)
         self._links.append(link)
@@ -46,6 +53,11 @@ class HalfOpenProxy:
                 link.silent = found = True
         return found
 
+    def forward_only(self, count: int) -> None:
+        """Forward the next `count` new connections; every later one is accepted and held open
+        without reaching the server, so its client waits for an answer that never comes."""
+        self._forward_left = count
+
     def refuse_new(self) -> None:
         """Stop accepting connections; the open ones go on as they are."""
         if self._server is not None:
@@ -65,6 +77,8 @@ class HalfOpenProxy:
                 task.cancel()
             for w in (link.client, link.upstream):
                 w.close()
+        for held in self._held:
+            held.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
