@@ -250,12 +250,12 @@ async def create_engine_pool(
     up to ENGINE_POOL_SIZE connections) or, with `claims`, the dispatchers' claim pool
     (CLAIM_POOL_OPTIONS, up to CLAIM_POOL_SIZE). One connection opened at once, `connect_timeout`
     seconds per connection, ENGINE_STATEMENT_TIMEOUT_S for every statement. Raises what
-    asyncpg.create_pool raises (a bad DSN, an unreachable server), with the connections it had
-    opened terminated."""
+    asyncpg.create_pool raises (a bad DSN, an unreachable server); asyncpg (>= 0.32) has then
+    terminated the connections it had opened."""
     size, options = (
         (CLAIM_POOL_SIZE, CLAIM_POOL_OPTIONS) if claims else (ENGINE_POOL_SIZE, ENGINE_POOL_OPTIONS)
     )
-    pool = asyncpg.create_pool(
+    return await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=size,
@@ -264,11 +264,6 @@ async def create_engine_pool(
         command_timeout=ENGINE_STATEMENT_TIMEOUT_S,
         **options,
     )
-    try:
-        return await pool
-    except BaseException:
-        pool.terminate()  # asyncpg before 0.32 could leave the connections it had opened
-        raise
 
 
 # A peer that vanished (host down, connection dropped by a firewall) is noticed by the kernel

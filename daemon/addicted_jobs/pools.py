@@ -90,7 +90,8 @@ asyncpg_defaults: dict[str, Any] = {
 
 async def create_bounded_pool(dsn: str, acquire_timeout_s: float, **options: Any) -> BoundedPool:
     """asyncpg.create_pool with BoundedPool; `options` as asyncpg.create_pool takes them. Raises
-    what opening the pool raises, with the connections it had opened terminated."""
+    what opening the pool raises; asyncpg (>= 0.32) has then terminated the connections it had
+    opened."""
     for key, default in asyncpg_defaults.items():
         options.setdefault(key, default)
     pool = BoundedPool(
@@ -100,9 +101,5 @@ async def create_bounded_pool(dsn: str, acquire_timeout_s: float, **options: Any
         **options,
     )
     pool.acquire_timeout_s = acquire_timeout_s
-    try:
-        await pool
-    except BaseException:
-        pool.terminate()  # asyncpg before 0.32 could leave the connections it had opened
-        raise
+    await pool
     return pool
