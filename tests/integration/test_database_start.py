@@ -33,14 +33,22 @@ async def limited_role(db_dsn: str) -> AsyncIterator[tuple[str, str]]:
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
         )
-        await wait_until(lambda: _none_left(admin, role), message="the role's connections gone")
+        await wait_until(lambda: _connections_are(admin, 0, role=role), message="role's gone")
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
 
 
-async def _none_left(admin: asyncpg.Connection, role: str) -> bool:
-    count = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role)
-    return bool(count == 0)
+async def _connections_are(
+    admin: asyncpg.Connection, count: int, *, role: str | None = None
+) -> bool:
+    """Whether `count` connections other than `admin`'s are open to its database (of `role`
+    only, when given, on any database)."""
+    found = await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+        " AND CASE WHEN $1::text IS NULL THEN datname = current_database() ELSE usename = $1 END",
+        role,
+    )
+    return bool(found == count)
 
 
 async def test_a_refused_pool_leaves_no_connection_of_the_others_open(
@@ -55,7 +63,7 @@ async def test_a_refused_pool_leaves_no_connection_of_the_others_open(
     admin = await asyncpg.connect(db_dsn)
     try:
         # The pools that did open were dropped at once, not left to the caller's close().
-        await wait_until(lambda: _none_left(admin, role), message="no connection left open")
+        await wait_until(lambda: _connections_are(admin, 0, role=role), message="none left open")
     finally:
         await admin.close()
 
@@ -70,24 +78,6 @@ async def test_all_three_pools_open_when_the_server_allows(db_dsn: str, tmp_path
         assert db.pool.get_size() >= 2  # pool_min
     finally:
         await db.close()
-
-
-async def _others(admin: asyncpg.Connection) -> int:
-    """Connections to this test's database other than `admin`'s."""
-    return int(
-        await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-    )
-
-
-async def _two_others(admin: asyncpg.Connection) -> bool:
-    return await _others(admin) == 2
-
-
-async def _none_other(admin: asyncpg.Connection) -> bool:
-    return await _others(admin) == 0
 
 
 async def test_a_start_cancelled_while_the_pools_open_leaves_no_connection_open(
@@ -106,12 +96,12 @@ async def test_a_start_cancelled_while_the_pools_open_leaves_no_connection_open(
         starting = asyncio.create_task(db.start())
         # Both forwarded connections are up: the pool that got one opens with it (its set-up
         # needs no statement), while start() still waits for the held one.
-        await wait_until(lambda: _two_others(admin), message="two connections at the server")
+        await wait_until(lambda: _connections_are(admin, 2), message="two at the server")
         starting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await starting
         assert db.pool is None and db.engine_pool is None and db.claim_pool is None
         # What did open was dropped, not left out of close()'s reach.
-        await wait_until(lambda: _none_other(admin), message="no connection left open")
+        await wait_until(lambda: _connections_are(admin, 0), message="none left open")
     finally:
         await admin.close()

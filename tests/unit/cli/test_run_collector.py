@@ -50,19 +50,29 @@ def register(registry):
 """
 
 
+def _run(script: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter, with no ADDICTED_JOBS_* from this environment but
+    `extra` (environment variables: ADDICTED_JOBS_* settings, PYTHONPATH)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_run_imports_and_builds_the_daemon_without_the_collector_then_freezes_it(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "collector_probe.py").write_text(PROBE)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")},
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
-        "ADDICTED_JOBS_STATE__DIR": str(tmp_path / "state"),
-        "ADDICTED_JOBS_DATABASE__DSN": "postgresql://nobody@127.0.0.1:1/none",
-        "ADDICTED_JOBS_ENGINE__JOB_MODULES": '["collector_probe"]',
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    done = _run(
+        SCRIPT,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        ADDICTED_JOBS_STATE__DIR=str(tmp_path / "state"),
+        ADDICTED_JOBS_DATABASE__DSN="postgresql://nobody@127.0.0.1:1/none",
+        ADDICTED_JOBS_ENGINE__JOB_MODULES='["collector_probe"]',
     )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
@@ -84,13 +94,6 @@ def test_run_turns_the_collector_back_on_when_the_configuration_is_refused(
     # `run` called in-process (a test, an embedding program) with a bad setting returns 78
     # before the daemon is built: the caller's collector must not stay off.
     script = "import gc\nfrom addicted_jobs.cli import main\nprint(main(['run']), gc.isenabled())\n"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ADDICTED_JOBS_")},
-        "ADDICTED_JOBS_STATE__DIR": str(tmp_path),
-        "ADDICTED_JOBS_LOG__LEVEL": "chatty",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = _run(script, ADDICTED_JOBS_STATE__DIR=str(tmp_path), ADDICTED_JOBS_LOG__LEVEL="chatty")
     assert done.stdout.split() == ["78", "True"], done.stderr
     assert "log" in done.stderr and "level" in done.stderr  # the refusal names the setting
