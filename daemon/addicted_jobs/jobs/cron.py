@@ -81,14 +81,18 @@ def parse_cron(expr: str) -> CronTrigger:
 
 
 def latest_fire(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
-    """The newest fire time in (after, now], or None when none falls in it. One probe forward
-    from `after` answers None; otherwise the search probes back from `now` in doubling windows
-    (a one-second cron with a day's window would take 86,400 steps forward)."""
-    # Nothing due in the window, the usual answer at start (RecurringScheduler.catch_up, for
-    # each entry while the first jobs are being claimed): one probe, not the ~10 of the search.
+    """The newest fire time in (after, now], or None when none falls in it. Probes forward from
+    `after` while at most one slot is due; with more, the search probes back from `now` in
+    doubling windows (a one-second cron with a day's window would take 86,400 steps forward)."""
+    # The usual answers take one or two probes, not the ~10 of the search: none due (at start,
+    # RecurringScheduler.catch_up, for each entry while the first jobs are being claimed) and the
+    # one slot a timer fires.
     first = trigger.get_next_fire_time(None, after + TICK)
     if first is None or first > now:
         return None
+    second = trigger.get_next_fire_time(first, first + TICK)
+    if second is None or second > now:
+        return first  # type: ignore[no-any-return]
     window = timedelta(seconds=1)
     while True:
         start = max(now - window, after + TICK)

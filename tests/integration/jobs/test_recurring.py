@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from addicted_jobs.jobs.cron import latest_fire, parse_cron
+from addicted_jobs.jobs.cron import TICK, latest_fire, parse_cron
 from addicted_jobs.jobs.recurring import RecurringScheduler, build_plan
 from addicted_jobs.jobs.spec import default_registry
 from addicted_jobs.settings import ConfigError, RecurringSettings
@@ -102,14 +102,31 @@ class CountingTrigger:
         return found
 
 
-def test_latest_fire_with_nothing_due_asks_the_trigger_once() -> None:
-    # Every start checks each recurring entry for a missed slot, while the first jobs are being
-    # claimed; the common answer, none, cost ~10 probes of the doubling search before.
+def test_latest_fire_answers_none_or_one_due_slot_in_one_or_two_probes() -> None:
+    # Every start checks each recurring entry for a missed slot while the first jobs are being
+    # claimed (usually none), and every timer fire asks for the one slot just due: the doubling
+    # search took ~10 probes for either.
     hourly = CountingTrigger("11 * * * *")
     now = T0 + timedelta(hours=5, minutes=20)
     assert latest_fire(hourly, now - timedelta(minutes=5), now) is None  # type: ignore[arg-type]
     assert hourly.probes == 1
-    assert latest_fire(hourly, T0, now) == T0 + timedelta(hours=5, minutes=11)  # type: ignore[arg-type]
+    hourly.probes = 0
+    due = T0 + timedelta(hours=5, minutes=11)
+    assert latest_fire(hourly, due - timedelta(seconds=30), now) == due  # type: ignore[arg-type]
+    assert hourly.probes == 2
+    assert latest_fire(hourly, T0, now) == due  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("expr", ["* * * * * *", "*/7 * * * *", "11 * * * *", "0 2 * * *"])
+def test_latest_fire_agrees_with_walking_every_slot(expr: str) -> None:
+    trigger = parse_cron(expr)
+    now = T0 + timedelta(hours=30, minutes=20, seconds=5)
+    for back in (timedelta(seconds=s) for s in (0.5, 1, 59, 61, 420, 3600, 7201, 86_400, 108_000)):
+        after = now - back
+        walked, slot = None, trigger.get_next_fire_time(None, after + TICK)
+        while slot is not None and slot <= now:
+            walked, slot = slot, trigger.get_next_fire_time(slot, slot + TICK)
+        assert latest_fire(trigger, after, now) == walked, (expr, back)
 
 
 # ---- exactly once --------------------------------------------------------------------------------
