@@ -25,6 +25,10 @@ from tests.support.reliability import restart_embedded_postgres
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
 WORK, CAPPED, LOCKED = 2500, 300, 200
+# Each probe of the test's own pool, acquire included: across the restart its connections and the
+# pool's refill of them can wait on a server that is going away, and a probe with no deadline
+# outlived every wait_until deadline (pytest-timeout's 120 s fired instead, once, in CI).
+PROBE_S = 5.0
 
 
 async def test_three_nodes_ride_out_a_database_restart(
@@ -55,13 +59,15 @@ async def test_three_nodes_ride_out_a_database_restart(
         async def sample_cap() -> None:
             while sampling:
                 try:
-                    samples.append(
-                        await pool.fetchval(
-                            "SELECT count(*) FROM jobs.jobs"
-                            " WHERE name = 'ccapped' AND state = 'running'"
+                    async with asyncio.timeout(PROBE_S):
+                        samples.append(
+                            await pool.fetchval(
+                                "SELECT count(*) FROM jobs.jobs"
+                                " WHERE name = 'ccapped' AND state = 'running'"
+                            )
                         )
-                    )
                 except (
+                    TimeoutError,
                     OSError,
                     asyncpg.PostgresError,
                     asyncpg.InterfaceError,
@@ -74,8 +80,10 @@ async def test_three_nodes_ride_out_a_database_restart(
 
         async def count(sql: str) -> int:
             try:
-                return int(await pool.fetchval(sql))
+                async with asyncio.timeout(PROBE_S):
+                    return int(await pool.fetchval(sql))
             except (
+                TimeoutError,
                 OSError,
                 asyncpg.PostgresError,
                 asyncpg.InterfaceError,
