@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
 import logging
 import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -144,3 +148,184 @@ def test_a_line_json_cannot_carry_natively_is_still_written() -> None:
     big, looped = (json.loads(line) for line in out.getvalue().splitlines())
     assert big["arg_id"] == 2**70 and big["keyed"] == {"1": "a"} and big["text"] == "ü"
     assert looped["event"] == "cycle" and "[...]" in looped["value"]
+
+
+def _without_stamp(text: str, fmt: str) -> str:
+    if fmt == "json":
+        entry = json.loads(text)
+        entry.pop("timestamp")
+        return json.dumps(entry)
+    if fmt == "console":  # the console line starts with the time of day
+        return text.split(" ", 1)[1]
+    return text  # journald stamps lines itself: no timestamp to drop
+
+
+FINISH_LINES = [
+    {"id": 7, "name": "noop", "queue": "default", "attempt": 1, "duration_ms": 0.05},
+    # The error of a failed job may carry a URL with a key and a header dump: redacted alike.
+    {
+        "id": 2**70,
+        "name": "fetch",
+        "queue": "q",
+        "outcome": "retry",
+        "error": "GET https://api.example/3/tv?api_key=KEY1 'Authorization': 'Bearer KEY2'",
+        "retry_in_s": 12.5,
+    },
+]
+
+
+@pytest.mark.parametrize("fmt", ["json", "journal", "console"])
+@pytest.mark.parametrize("method", ["info", "warning", "error"])
+@pytest.mark.parametrize("fields", FINISH_LINES)
+def test_the_line_writer_writes_what_the_logger_writes(fmt: str, method: str, fields: dict) -> None:
+    # The engine writes its line per finished job through LineWriter: a reader of the journal
+    # (or of JSON, or of a terminal) must not be able to tell it from the logger's own lines,
+    # context variables, the job context and redaction included.
+    out = io.StringIO()
+    logs.configure("info", fmt, out)
+    logger = structlog.get_logger("addicted_jobs").bind()
+    writer = logs.LineWriter(logger)
+    structlog.contextvars.bind_contextvars(request_id="r-1")
+    token = logs.JOB_CONTEXT.set({"job_id": 9, "job": "outer"})
+    try:
+        getattr(logger, method)("job finished", **fields)
+        writer(method, "job finished", dict(fields))
+    finally:
+        logs.JOB_CONTEXT.reset(token)
+        structlog.contextvars.clear_contextvars()
+    by_logger, by_writer = out.getvalue().splitlines()
+    assert "KEY1" not in by_writer and "KEY2" not in by_writer
+    assert "request_id" in by_writer and "job_id" in by_writer
+    assert _without_stamp(by_writer, fmt) == _without_stamp(by_logger, fmt)
+
+
+def test_the_line_writer_follows_the_level_it_was_built_for() -> None:
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    logs.set_level("warning")  # what a reload does, before the engine builds a new writer
+    writer = logs.LineWriter(structlog.get_logger("t"))
+    writer("info", "job finished", {"id": 1})
+    writer("warning", "job finished", {"id": 2})
+    writer("error", "job finished", {"id": 3})
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == [2, 3]
+
+
+def test_the_line_writer_hands_over_to_structlog_when_someone_else_configured_it() -> None:
+    # structlog.testing.capture_logs (or any later structlog.configure) replaces the processors:
+    # the writer must not keep writing to the stream configure() chose.
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    with structlog.testing.capture_logs() as captured:
+        writer = logs.LineWriter(structlog.get_logger("t"))
+        writer("info", "job finished", {"id": 4})
+    assert out.getvalue() == ""
+    assert captured == [{"event": "job finished", "id": 4, "log_level": "info"}]
+
+
+def test_the_line_writer_survives_a_broken_stream() -> None:
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    logs.configure("info", "journal", Broken())
+    writer = logs.LineWriter(structlog.get_logger("t"))
+    writer("error", "job finished", {"id": 5})  # no exception: the job's outcome is recorded
+    writer("error", "job finished", {"id": 6})
+
+
+def test_a_stream_that_buffers_is_flushed_after_each_line(tmp_path: Path) -> None:
+    # A block-buffered file (PYTHONUNBUFFERED unset, stderr reopened by a supervisor) must still
+    # show each job's line as it ends, not 8 KiB later.
+    with open(tmp_path / "log", "w", buffering=8192) as stream:
+        logs.configure("info", "json", stream)
+        logs.LineWriter(structlog.get_logger("t"))("info", "job finished", {"id": 8})
+        assert json.loads((tmp_path / "log").read_text())["id"] == 8
+
+
+def test_a_line_writer_built_before_capture_logs_is_captured_too() -> None:
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    writer = logs.LineWriter(structlog.get_logger("t"))  # the engine builds it at start
+    with structlog.testing.capture_logs() as captured:
+        writer("error", "job finished", {"id": 5})
+    assert out.getvalue() == ""
+    assert captured == [{"event": "job finished", "id": 5, "log_level": "error"}]
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_finish_lines_of_one_loop_turn_go_out_in_one_write_and_in_order() -> None:
+    out = _CountingStream()
+    logs.configure("info", "json", out)
+    writer = logs.LineWriter(structlog.get_logger("t"))
+
+    async def turn() -> tuple[str, int]:
+        for job_id in range(1, 11):
+            writer("info", "job finished", {"id": job_id})
+        seen_within_the_turn = out.getvalue()
+        await asyncio.sleep(0)  # the turn ends: the waiting lines are written
+        writes = out.writes
+        for job_id in range(11, 14):
+            writer("info", "job finished", {"id": job_id})
+        structlog.get_logger("t").warning("a direct line")  # after 11-13, not before them
+        return seen_within_the_turn, writes
+
+    seen_within_the_turn, writes_after_the_turn = asyncio.run(turn())
+    assert seen_within_the_turn == ""
+    assert writes_after_the_turn == 1
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line.get("id") for line in lines] == [*range(1, 14), None]
+    assert lines[-1]["event"] == "a direct line"
+
+
+def test_waiting_lines_are_bounded_and_written_by_another_thread_first() -> None:
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    writer = logs.LineWriter(structlog.get_logger("t"))
+
+    async def blocked_turn() -> str:
+        for job_id in range(logs.SafeStream.MAX_WAITING + 5):
+            writer("info", "job finished", {"id": job_id})
+        at_the_bound = out.getvalue()
+        # The loop guard writes from its own thread while the loop is blocked: the waiting
+        # lines go first, so the warning never appears before the jobs that ran.
+        thread = threading.Thread(target=lambda: structlog.get_logger("t").warning("blocked"))
+        thread.start()
+        thread.join()
+        return at_the_bound
+
+    at_the_bound = asyncio.run(blocked_turn())
+    assert len(at_the_bound.splitlines()) == logs.SafeStream.MAX_WAITING
+    events = [json.loads(line).get("id", "blocked") for line in out.getvalue().splitlines()]
+    assert events == [*range(logs.SafeStream.MAX_WAITING + 5), "blocked"]
+
+
+def test_lines_still_waiting_when_the_process_exits_are_written() -> None:
+    # The loop stops in the turn that wrote the line, so the end-of-turn write never runs: the
+    # interpreter's exit writes it.
+    script = (
+        "import asyncio, structlog\n"
+        "from addicted_jobs import logs\n"
+        "logs.configure('info', 'json')\n"
+        "writer = logs.LineWriter(structlog.get_logger('t'))\n"
+        "loop = asyncio.new_event_loop()\n"
+        "def turn():\n"
+        "    writer('info', 'job finished', {'id': 42})\n"
+        "    loop.stop()\n"
+        "loop.call_soon(turn)\n"
+        "loop.run_forever()\n"
+        "assert logs._ACTIVE.stream._waiting, 'the line should still be waiting here'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr)["id"] == 42

@@ -31,7 +31,7 @@ from addicted_jobs.jobs.spec import JobSpec, Registry
 from addicted_jobs.jobs.states import WAITING
 from addicted_jobs.jobs.store import Claimed, NewJob, Outcome
 from addicted_jobs.jobs.supervisor import Supervisor
-from addicted_jobs.logs import JOB_CONTEXT
+from addicted_jobs.logs import JOB_CONTEXT, LineWriter
 
 if TYPE_CHECKING:
     from addicted_jobs.settings import Settings
@@ -141,6 +141,9 @@ class Engine:
         """A concrete logger for the per-job lines: the lazy proxy re-binds on every call, a cost
         paid twice per job. Call again after the log level changes (reload)."""
         self.job_log: Any = log.bind()
+        # The line per finished job: through the same processors without structlog's per-call
+        # plumbing, and written with the loop turn's other lines in one call (logs.LineWriter).
+        self.finish_line = LineWriter(self.job_log)
 
     # ---- enqueue ------------------------------------------------------------------------------
 
@@ -517,11 +520,11 @@ class Engine:
                 line["retry_in_s"] = round((result.run_at - datetime.now(UTC)).total_seconds(), 1)
             JOB_CONTEXT.set(None)  # the finish line names the job in its own fields
             if label in ("succeeded", "skipped", "interrupted", "cancelled"):
-                self.job_log.info("job finished", **line)
+                self.finish_line("info", "job finished", line)
             elif label == "retry":
-                self.job_log.warning("job finished", **line)
+                self.finish_line("warning", "job finished", line)
             else:  # failed or deleted for good: someone has to look (journalctl -p err)
-                self.job_log.error("job finished", **line)
+                self.finish_line("error", "job finished", line)
 
     async def _call(self, spec: JobSpec[Any], ctx: JobContext, args: BaseModel) -> None:
         if spec.timeout is None:
