@@ -175,8 +175,9 @@ class SafeStream:
     finishes instead of one each (the call was ~10% of a job's CPU in the worker, measured with
     py-spy on a 80,000-job drain). Any other write, and flush(), first writes what is waiting, so
     the order of lines never changes. A daemon killed (SIGKILL) mid-turn loses that turn's
-    waiting lines; their outcomes were not written either (the engine writes outcomes in a later
-    turn), so the jobs run again after recovery and log then."""
+    waiting lines, never one of a job whose outcome reached the database: the outcome flusher
+    writes the waiting lines before it sends a batch (write_waiting_lines), so those jobs run
+    again after recovery and log then."""
 
     # Written at once past this many waiting lines, whatever the turn (memory stays bounded).
     MAX_WAITING = 256
@@ -191,19 +192,23 @@ class SafeStream:
         self.needs_flush = not getattr(stream, "line_buffering", False)
 
     def _put(self, text: str) -> int:
-        # Under self.lock.
-        if self.broken or not (text or self._waiting):
+        # Under self.lock. The waiting lines are dropped only once written (an exception raised
+        # into a write, LoopGuard's JobBlockedLoop, leaves them for the next write) or once the
+        # stream is broken (they can never be written: kept, they would grow without bound).
+        if self.broken:
+            self._waiting.clear()
             return len(text)
+        if not (text or self._waiting):
+            return 0
         try:
-            if self._waiting:
-                text = "".join(self._waiting) + text
-                self._waiting.clear()
-            written = self.stream.write(text)
+            written = self.stream.write("".join(self._waiting) + text if self._waiting else text)
+            self._waiting.clear()
             if self.needs_flush:
                 self.stream.flush()
             return written
         except (OSError, ValueError):  # EPIPE, EIO, a closed file
             self.broken = True
+            self._waiting.clear()
             return len(text)
 
     def write(self, text: str) -> int:
@@ -214,6 +219,8 @@ class SafeStream:
     def write_soon(self, line: str) -> None:
         """Write `line` (ending in a newline) when the running event loop's current turn ends, or
         now when no loop runs in this thread; never raises."""
+        if self.broken:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -405,6 +412,14 @@ class _Configured:
 
 
 _ACTIVE: _Configured | None = None
+
+
+def write_waiting_lines() -> None:
+    """Write now the lines waiting for the end of the loop's turn (SafeStream.write_soon). The
+    outcome flusher calls it before it sends outcomes: a job's line is never behind its
+    recorded outcome, even when the flush runs in the turn right after the job's end."""
+    if _ACTIVE is not None:
+        _ACTIVE.stream.write_waiting()
 
 
 class LineWriter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import io
 import json
@@ -215,11 +216,12 @@ def test_the_line_writer_hands_over_to_structlog_when_someone_else_configured_it
     # the writer must not keep writing to the stream configure() chose.
     out = io.StringIO()
     logs.configure("info", "json", out)
-    with structlog.testing.capture_logs() as captured:
-        writer = logs.LineWriter(structlog.get_logger("t"))
-        writer("info", "job finished", {"id": 4})
+    capture = structlog.testing.LogCapture()
+    structlog.configure(processors=[capture])  # a new list: configured anew, not edited
+    writer = logs.LineWriter(structlog.get_logger("t"))
+    writer("info", "job finished", {"id": 4})
     assert out.getvalue() == ""
-    assert captured == [{"event": "job finished", "id": 4, "log_level": "info"}]
+    assert capture.entries == [{"event": "job finished", "id": 4, "log_level": "info"}]
 
 
 def test_the_line_writer_survives_a_broken_stream() -> None:
@@ -329,3 +331,51 @@ def test_lines_still_waiting_when_the_process_exits_are_written() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stderr)["id"] == 42
+
+
+def test_lines_for_a_broken_stream_are_not_kept() -> None:
+    # The reader of our stderr is gone (EPIPE): every later finish line would wait forever.
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    logs.configure("info", "json", Broken())
+    writer = logs.LineWriter(structlog.get_logger("t"))
+
+    async def turns() -> None:
+        for _ in range(50):
+            for job_id in range(10):
+                writer("info", "job finished", {"id": job_id})
+            await asyncio.sleep(0)
+
+    asyncio.run(turns())
+    assert logs._ACTIVE is not None and logs._ACTIVE.stream._waiting == []
+
+
+def test_an_exception_raised_into_a_write_keeps_the_waiting_lines() -> None:
+    # LoopGuard raises JobBlockedLoop into the main thread, possibly inside a write: the other
+    # jobs' waiting lines must go out with the next write, not vanish.
+    class Interrupted(io.StringIO):
+        fail_next = False
+
+        def write(self, text: str) -> int:
+            if self.fail_next:
+                self.fail_next = False
+                raise RuntimeError("interrupted")
+            return super().write(text)
+
+    out = Interrupted()
+    logs.configure("info", "json", out)
+    writer = logs.LineWriter(structlog.get_logger("t"))
+
+    async def turn() -> None:
+        for job_id in range(5):
+            writer("info", "job finished", {"id": job_id})
+        out.fail_next = True
+        with contextlib.suppress(RuntimeError):
+            structlog.get_logger("t").info("blocked job's own line")
+        structlog.get_logger("t").info("next")
+
+    asyncio.run(turn())
+    ids = [json.loads(line).get("id") for line in out.getvalue().splitlines()]
+    assert ids == [0, 1, 2, 3, 4, None]

@@ -18,6 +18,7 @@ from addicted_jobs.db import DB_ERRORS
 from addicted_jobs.jobs import store
 from addicted_jobs.jobs.states import WAITING
 from addicted_jobs.jobs.store import Outcome
+from addicted_jobs.logs import write_waiting_lines
 
 log = structlog.get_logger("addicted_jobs.jobs")
 FLUSH_MAX = 5000
@@ -76,6 +77,9 @@ class OutcomeFlusher:
             # of bounded cost rather than one that grows with the lag.
             batch, self.outcomes = self.outcomes[:FLUSH_MAX], self.outcomes[FLUSH_MAX:]
             self.flushing = batch
+            # The lines of these jobs first: a crash after the commit must not lose a line whose
+            # job will not run again (the lines wait for the end of a loop turn, logs.SafeStream).
+            write_waiting_lines()
             try:
                 # A finish that timed out may have committed: written again, its outcomes are
                 # dropped (the row is no longer that run's: the fencing token, 007).
