@@ -238,8 +238,7 @@ class SafeStream:
     def write_waiting(self) -> None:
         """Write the lines waiting for the end of the turn, if any."""
         with self.lock:
-            if self._waiting:
-                self._put("")
+            self._put("")
 
     def flush(self) -> None:
         with self.lock:
@@ -434,38 +433,36 @@ class LineWriter:
     of 74 (user + system, five interleaved pairs). `fields` is taken over: the caller passes a
     dict it does not reuse.
 
-    Built for the level of the moment: after a level change (set_level, a reload), build a new
-    one. The processors are read from configure()'s list on every line, so a change made to it in
-    place (structlog.testing.capture_logs) applies; when structlog had been configured anew
-    since configure() when the writer was built, its lines go to `fallback`, a structlog logger,
-    as before."""
+    The level (set_level, a reload) and the processors are read from what configure()
+    installed on every line, so a level change and a change made to the processors' list in
+    place (structlog.testing.capture_logs) apply; when structlog had been configured anew since
+    configure() when the writer was built, its lines go to `fallback`, a structlog logger, as
+    before."""
 
     def __init__(self, fallback: Any) -> None:
         self._fallback = fallback
         active = _ACTIVE
-        if active is None or structlog.get_config()["processors"] is not active.processors:
-            self._active: _Configured | None = None
-            return
-        self._active = active
-        self._level = active.level
-        self._processors = active.processors
-        self._stream = active.stream
+        configured_since = active is not None and (
+            structlog.get_config()["processors"] is not active.processors
+        )
+        self._active = None if configured_since else active
 
     def __call__(self, method: str, event: str, fields: dict[str, Any]) -> None:
         """Write `event` with `fields` at `method` ("info", "warning", "error"); never raises
         for a bad value (the renderers fall back, as every line's do)."""
-        if self._active is None:
+        active = self._active
+        if active is None:
             getattr(self._fallback, method)(event, **fields)
             return
-        if LEVELS.get(method, logging.CRITICAL) < self._level:
+        if LEVELS.get(method, logging.CRITICAL) < active.level:
             return
         fields["event"] = event
         line: Any = fields
         try:
-            for processor in self._processors:
-                line = processor(self._stream, method, line)
+            for processor in active.processors:
+                line = processor(active.stream, method, line)
         except structlog.DropEvent:
             return
         if not isinstance(line, str):  # not a renderer's text: a chain configure() did not make
             return
-        self._stream.write_soon(line + "\n")
+        active.stream.write_soon(line + "\n")
