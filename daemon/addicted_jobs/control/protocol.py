@@ -48,7 +48,7 @@ class OpError(Exception):
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     v: Literal[1]
     id: RequestId = None
     op: str
@@ -178,7 +178,7 @@ def encode_error(request_id: RequestId, error: OpError) -> bytes:
 
 
 class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class NoArgs(Args):

@@ -24,7 +24,7 @@ DEFAULT_UNIQUE_TTL = 86_400.0  # UniqueJob's default fingerprint TTL: one day
 
 
 class NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class UnknownJob(LookupError):
@@ -98,7 +98,7 @@ class Registry:
 
 
 class NoopArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     sleep_ms: int = Field(default=0, ge=0, le=3_600_000)
     fail: bool = False
 

@@ -32,7 +32,7 @@ COSMETIC_AGE = timedelta(days=180)
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ShowArgs(_Args):

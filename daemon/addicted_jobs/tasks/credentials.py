@@ -37,7 +37,7 @@ class CredentialResources(Protocol):
 
 
 class CredentialArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     credential_id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
 
 

@@ -67,7 +67,7 @@ Blob = Annotated[
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class SubtitleArgs(_Args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -64,12 +65,12 @@ class _Page(Protocol):
 
 P = TypeVar("P", bound=_Page)
 
-_SHOW = pydantic.TypeAdapter(TmdbShowDetails)
-_MOVIE = pydantic.TypeAdapter(TmdbMovieDetails)
-_EXTERNAL_IDS = pydantic.TypeAdapter(TmdbExternalIds)
-_TV_PAGE = pydantic.TypeAdapter(TmdbTvPage)
-_MOVIE_PAGE = pydantic.TypeAdapter(TmdbMoviePage)
-_FIND = pydantic.TypeAdapter(TmdbFindResult)
+
+@functools.cache
+def _adapter(record: type[T]) -> pydantic.TypeAdapter[T]:
+    # Built on first use, once per record type: the six adapters took ~6 ms of the daemon's
+    # start-up, before its first job, for calls that come minutes later if at all.
+    return pydantic.TypeAdapter(record)
 
 
 def _fits(tmdb_or_tvdb_id: int | None) -> bool:
@@ -163,29 +164,31 @@ class TmdbClient(UpstreamSession):
     # TVDB id is None, search and find results with an unfit id are skipped.
 
     async def get_show(self, tmdb_id: int) -> TmdbShowDetails | None:
-        details = await self._get(f"tv/{tmdb_id}", _SHOW, {})
+        details = await self._get(f"tv/{tmdb_id}", _adapter(TmdbShowDetails), {})
         if details is not None and not _fits(details.id):
             _unfit("tv id", details.id)
             return None
         return details
 
     async def get_show_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
-        ids = await self._get(f"tv/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+        ids = await self._get(f"tv/{tmdb_id}/external_ids", _adapter(TmdbExternalIds), {})
         return _fit_ids(ids)
 
     async def get_movie(self, tmdb_id: int) -> TmdbMovieDetails | None:
-        details = await self._get(f"movie/{tmdb_id}", _MOVIE, {})
+        details = await self._get(f"movie/{tmdb_id}", _adapter(TmdbMovieDetails), {})
         if details is not None and not _fits(details.id):
             _unfit("movie id", details.id)
             return None
         return details
 
     async def get_movie_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
-        ids = await self._get(f"movie/{tmdb_id}/external_ids", _EXTERNAL_IDS, {})
+        ids = await self._get(f"movie/{tmdb_id}/external_ids", _adapter(TmdbExternalIds), {})
         return _fit_ids(ids)
 
     async def find_by_imdb(self, imdb_id: str) -> TmdbFindResult | None:
-        found = await self._get(f"find/{imdb_id}", _FIND, {"external_source": "imdb_id"})
+        found = await self._get(
+            f"find/{imdb_id}", _adapter(TmdbFindResult), {"external_source": "imdb_id"}
+        )
         if found is None:
             return None
         return TmdbFindResult(
@@ -216,7 +219,7 @@ class TmdbClient(UpstreamSession):
             return  # TMDB rejects an empty query
         params: Params = {"query": query, "language": language}
         # aclosing: a caller that stops early must not leave the page generator dangling.
-        async with aclosing(self._pages("search/tv", params, _TV_PAGE)) as pages:
+        async with aclosing(self._pages("search/tv", params, _adapter(TmdbTvPage))) as pages:
             async for page in pages:
                 for result in page.results:
                     if _fits(result.id):
@@ -230,7 +233,7 @@ class TmdbClient(UpstreamSession):
         if not query.strip():
             return
         params: Params = {"query": query, "language": language}
-        async with aclosing(self._pages("search/movie", params, _MOVIE_PAGE)) as pages:
+        async with aclosing(self._pages("search/movie", params, _adapter(TmdbMoviePage))) as pages:
             async for page in pages:
                 for result in page.results:
                     if _fits(result.id):

@@ -68,7 +68,7 @@ INT4 = 2**31 - 1  # episodes.season and episodes.number are int columns
 
 
 class RequestSubtitlesArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     show_id: int = Field(ge=1, le=BIGINT)
     season: int = Field(ge=0, le=INT4)
     episode: int = Field(ge=0, le=INT4)

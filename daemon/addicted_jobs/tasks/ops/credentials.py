@@ -81,12 +81,12 @@ async def credentials_remove(pool: asyncpg.Pool, credential_id: int) -> dict[str
 
 
 class CookieArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     cookie: str = Field(min_length=1)
 
 
 class CredentialIdArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     id: int = Field(ge=1, le=2**31 - 1)  # addicted_user_credentials.id is an int
 
 

@@ -102,14 +102,14 @@ async def storage_get(
 
 
 class GetArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     subtitle_id: int = Field(ge=1, le=BIGINT)
     offset: int = Field(default=0, ge=0, le=BIGINT)
     length: int = Field(default=PART_BYTES, ge=1, le=PART_BYTES)
 
 
 class TrainArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     from_stored: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
     from_dir: str | None = Field(default=None, min_length=1, max_length=4096)
     dry_run: bool = False
