@@ -9,7 +9,6 @@ growth must not turn its claims or due-time reads into scans either."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -90,7 +89,7 @@ async def test_finish_stays_on_indexes_after_the_table_grows(
         return parent.id
 
     def ending(outcomes: list[Outcome], state: JobState) -> list[Outcome]:
-        return [replace(o, state=state) for o in outcomes]
+        return [o._replace(state=state) for o in outcomes]
 
     try:
         for state in ["succeeded", "deleted"] * 6:  # the session's plans, made on a tiny table
