@@ -43,6 +43,8 @@ VENVS: dict[str, tuple[str, list[str]]] = {
 METRICS = {
     "drain_spawn_jobs_per_s": ("drain", "jobs_per_s"),
     "drain_steady_jobs_per_s": ("drain", "jobs_per_s_db_span"),
+    # Start-up: spawn -> the first completion's DB timestamp (interpreter, imports, connecting).
+    "drain_first_done_s": ("drain", "first_done_after_s"),
     "bulk_enqueue_jobs_per_s": ("bulk_enqueue", "jobs_per_s"),
     "single_enqueue_jobs_per_s": ("single_enqueue", "jobs_per_s"),
     "latency_p50_ms": ("latency", "p50_ms"),
