@@ -73,7 +73,9 @@ def outcome_of(
     (UTC), read only when the verdict needs a time."""
     if exc is None:
         label: Label = "skipped" if skipped else "succeeded"
-        done = Outcome(job.id, job.claims, "succeeded", outcome=label, duration_s=duration_s)
+        # Positional (run_at, error, refund as their defaults): a named tuple's keywords cost
+        # ~0.2 us more, and this is every succeeded job's.
+        done = Outcome(job.id, job.claims, "succeeded", None, None, 0, label, duration_s)
         return Verdict(label, done)
     now = now or datetime.now(UTC)
     if isinstance(exc, asyncio.CancelledError):
