@@ -149,7 +149,8 @@ def _parse(words: list[str]) -> argparse.Namespace | int:
     from addicted_jobs.cli.parser import build_parser
 
     wants_json = "--json" in words
-    parser = build_parser(words[0] if words and words[0] in MODULES else None)
+    # The first word names the command when it is one: only its parser is built.
+    parser = build_parser(words[0] if words else None)
     try:
         ns = parser.parse_args(words)
     except SystemExit as exc:  # --help/--version exit 0

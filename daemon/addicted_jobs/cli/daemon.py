@@ -16,6 +16,9 @@ from typing import Any
 from addicted_jobs.cli.command import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_USAGE, fail, path_arg
 from addicted_jobs.exit_codes import EX_CONFIG
 
+# The commands that run in this process (add_daemon_commands), in `--help` order.
+DAEMON_COMMANDS = ("run", "demo", "systemd-files")
+
 
 def add_daemon_commands(sub: Any) -> None:
     """Add run, demo and systemd-files to `sub` (an argparse subparsers action)."""

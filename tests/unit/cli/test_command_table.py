@@ -151,3 +151,45 @@ def test_ping_loads_no_argparse_and_no_other_command_module(tmp_path: object) ->
     assert "argparse" not in modules
     assert "addicted_jobs.cli.engine" in modules
     assert not {"addicted_jobs.cli.jobs", "addicted_jobs.cli.subtitles"} & set(modules)
+
+
+def test_run_builds_only_the_daemon_commands_parser_and_loads_no_socket_command() -> None:
+    # The daemon's start: `run` up to its settings (a missing config file ends it there, 78).
+    program = (
+        "import json, sys;"
+        "from addicted_jobs.cli import main;"
+        "code = main(['run', '--config', sys.argv[1]]);"
+        "print(json.dumps({'exit': code, 'modules': sorted(sys.modules)}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, "/nonexistent/addicted-jobs.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["exit"] == 78, done.stderr
+    assert "cannot read the config file" in done.stderr
+    loaded = {m for m in result["modules"] if m.startswith("addicted_jobs.cli.")}
+    assert loaded == {
+        "addicted_jobs.cli.command",
+        "addicted_jobs.cli.daemon",
+        "addicted_jobs.cli.parser",
+    }
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["run", "--config", "/etc/x.toml"], {"command": "run", "config": "/etc/x.toml"}),
+        (["demo", "--shows", "50"], {"command": "demo", "shows": 50, "sample_shows": 20}),
+        (["systemd-files", "out", "--force"], {"command": "systemd-files", "force": True}),
+    ],
+)
+def test_the_daemon_commands_parse_as_with_the_full_parser(
+    words: list[str], expected: dict[str, object]
+) -> None:
+    alone = vars(build_parser(words[0]).parse_args(words))
+    assert alone == vars(build_parser().parse_args(words))
+    assert {k: str(alone[k]) if k == "config" else alone[k] for k in expected} == expected
