@@ -302,6 +302,19 @@ class Engine:
             )
         return recovered
 
+    async def warm_up(self) -> None:
+        """Prepare the claims on the claim pool's connection (store.warm_claims) while the
+        daemon's start-up goes on, so the first claim does not pay for a new session's first
+        statement. Claims nothing, so it may run before the one-time migrations. A failure is
+        only noted: the first claim then prepares them itself. In a cluster, claims run on the
+        engine pool with SQL of their own, and nothing is done."""
+        if self.clustered or self.claim_pool is self.engine_pool:
+            return
+        try:
+            await store.warm_claims(self.claim_pool, "default")  # any queue: the plans are generic
+        except DB_ERRORS as exc:
+            log.debug("claim warm-up skipped", error=str(exc))
+
     async def start(self) -> None:
         """Start a dispatcher per queue, the LISTEN connection (when `connect` was given), the
         flusher, pruner, horizon watch and counter fold, all under the supervisor."""

@@ -399,6 +399,17 @@ Low = tuple[datetime, int]
 # would need a durable source, which costs the same flush.
 
 
+async def warm_claims(db: Executor, queue: str) -> None:
+    """Run both claim statements once on `db` (the claim pool) with a limit of 0, which locks and
+    changes no row: the session then holds their prepared statements and generic plans, and the
+    server has read jobs.jobs' catalogue entries. On a new connection the first claim took 13-22
+    ms and the first bounded one ~3 ms more; after, 0.3-0.5 ms (measured on this 2-core box). The
+    daemon runs it while the rest of its start-up goes on (engine.Engine.warm_up), so its first
+    job does not wait for it. Raises what a claim raises (asyncpg errors, OSError)."""
+    await claim_from(db, queue, 0)
+    await claim_from(db, queue, 0, lows={})
+
+
 async def claim_from(
     db: Executor,
     queue: str,
