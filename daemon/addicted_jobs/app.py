@@ -209,6 +209,7 @@ class App:
             pool_max=settings.pool_size(),
             connect_timeout=settings.database.connect_timeout_s,
             acquire_timeout=settings.database.acquire_timeout_s,
+            spare_connections=2,  # the instance lock's and the engine's LISTEN
         )
         warn_pool_exhaustion(settings)
         await self.db.start()

@@ -316,8 +316,14 @@ class Database:
         pool_max: int = 10,
         connect_timeout: float = 10.0,
         acquire_timeout: float = 5.0,
+        spare_connections: int = 0,
     ) -> None:
         self._configured_dsn = dsn
+        # Connections opened with the pools for connect() to hand out: the daemon passes 2, for
+        # the instance lock and LISTEN, each otherwise a connection set up after the other on
+        # the way to the first job (~5 ms apiece on this box).
+        self._spare_count = spare_connections
+        self._spares: list[asyncpg.Connection] = []
         self._acquire_timeout = acquire_timeout
         self._state_dir = state_dir
         self._pool_min, self._pool_max = pool_min, pool_max
@@ -358,11 +364,12 @@ class Database:
             ) from None
 
     async def _open_pools(self) -> None:
-        """Open the client, engine and claim pools together: each first connection waits for the
-        server to start a backend, and one pool after another this was ~25 ms of the daemon's
-        start-up. None is kept unless all three open: on the first failure, or when start() is
-        cancelled, the others are cancelled, each that did open is terminated (its connections
-        dropped at once), and the failure is raised (asyncpg's, or CancelledError)."""
+        """Open the client, engine and claim pools and the spare connections together: each
+        first connection waits for the server to start a backend, and one pool after another this
+        was ~25 ms of the daemon's start-up. None is kept unless all open: on the first failure,
+        or when start() is cancelled, the others are cancelled, each that did open is terminated
+        (its connections dropped at once), and the failure is raised (asyncpg's, or
+        CancelledError)."""
         client = asyncio.ensure_future(
             create_bounded_pool(
                 self.dsn,
@@ -379,7 +386,9 @@ class Database:
         claim = asyncio.ensure_future(
             create_engine_pool(self.dsn, claims=True, connect_timeout=self._timeout)
         )
-        tasks = (client, engine, claim)
+        spares = [asyncio.ensure_future(self._open()) for _ in range(self._spare_count)]
+        tasks: list[asyncio.Future[Any]]  # pools and connections: each has terminate()
+        tasks = [client, engine, claim, *spares]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -390,6 +399,7 @@ class Database:
                 if not task.cancelled() and task.exception() is None:
                     task.result().terminate()
             raise
+        self._spares = [task.result() for task in spares]
         self.pool, self.engine_pool, self.claim_pool = (
             client.result(),
             engine.result(),
@@ -398,7 +408,15 @@ class Database:
 
     async def connect(self, application_name: str | None = None) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and long-held advisory locks;
-        `application_name` names it in pg_stat_activity (a cluster node's lock connection)."""
+        `application_name` names it in pg_stat_activity (a cluster node's lock connection).
+        Without one, a spare opened with the pools is handed out first (while it is open)."""
+        while application_name is None and self._spares:
+            spare = self._spares.pop()
+            if not spare.is_closed():
+                return spare
+        return await self._open(application_name)
+
+    async def _open(self, application_name: str | None = None) -> asyncpg.Connection:
         settings = dict(SERVER_SETTINGS)
         if application_name is not None:
             settings["application_name"] = application_name
@@ -489,6 +507,8 @@ class Database:
     async def close(self) -> None:
         if self._lock_conn is not None and not self._lock_conn.is_closed():
             await close_or_terminate(self._lock_conn)
+        while self._spares:  # never handed out (a start that stopped before asking for them)
+            await close_or_terminate(self._spares.pop())
         if self.pool is not None:
             await self.pool.close()
         if self.engine_pool is not None:

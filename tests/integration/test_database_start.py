@@ -18,11 +18,15 @@ from tests.support import wait_until
 
 
 @pytest.fixture
-async def limited_role(db_dsn: str) -> AsyncIterator[tuple[str, str]]:
-    """(role, DSN) of a login role the server lets hold at most 3 connections."""
+async def limited_role(
+    db_dsn: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[str, str]]:
+    """(role, DSN) of a login role the server lets hold at most 3 connections (or the number
+    given by indirect parametrisation)."""
+    limit = int(getattr(request, "param", 3))
     role = f"aj_limited_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(db_dsn)
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 3')
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT {limit}')
     # Only the user changes: the host part stays as given (a socket directory in `?host=` for the
     # embedded server, an IPv6 address in brackets).
     parts = urlsplit(db_dsn)
@@ -54,12 +58,19 @@ async def _connections_are(
     return bool(found == count)
 
 
+@pytest.mark.parametrize(
+    ("limited_role", "spares"),
+    [(3, 0), (5, 2)],
+    ids=["pools", "pools-and-spares"],
+    indirect=["limited_role"],
+)
 async def test_a_refused_pool_leaves_no_connection_of_the_others_open(
-    db_dsn: str, limited_role: tuple[str, str], tmp_path: Path
+    db_dsn: str, limited_role: tuple[str, str], spares: int, tmp_path: Path
 ) -> None:
     role, dsn = limited_role
-    # 2 client connections + 1 engine + 1 claim = 4 against a limit of 3: one pool is refused.
-    db = Database(dsn, tmp_path, pool_min=2, pool_max=4)
+    # 2 client connections + 1 engine + 1 claim (+ the spares) = 4 (6) against a limit of 3 (5):
+    # one is refused.
+    db = Database(dsn, tmp_path, pool_min=2, pool_max=4, spare_connections=spares)
     with pytest.raises(DatabaseError, match="too many connections"):
         await db.start()
     assert db.pool is None and db.engine_pool is None and db.claim_pool is None
@@ -86,14 +97,15 @@ async def test_all_three_pools_open_when_the_server_allows(db_dsn: str, tmp_path
 async def test_a_start_cancelled_while_the_pools_open_leaves_no_connection_open(
     db_dsn: str, proxy: HalfOpenProxy, tmp_path: Path
 ) -> None:
-    # The three pools start at once and each first connects one connection: two of those reach
-    # the server, so the engine or the claim pool opens; the third waits for an answer that never
-    # comes, so start() is still waiting when it is cancelled (a signal during start-up).
+    # The three pools and the two spare connections start at once (each pool first connects one
+    # connection): two of those reach the server, so one of them opens; the others wait for an
+    # answer that never comes, so start() is still waiting when it is cancelled (a signal during
+    # start-up).
     proxy.forward_only(2)
     parts = urlsplit(db_dsn)
     user = parts.netloc.rpartition("@")[0]
     dsn = urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{proxy.port}"))
-    db = Database(dsn, tmp_path, pool_min=2, pool_max=4, connect_timeout=60)
+    db = Database(dsn, tmp_path, pool_min=2, pool_max=4, connect_timeout=60, spare_connections=2)
     admin = await asyncpg.connect(db_dsn)
     try:
         starting = asyncio.create_task(db.start())
@@ -105,6 +117,55 @@ async def test_a_start_cancelled_while_the_pools_open_leaves_no_connection_open(
             await starting
         assert db.pool is None and db.engine_pool is None and db.claim_pool is None
         # What did open was dropped, not left out of close()'s reach.
+        await wait_until(lambda: _connections_are(admin, 0), message="none left open")
+    finally:
+        await admin.close()
+
+
+async def test_the_spare_connections_open_with_the_pools_and_are_handed_out_first(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """The instance lock's and LISTEN's connections (app.App: spare_connections=2) are up when
+    start() returns: connect() hands them out without a new backend, then opens new ones; close()
+    closes a spare nobody asked for."""
+    db = Database(db_dsn, tmp_path, pool_min=2, pool_max=4, spare_connections=2)
+    admin = await asyncpg.connect(db_dsn)
+    opened: list[asyncpg.Connection] = []
+    try:
+        await db.start()
+        # 2 client + 1 engine + 1 claim + 2 spares.
+        await wait_until(lambda: _connections_are(admin, 6), message="pools and spares up")
+        backends = set(
+            await admin.fetch("SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+        )
+        opened.append(await db.connect())
+        assert await _connections_are(admin, 6)  # a spare: no new connection
+        assert {"pid": opened[0].get_server_pid()} in [dict(r) for r in backends]
+        assert await opened[0].fetchval("SELECT current_setting('daemon.runner')")  # as connect()'s
+        named = await db.connect(application_name="aj-node-lock")  # a named one is never a spare
+        opened.append(named)
+        assert await _connections_are(admin, 7)
+        opened.append(await db.connect())  # the second spare
+        assert await _connections_are(admin, 7)
+        opened.append(await db.connect())  # then new ones
+        assert await _connections_are(admin, 8)
+    finally:
+        for conn in opened:
+            await conn.close()
+        await db.close()
+        await wait_until(lambda: _connections_are(admin, 0), message="none left open")
+        await admin.close()
+
+
+async def test_close_closes_the_spare_connections_never_handed_out(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    db = Database(db_dsn, tmp_path, pool_min=2, pool_max=4, spare_connections=2)
+    admin = await asyncpg.connect(db_dsn)
+    try:
+        await db.start()
+        await wait_until(lambda: _connections_are(admin, 6), message="pools and spares up")
+        await db.close()
         await wait_until(lambda: _connections_are(admin, 0), message="none left open")
     finally:
         await admin.close()
