@@ -409,11 +409,17 @@ class Database:
     async def connect(self, application_name: str | None = None) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and long-held advisory locks;
         `application_name` names it in pg_stat_activity (a cluster node's lock connection).
-        Without one, a spare opened with the pools is handed out first (while it is open)."""
+        Without one, a spare opened with the pools (to the DSN of start()) is handed out first,
+        once it has answered within HEALTH_CHECK_TIMEOUT_S: a spare the server ended meanwhile
+        (a restart, pg_terminate_backend) is dropped and the next one tried, then a new one
+        opened. Raises what asyncpg.connect raises."""
         while application_name is None and self._spares:
             spare = self._spares.pop()
-            if not spare.is_closed():
+            try:
+                await spare.fetchval("SELECT 1", timeout=HEALTH_CHECK_TIMEOUT_S)
                 return spare
+            except (*UNREACHABLE, asyncpg.PostgresError):
+                spare.terminate()
         return await self._open(application_name)
 
     async def _open(self, application_name: str | None = None) -> asyncpg.Connection:
@@ -423,7 +429,13 @@ class Database:
         conn: asyncpg.Connection = await asyncpg.connect(
             self.dsn, timeout=self._timeout, server_settings=settings
         )
-        await _init_connection(conn)
+        try:
+            await _init_connection(conn)
+        except BaseException:
+            # Failed or cancelled while set up (a sibling pool refused in _open_pools, a stop
+            # during start-up): dropped here, since no caller ever holds it.
+            conn.terminate()
+            raise
         return conn
 
     async def take_instance_lock(self) -> None:

@@ -169,3 +169,49 @@ async def test_close_closes_the_spare_connections_never_handed_out(
         await wait_until(lambda: _connections_are(admin, 0), message="none left open")
     finally:
         await admin.close()
+
+
+async def test_connect_replaces_a_spare_the_server_ended(db_dsn: str, tmp_path: Path) -> None:
+    """A spare ended by the server between the start and its use (a restart, an operator's
+    pg_terminate_backend) is not handed out: connect() gives a working connection instead."""
+    db = Database(db_dsn, tmp_path, pool_min=2, pool_max=4, spare_connections=2)
+    admin = await asyncpg.connect(db_dsn)
+    conn: asyncpg.Connection | None = None
+    try:
+        await db.start()
+        ended = {
+            r["pid"]
+            for r in await admin.fetch(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        }
+        assert len(ended) == 6  # 2 client + 1 engine + 1 claim + 2 spares
+        conn = await db.connect()
+        assert await conn.fetchval("SELECT 1") == 1
+        assert conn.get_server_pid() not in ended
+    finally:
+        if conn is not None:
+            await conn.close()
+        await db.close()
+        await admin.close()
+
+
+async def test_a_spare_whose_set_up_fails_is_not_left_open(
+    db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that reached the server but failed while it was set up (here every
+    connection's: the pools' and the spares') is dropped with the start that failed."""
+
+    async def refuse(conn: asyncpg.Connection) -> None:
+        raise RuntimeError("set-up refused")
+
+    monkeypatch.setattr("addicted_jobs.db._init_connection", refuse)
+    db = Database(db_dsn, tmp_path, pool_min=2, pool_max=4, spare_connections=2)
+    admin = await asyncpg.connect(db_dsn)
+    try:
+        with pytest.raises(RuntimeError, match="set-up refused"):
+            await db.start()
+        await wait_until(lambda: _connections_are(admin, 0), message="none left open")
+    finally:
+        await admin.close()
