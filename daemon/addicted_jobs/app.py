@@ -285,6 +285,7 @@ class App:
         )
         await self.control.start()
         await self.engine.start()
+        await self.db.close_spares()  # the lock and LISTEN have theirs; any left would sit idle
         await self.scheduler.start()
         queues = ", ".join(f"{q}={d.concurrency}" for q, d in self.engine.dispatchers.items())
         log.info(

@@ -516,11 +516,16 @@ class Database:
         self._lock_conn = None
         await self.take_instance_lock()
 
+    async def close_spares(self) -> None:
+        """Close the spare connections nobody asked for (the daemon calls it once its start-up
+        has taken what it needed, so none stays open and idle for the life of the process)."""
+        while self._spares:
+            await close_or_terminate(self._spares.pop())
+
     async def close(self) -> None:
         if self._lock_conn is not None and not self._lock_conn.is_closed():
             await close_or_terminate(self._lock_conn)
-        while self._spares:  # never handed out (a start that stopped before asking for them)
-            await close_or_terminate(self._spares.pop())
+        await self.close_spares()
         if self.pool is not None:
             await self.pool.close()
         if self.engine_pool is not None:

@@ -135,12 +135,15 @@ async def test_the_spare_connections_open_with_the_pools_and_are_handed_out_firs
         await db.start()
         # 2 client + 1 engine + 1 claim + 2 spares.
         await wait_until(lambda: _connections_are(admin, 6), message="pools and spares up")
-        backends = set(
-            await admin.fetch("SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
-        )
+        backends = {
+            r["pid"]
+            for r in await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            )
+        }
         opened.append(await db.connect())
         assert await _connections_are(admin, 6)  # a spare: no new connection
-        assert {"pid": opened[0].get_server_pid()} in [dict(r) for r in backends]
+        assert opened[0].get_server_pid() in backends
         assert await opened[0].fetchval("SELECT current_setting('daemon.runner')")  # as connect()'s
         named = await db.connect(application_name="aj-node-lock")  # a named one is never a spare
         opened.append(named)
@@ -154,6 +157,30 @@ async def test_the_spare_connections_open_with_the_pools_and_are_handed_out_firs
             await conn.close()
         await db.close()
         await wait_until(lambda: _connections_are(admin, 0), message="none left open")
+        await admin.close()
+
+
+async def test_spares_never_handed_out_are_closed_and_the_pools_stay(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """The daemon closes the spares its start-up did not take (close_spares, after the engine
+    started), so none sits idle for the life of the process; close() closes them too."""
+    db = Database(db_dsn, tmp_path, pool_min=2, pool_max=4, spare_connections=2)
+    admin = await asyncpg.connect(db_dsn)
+    try:
+        await db.start()
+        await wait_until(lambda: _connections_are(admin, 6), message="pools and spares up")
+        taken = await db.connect()
+        await db.close_spares()
+        await wait_until(lambda: _connections_are(admin, 5), message="the other spare closed")
+        assert db.engine_pool is not None and await db.engine_pool.fetchval("SELECT 1") == 1
+        new = await db.connect()  # no spare left: a new connection
+        await wait_until(lambda: _connections_are(admin, 6), message="a new one")
+        await taken.close()
+        await new.close()
+        await db.close()
+        await wait_until(lambda: _connections_are(admin, 0), message="none left open")
+    finally:
         await admin.close()
 
 
