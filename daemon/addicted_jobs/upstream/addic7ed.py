@@ -7,7 +7,6 @@ exactly the credential cookie it is given), wrapped in retries, a breaker and a 
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 import random
 import time
 from collections.abc import Callable
@@ -16,9 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from addicted_jobs.settings import Addic7edSettings, StorageSettings
-from addicted_jobs.upstream import addic7ed_html
-from addicted_jobs.upstream.addic7ed_dom import SkippedRow
-from addicted_jobs.upstream.addic7ed_download import check_subtitle_body
 from addicted_jobs.upstream.errors import (
     DownloadFailed,
     DownloadLimitExceeded,
@@ -26,7 +22,6 @@ from addicted_jobs.upstream.errors import (
     SubtitleFileDeleted,
     UpstreamUnavailable,
 )
-from addicted_jobs.upstream.models import DownloadUsage, ParsedEpisode, ParsedShow
 from addicted_jobs.upstream.resilience import (
     BreakerSettings,
     RetrySettings,
@@ -35,7 +30,14 @@ from addicted_jobs.upstream.resilience import (
 from addicted_jobs.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
 
 if TYPE_CHECKING:
-    import httpx  # loaded with the first request (upstream/session.py)
+    # Loaded with the first request or page that needs them, not with the daemon: httpx
+    # (upstream/session.py), and the page parsers with selectolax and the parsed records (~10 ms
+    # of imports a daemon that makes no Addic7ed request never needs;
+    # tests/unit/upstream/test_lazy_imports.py).
+    import httpx
+
+    from addicted_jobs.upstream.addic7ed_dom import SkippedRow
+    from addicted_jobs.upstream.models import DownloadUsage, ParsedEpisode, ParsedShow
 
 log = structlog.get_logger(__name__)
 # Called with the original's upstream_subtitle_requests result of each download (spec 4.4):
@@ -154,16 +156,11 @@ class Addic7edClient(UpstreamSession):
         self._max_shows = max_shows
         self._language_code = language_code
         self._rng = rng or random.Random()
-        # A jar that refuses every cookie: a Set-Cookie from one credential's response must never
-        # ride along on the next request made with another credential.
-        no_cookies = http.cookiejar.CookieJar(
-            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-        )
         super().__init__(
             UPSTREAM,
             base_url,
             max_connections=max_connections,
-            client_options={"proxy": proxy, "cookies": no_cookies},
+            client_options={"proxy": proxy},
             retry=retry,
             breaker=breaker,
             requests_per_second=requests_per_second,
@@ -172,6 +169,17 @@ class Addic7edClient(UpstreamSession):
             failure_statuses=BREAKER_STATUSES,
             clock=clock,
         )
+
+    def _build(self) -> httpx.AsyncClient:
+        import http.cookiejar  # with the client: urllib.request and the jar, ~6 ms of imports
+
+        client = super()._build()
+        # A jar that refuses every cookie: a Set-Cookie from one credential's response must never
+        # ride along on the next request made with another credential.
+        client.cookies = http.cookiejar.CookieJar(
+            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+        )
+        return client
 
     async def _request(
         self,
@@ -213,18 +221,20 @@ class Addic7edClient(UpstreamSession):
         return response.text
 
     async def get_shows(self, cookie: str) -> list[ParsedShow]:
+        from addicted_jobs.upstream.addic7ed_html import parse_shows
+
         html = await self._page("ajax_getShows.php", cookie)
         # Thousands of options: parse off the event loop so other jobs keep running.
-        shows = await asyncio.to_thread(addic7ed_html.parse_shows, html, self._max_shows)
+        shows = await asyncio.to_thread(parse_shows, html, self._max_shows)
         return shows
 
     async def get_seasons(self, cookie: str, show_external_id: int) -> list[int]:
         """Season numbers of a show; an unreadable page means no seasons (spec 4.2)."""
+        from addicted_jobs.upstream.addic7ed_html import parse_seasons
+
         html = await self._page("ajax_getSeasons.php", cookie, {"showID": show_external_id})
         try:
-            return await _parse(
-                addic7ed_html.parse_seasons, html, on_skip=_skip_logger(show=show_external_id)
-            )
+            return await _parse(parse_seasons, html, on_skip=_skip_logger(show=show_external_id))
         except NothingToParse as exc:
             log.warning("no seasons parsed", show=show_external_id, reason=str(exc))
             return []
@@ -233,6 +243,8 @@ class Addic7edClient(UpstreamSession):
         self, cookie: str, show_external_id: int, season: int
     ) -> list[ParsedEpisode]:
         """Episodes and subtitles of one season; raises NothingToParse on a broken page."""
+        from addicted_jobs.upstream.addic7ed_html import parse_season_table
+
         params: dict[str, str | int] = {
             "show": show_external_id,
             "season": season,
@@ -242,7 +254,7 @@ class Addic7edClient(UpstreamSession):
         }
         html = await self._page("ajax_loadShow.php", cookie, params)
         episodes = await _parse(
-            addic7ed_html.parse_season_table,
+            parse_season_table,
             html,
             self._language_code,
             on_skip=_skip_logger(show=show_external_id, season=season),
@@ -252,9 +264,9 @@ class Addic7edClient(UpstreamSession):
         return episodes
 
     async def get_download_usage(self, cookie: str) -> DownloadUsage:
-        return await _parse(
-            addic7ed_html.parse_download_usage, await self._page("panel.php", cookie)
-        )
+        from addicted_jobs.upstream.addic7ed_html import parse_download_usage
+
+        return await _parse(parse_download_usage, await self._page("panel.php", cookie))
 
     async def clear_inbox(self, cookie: str) -> bool:
         """Delete every inbox message of the account; Addic7ed confirms with a 302."""
@@ -277,6 +289,8 @@ class Addic7edClient(UpstreamSession):
             _observe_download("Deleted")
             raise SubtitleFileDeleted(download_uri, location)
         if 200 <= status < 300:
+            from addicted_jobs.upstream.addic7ed_download import check_subtitle_body
+
             # A 200 HTML page (a limit or login page) is not the file: never returned as one.
             try:
                 check_subtitle_body(

@@ -1,6 +1,7 @@
-"""The upstream clients' HTTP and retry libraries load with their first request, not with the
-daemon: httpx and tenacity are ~50 ms of a start-up of ~0.6 s, and a daemon draining engine jobs
-never calls an upstream."""
+"""The upstream clients' HTTP and retry libraries load with their first request, and Addic7ed's
+page parsers (selectolax) and its cookie jar with the first page or client that needs them, not
+with the daemon: httpx and tenacity are ~50 ms of a start-up of ~0.6 s, the parsers and the jar
+~10 ms more, and a daemon draining engine jobs never calls an upstream."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from addicted_jobs.upstream.resilience import resilience_of
 from addicted_jobs.upstream.tmdb import TmdbClient
 
 LIBRARIES = ("httpx", "tenacity")
+PAGES = ("http.cookiejar", "selectolax", "addicted_jobs.upstream.addic7ed_html",
+         "addicted_jobs.upstream.addic7ed_download")
 once = {"retries": 1, "retry_base_s": 0, "retry_max_s": 0}
 addic7ed = Addic7edClient(
     "http://127.0.0.1:9/", requests_per_second=0, **resilience_of(Addic7edSettings(**once))
 )
 tmdb = TmdbClient("http://127.0.0.1:9/", "key", **resilience_of(TmdbSettings(**once)))
 print([m for m in LIBRARIES if m in sys.modules])
+print([m for m in PAGES if m in sys.modules])
 
 import asyncio
 from addicted_jobs.upstream.errors import UpstreamUnavailable
@@ -37,6 +41,7 @@ async def one_request():
 
 asyncio.run(one_request())
 print([m for m in LIBRARIES if m in sys.modules])
+print([m for m in PAGES if m in sys.modules])
 """
 
 
@@ -46,10 +51,14 @@ def test_the_clients_load_httpx_and_tenacity_with_their_first_request() -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()  # the retry's warning is logged in between
-    built, after = lines[0], lines[-1]
+    built, built_pages, after, after_pages = lines[0], lines[1], lines[-2], lines[-1]
     request = next(line for line in lines if line.startswith("refused:"))
     assert built == "[]"  # the daemon and both clients built: neither library loaded
     # The request went through the retry and transport layers that load them on first use, and
     # its failure was classified as a transport error (retried, then unavailable).
     assert request == "refused: True"
     assert after == "['httpx', 'tenacity']"
+    # Built, the Addic7ed client had no jar and no parser yet; the request built its HTTP client
+    # with the jar that refuses cookies, and a refused download parses nothing.
+    assert built_pages == "[]"
+    assert after_pages == "['http.cookiejar']"
