@@ -4,10 +4,12 @@ the show's type) for shows that have a TMDB id but no TvDB id, 50 shows per save
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from addicted_jobs.jobs import MigrationContext, OneTimeMigration
-from addicted_jobs.upstream.models import TmdbExternalIds
+
+if TYPE_CHECKING:  # the records load with the TMDB client's first answer
+    from addicted_jobs.upstream.models import TmdbExternalIds
 
 BATCH = 50
 MOVIE = 1

@@ -5,7 +5,7 @@ exceeded credential, and the check itself, which reads panel.php and clears the 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from addicted_jobs.catalog.credentials import CredentialPool, OnExceeded
 from addicted_jobs.jobs import JobContext, JobRequest, JobSpec, NoArgs, Registry, RetryPolicy
 from addicted_jobs.settings import CREDENTIAL_CHECK_QUEUE
-from addicted_jobs.upstream.models import DownloadUsage
+
+if TYPE_CHECKING:  # the records load with the first page parsed
+    from addicted_jobs.upstream.models import DownloadUsage
 
 log = structlog.get_logger(__name__)
 

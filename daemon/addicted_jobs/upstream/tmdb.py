@@ -20,17 +20,6 @@ import structlog
 from addicted_jobs import __version__
 from addicted_jobs.settings import TmdbSettings
 from addicted_jobs.upstream.errors import BodyTooLarge, UpstreamUnavailable
-from addicted_jobs.upstream.models import (
-    PG_INT_MAX,
-    TmdbExternalIds,
-    TmdbFindResult,
-    TmdbMovieDetails,
-    TmdbMoviePage,
-    TmdbMovieResult,
-    TmdbShowDetails,
-    TmdbTvPage,
-    TmdbTvResult,
-)
 from addicted_jobs.upstream.resilience import (
     BreakerSettings,
     RetrySettings,
@@ -40,6 +29,17 @@ from addicted_jobs.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSessi
 
 if TYPE_CHECKING:
     import httpx  # loaded with the first request (upstream/session.py)
+
+    # The records load with the first answer read (~8 ms of dataclasses a daemon that asks TMDB
+    # nothing never needs; tests/unit/upstream/test_lazy_imports.py).
+    from addicted_jobs.upstream.models import (
+        TmdbExternalIds,
+        TmdbFindResult,
+        TmdbMovieDetails,
+        TmdbMovieResult,
+        TmdbShowDetails,
+        TmdbTvResult,
+    )
 
 __all__ = ["TmdbClient"]
 
@@ -77,10 +77,14 @@ def _fits(tmdb_or_tvdb_id: int | None) -> bool:
     """An id the catalogue's `int` columns can hold (or none): anything else would fail the
     whole batch's write with a DataError on every retry.
     """
+    from addicted_jobs.upstream.models import PG_INT_MAX  # loaded: an answer was read
+
     return tmdb_or_tvdb_id is None or 0 < tmdb_or_tvdb_id <= PG_INT_MAX
 
 
 def _unfit(what: str, value: int | None) -> None:
+    from addicted_jobs.upstream.models import PG_INT_MAX
+
     log.warning("tmdb id out of range, ignored", what=what, value=value, max=PG_INT_MAX)
 
 
@@ -164,6 +168,8 @@ class TmdbClient(UpstreamSession):
     # TVDB id is None, search and find results with an unfit id are skipped.
 
     async def get_show(self, tmdb_id: int) -> TmdbShowDetails | None:
+        from addicted_jobs.upstream.models import TmdbShowDetails
+
         details = await self._get(f"tv/{tmdb_id}", _adapter(TmdbShowDetails), {})
         if details is not None and not _fits(details.id):
             _unfit("tv id", details.id)
@@ -171,10 +177,14 @@ class TmdbClient(UpstreamSession):
         return details
 
     async def get_show_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
+        from addicted_jobs.upstream.models import TmdbExternalIds
+
         ids = await self._get(f"tv/{tmdb_id}/external_ids", _adapter(TmdbExternalIds), {})
         return _fit_ids(ids)
 
     async def get_movie(self, tmdb_id: int) -> TmdbMovieDetails | None:
+        from addicted_jobs.upstream.models import TmdbMovieDetails
+
         details = await self._get(f"movie/{tmdb_id}", _adapter(TmdbMovieDetails), {})
         if details is not None and not _fits(details.id):
             _unfit("movie id", details.id)
@@ -182,10 +192,14 @@ class TmdbClient(UpstreamSession):
         return details
 
     async def get_movie_external_ids(self, tmdb_id: int) -> TmdbExternalIds | None:
+        from addicted_jobs.upstream.models import TmdbExternalIds
+
         ids = await self._get(f"movie/{tmdb_id}/external_ids", _adapter(TmdbExternalIds), {})
         return _fit_ids(ids)
 
     async def find_by_imdb(self, imdb_id: str) -> TmdbFindResult | None:
+        from addicted_jobs.upstream.models import TmdbFindResult
+
         found = await self._get(
             f"find/{imdb_id}", _adapter(TmdbFindResult), {"external_source": "imdb_id"}
         )
@@ -215,6 +229,8 @@ class TmdbClient(UpstreamSession):
         self, query: str, *, language: str = "en-US"
     ) -> AsyncGenerator[TmdbTvResult, None]:
         """TV results in TMDB's order, across up to MAX_PAGES pages, fetched as consumed."""
+        from addicted_jobs.upstream.models import TmdbTvPage
+
         if not query.strip():
             return  # TMDB rejects an empty query
         params: Params = {"query": query, "language": language}
@@ -230,6 +246,8 @@ class TmdbClient(UpstreamSession):
     async def search_movie(
         self, query: str, *, language: str = "en-US"
     ) -> AsyncGenerator[TmdbMovieResult, None]:
+        from addicted_jobs.upstream.models import TmdbMoviePage
+
         if not query.strip():
             return
         params: Params = {"query": query, "language": language}
@@ -249,7 +267,7 @@ def _fit_ids(ids: TmdbExternalIds | None) -> TmdbExternalIds | None:
     return dataclasses.replace(ids, tvdb_id=None)
 
 
-R = TypeVar("R", TmdbTvResult, TmdbMovieResult)
+R = TypeVar("R", "TmdbTvResult", "TmdbMovieResult")
 
 
 def _fit_results(results: tuple[R, ...], what: str) -> tuple[R, ...]:

@@ -1,7 +1,8 @@
 """The upstream clients' HTTP and retry libraries load with their first request, and Addic7ed's
-page parsers (selectolax) and its cookie jar with the first page or client that needs them, not
-with the daemon: httpx and tenacity are ~50 ms of a start-up of ~0.6 s, the parsers and the jar
-~10 ms more, and a daemon draining engine jobs never calls an upstream."""
+page parsers (selectolax), its cookie jar and both upstreams' parsed records with the first page,
+client or answer that needs them, not with the daemon: httpx and tenacity are ~50 ms of a
+start-up of ~0.6 s, the parsers, the jar and the records ~20 ms more, and a daemon draining
+engine jobs never calls an upstream."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from addicted_jobs.upstream.tmdb import TmdbClient
 
 LIBRARIES = ("httpx", "tenacity")
 PAGES = ("http.cookiejar", "selectolax", "addicted_jobs.upstream.addic7ed_html",
-         "addicted_jobs.upstream.addic7ed_download")
+         "addicted_jobs.upstream.addic7ed_download", "addicted_jobs.upstream.models")
 once = {"retries": 1, "retry_base_s": 0, "retry_max_s": 0}
 addic7ed = Addic7edClient(
     "http://127.0.0.1:9/", requests_per_second=0, **resilience_of(Addic7edSettings(**once))
@@ -59,6 +60,6 @@ def test_the_clients_load_httpx_and_tenacity_with_their_first_request() -> None:
     assert request == "refused: True"
     assert after == "['httpx', 'tenacity']"
     # Built, the Addic7ed client had no jar and no parser yet; the request built its HTTP client
-    # with the jar that refuses cookies, and a refused download parses nothing.
+    # with the jar that refuses cookies, and a refused download parses and reads nothing.
     assert built_pages == "[]"
     assert after_pages == "['http.cookiejar']"

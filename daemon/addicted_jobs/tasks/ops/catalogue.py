@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from addicted_jobs.catalog.languages import known_language
-from addicted_jobs.catalog.search import decide_fetch
 from addicted_jobs.control.op import Fault, Peer, op
 from addicted_jobs.control.protocol import BIGINT
 from addicted_jobs.jobs import EnqueueResult
@@ -32,6 +31,10 @@ async def request_subtitles(
     Raises UnknownLanguage (a ValueError) for a language nobody knows and ShowNotFound (a
     LookupError) for a show id that is not in the catalogue.
     """
+    # With the first request: the search loads most of the catalogue and the parsed upstream
+    # records, which a daemon nobody asks for subtitles never needs.
+    from addicted_jobs.catalog.search import decide_fetch
+
     if season < 0 or episode < 0:
         raise ValueError(f"season and episode are zero or positive, got {season} and {episode}")
     decision = await decide_fetch(
