@@ -6,8 +6,11 @@ runs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel
 
 from addicted_jobs.jobs import JobContext, JobSpec, NoArgs, Registry, RetryPolicy
 from addicted_jobs.settings import FETCH_SUBTITLES_QUEUE, REFRESH_ONE_SHOW_QUEUE
@@ -16,6 +19,9 @@ from addicted_jobs.tasks.resources import Resources
 
 if TYPE_CHECKING:
     from addicted_jobs.tasks.catalogue_jobs import CatalogueJobs
+
+A = TypeVar("A", bound=BaseModel)
+Handler = Callable[[JobContext, A], Awaitable[None]]
 
 # Fixed delay table of RefreshSingleShow and FetchSubtitles, seconds by retry number; the last
 # value repeats once the table is exhausted.
@@ -43,24 +49,39 @@ def register_catalogue_jobs(registry: Registry, resources: Resources) -> None:
 
         return CatalogueJobs(resources)
 
-    def handler(name: str) -> Any:
-        async def run(ctx: JobContext, args: Any) -> None:
-            await getattr(jobs(), name)(ctx, args)
+    def handler(method: Callable[[CatalogueJobs], Handler[A]]) -> Handler[A]:
+        # `method` picks the bound handler (typed: mypy matches its argument model with the
+        # spec's), called in the job's own task: timeouts and cancellation reach it as before.
+        async def run(ctx: JobContext, args: A) -> None:
+            await method(jobs())(ctx, args)
 
-        run.__name__ = run.__qualname__ = name
         return run
 
     for spec in (
-        JobSpec("refresh_available_shows", "default", NoArgs, handler("refresh_available_shows")),
-        JobSpec("map_show_tmdb", "default", NoArgs, handler("map_show_tmdb"), cap=1),
-        JobSpec("clean_duplicate_tmdb", "default", NoArgs, handler("clean_duplicate_tmdb")),
-        JobSpec("fetch_missing_tvdb_id", "default", NoArgs, handler("fetch_missing_tvdb_id")),
-        JobSpec("check_completed_tmdb", "default", CompletedArgs, handler("check_completed_tmdb")),
+        JobSpec(
+            "refresh_available_shows",
+            "default",
+            NoArgs,
+            handler(lambda j: j.refresh_available_shows),
+        ),
+        JobSpec("map_show_tmdb", "default", NoArgs, handler(lambda j: j.map_show_tmdb), cap=1),
+        JobSpec(
+            "clean_duplicate_tmdb", "default", NoArgs, handler(lambda j: j.clean_duplicate_tmdb)
+        ),
+        JobSpec(
+            "fetch_missing_tvdb_id", "default", NoArgs, handler(lambda j: j.fetch_missing_tvdb_id)
+        ),
+        JobSpec(
+            "check_completed_tmdb",
+            "default",
+            CompletedArgs,
+            handler(lambda j: j.check_completed_tmdb),
+        ),
         JobSpec(
             "refresh_single_show",
             REFRESH_ONE_SHOW_QUEUE,
             ShowArgs,
-            handler("refresh_single_show"),
+            handler(lambda j: j.refresh_single_show),
             unique_key=lambda a: str(a.show_id),
             unique_ttl=REFRESH_SHOW_TTL,
             cap=6,
@@ -73,7 +94,7 @@ def register_catalogue_jobs(registry: Registry, resources: Resources) -> None:
             "cleanup_empty_seasons",
             "default",
             ShowArgs,
-            handler("cleanup_empty_seasons"),
+            handler(lambda j: j.cleanup_empty_seasons),
             unique_key=lambda a: f"cleanup-empty-seasons:{a.show_id}",
             lock_key=lambda a: str(a.show_id),
             lock_mode="wait",
@@ -82,7 +103,7 @@ def register_catalogue_jobs(registry: Registry, resources: Resources) -> None:
             "fetch_subtitles",
             FETCH_SUBTITLES_QUEUE,
             FetchSubtitlesArgs,
-            handler("fetch_subtitles"),
+            handler(lambda j: j.fetch_subtitles),
             unique_key=lambda a: f"{a.show_id}-{a.season}",
             cap=10,
             retry=LONG_JOB_RETRY,

@@ -30,10 +30,8 @@ from addicted_jobs.upstream.resilience import (
 from addicted_jobs.upstream.session import DEFAULT_MAX_PAGE_BYTES, UpstreamSession
 
 if TYPE_CHECKING:
-    # Loaded with the first request or page that needs them, not with the daemon: httpx
-    # (upstream/session.py), and the page parsers with selectolax and the parsed records (~10 ms
-    # of imports a daemon that makes no Addic7ed request never needs;
-    # tests/unit/upstream/test_lazy_imports.py).
+    # With the first request or page, not the daemon (tests/unit/upstream/test_lazy_imports.py):
+    # httpx (session.py), and the parsers with selectolax and the records, ~10 ms of imports.
     import httpx
 
     from addicted_jobs.upstream.addic7ed_dom import SkippedRow

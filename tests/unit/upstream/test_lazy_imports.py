@@ -59,7 +59,9 @@ def test_the_clients_load_httpx_and_tenacity_with_their_first_request() -> None:
     # its failure was classified as a transport error (retried, then unavailable).
     assert request == "refused: True"
     assert after == "['httpx', 'tenacity']"
-    # Built, the Addic7ed client had no jar and no parser yet; the request built its HTTP client
-    # with the jar that refuses cookies, and a refused download parses and reads nothing.
+    # Built, the Addic7ed client had no jar and no parser yet. The request built its HTTP client
+    # (httpx itself imports http.cookiejar; that the client's jar refuses every cookie is
+    # test_addic7ed_client.py's test_headers_cookie_and_no_cookie_jar), and a refused download
+    # parses and reads nothing.
     assert built_pages == "[]"
     assert after_pages == "['http.cookiejar']"
