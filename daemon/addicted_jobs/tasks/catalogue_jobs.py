@@ -8,6 +8,7 @@ loads most of the catalogue and the parsed upstream records (tests/integration/t
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from addicted_jobs.catalog import tmdb_sync
 from addicted_jobs.catalog.episodes import episode_subtitles
@@ -20,6 +21,9 @@ from addicted_jobs.jobs import JobContext, JobRequest, NoArgs
 from addicted_jobs.tasks.catalogue_args import CompletedArgs, FetchSubtitlesArgs, ShowArgs
 from addicted_jobs.tasks.resources import Resources
 from addicted_jobs.upstream.errors import NothingToParse, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from addicted_jobs.upstream.tmdb import TmdbClient
 
 # Only chooses a log line in fetch_subtitles (spec 11.3): it never gates anything.
 COSMETIC_AGE = timedelta(days=180)
@@ -44,34 +48,35 @@ class CatalogueJobs:
         dedupe = await ctx.enqueue("clean_duplicate_tmdb", after=mapping.id)
         await ctx.enqueue("fetch_missing_tvdb_id", after=dedupe.id)
 
-    async def map_show_tmdb(self, ctx: JobContext, args: NoArgs) -> None:
+    def _tmdb(self, ctx: JobContext, left_alone: str) -> TmdbClient | None:
+        """The TMDB client, or None after the one warning a TMDB job logs without one (then it
+        does nothing: `left_alone` says what stays as it was)."""
         if self.r.tmdb is None:
-            ctx.log.warning("no TMDB client configured; nothing mapped")
-            return
-        await tmdb_sync.map_show_tmdb(self.r.pool, self.r.tmdb)
+            ctx.log.warning(f"no TMDB client configured; {left_alone}")
+        return self.r.tmdb
+
+    async def map_show_tmdb(self, ctx: JobContext, args: NoArgs) -> None:
+        if (tmdb := self._tmdb(ctx, "nothing mapped")) is not None:
+            await tmdb_sync.map_show_tmdb(self.r.pool, tmdb)
 
     async def clean_duplicate_tmdb(self, ctx: JobContext, args: NoArgs) -> None:
-        if self.r.tmdb is None:
-            ctx.log.warning("no TMDB client configured; duplicates left alone")
-            return
-        await tmdb_sync.clean_duplicate_tmdb(self.r.pool, self.r.tmdb)
+        if (tmdb := self._tmdb(ctx, "duplicates left alone")) is not None:
+            await tmdb_sync.clean_duplicate_tmdb(self.r.pool, tmdb)
 
     async def fetch_missing_tvdb_id(self, ctx: JobContext, args: NoArgs) -> None:
-        if self.r.tmdb is None:
-            ctx.log.warning("no TMDB client configured; TvDB ids left alone")
-            return
-        await tmdb_sync.fetch_missing_tvdb_id(self.r.pool, self.r.tmdb)
+        if (tmdb := self._tmdb(ctx, "TvDB ids left alone")) is not None:
+            await tmdb_sync.fetch_missing_tvdb_id(self.r.pool, tmdb)
 
     async def check_completed_tmdb(self, ctx: JobContext, args: CompletedArgs) -> None:
-        if self.r.tmdb is None:
-            ctx.log.warning("no TMDB client configured; completion flags left alone")
+        tmdb = self._tmdb(ctx, "completion flags left alone")
+        if tmdb is None:
             return
 
         async def refresh(show_ids: list[int]) -> None:
             requests = [JobRequest("refresh_single_show", {"show_id": i}) for i in show_ids]
             await ctx.enqueue_many(requests)
 
-        await tmdb_sync.check_completed_tmdb(self.r.pool, self.r.tmdb, args.completed, refresh)
+        await tmdb_sync.check_completed_tmdb(self.r.pool, tmdb, args.completed, refresh)
 
     async def refresh_single_show(self, ctx: JobContext, args: ShowArgs) -> None:
         result = await self.r.refresher.refresh_show(args.show_id)
