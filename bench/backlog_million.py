@@ -8,8 +8,8 @@ returned, from pg_stat_user_tables / pg_stat_user_indexes).
                                     [--daemon-python PATH]
 
 The finished rows and the backlog are written with one INSERT ... SELECT each, then a CHECKPOINT
-(set-up, not what is measured); the daemon starts on the full table with stock autovacuum and no ANALYZE by hand, as
-after a bulk import. The drain rate is jobs / (last finished_at - first started_at) of the drained
+(set-up, not what is measured); the daemon starts on the full table with stock autovacuum and no
+ANALYZE by hand, as after a bulk import. The drain rate is jobs / (last finished_at - first started_at) of the drained
 jobs, read from the table, so start-up is not counted.
 """
 
