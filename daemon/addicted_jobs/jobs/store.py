@@ -765,8 +765,11 @@ async def queue_counts(db: Executor, oldest: bool = True) -> dict[str, dict[str,
         if oldest and (by_state["ready"] or by_state["scheduled"]):
             due = await next_due(db, queue)
             now = now or await db.fetchval("SELECT now()")
-            if due is not None and due <= now:
-                age = (now - due).total_seconds()
+            if due is not None and (due <= now or by_state["ready"]):
+                # A ready job is due by definition: a run_at after this now() means the clock
+                # stepped back since it was written (seen on this VM: `queues` showed no age for a
+                # queue with a ready job), so its age is 0, not unknown.
+                age = max((now - due).total_seconds(), 0.0)
         result[queue] = queue_entry(by_state, age, paused.get(queue, False))
     return result
 

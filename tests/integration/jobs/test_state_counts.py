@@ -128,3 +128,24 @@ async def test_stats_queues_and_the_status_line_read_the_counters(
     assert (await store.queue_counts(db_pool, oldest=False))["default"][
         "oldest_ready_age_s"
     ] is None
+
+
+async def test_the_oldest_age_is_never_lost_to_a_clock_that_stepped_back(
+    make_engine: EngineFactory, db_pool: asyncpg.Pool
+) -> None:
+    """A ready job whose run_at lies after now() (the wall clock stepped back since its insert)
+    is still shown as waiting, with age 0; a queue holding only a future scheduled job shows none."""
+    engine = await make_engine(registry(Recorder()), start=False)
+    await engine.set_paused("default", True)
+    ready = (await engine.enqueue("quick")).id
+    await db_pool.execute(
+        "UPDATE jobs.jobs SET run_at = now() + interval '2 s' WHERE id = $1", ready
+    )
+    counts = await store.queue_counts(db_pool)
+    assert counts["default"]["counts"]["ready"] == 1
+    assert counts["default"]["oldest_ready_age_s"] == 0.0
+    await db_pool.execute("DELETE FROM jobs.jobs WHERE id = $1", ready)
+    await engine.enqueue("quick", delay=3600)
+    later = await store.queue_counts(db_pool)
+    assert later["default"]["counts"]["scheduled"] == 1
+    assert later["default"]["oldest_ready_age_s"] is None
